@@ -1,0 +1,226 @@
+"""The run configuration: one pydantic model, loaded from YAML, with ``--set a.b=c`` overrides.
+
+Unknown keys and bad values are errors that name the key path and, where the value comes from
+a fixed set, the allowed values. The resolved config (defaults filled in) is what every runner
+stores with its run and what ``params.yaml`` holds for DVC.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from photogenic.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    root: str = Field("data", description="The data folder; relative paths in the config live under it.")
+
+
+class SamplePoolConfig(_Section):
+    """The embedded synthetic pool that `make demo` ingests."""
+
+    out: str = Field("raw/sample-pool", description="Folder under the data root.")
+    n: int = Field(4000, ge=1)
+    seed: int = 0
+    shard_size: int = Field(1000, ge=1)
+
+
+class SourceConfig(_Section):
+    """One source of image–text pairs for ingest."""
+
+    kind: Literal["webdataset", "folder", "table"]
+    uri: str = Field(
+        description="webdataset: tar path/URL, glob or brace pattern (shard-{00000..00009}.tar); "
+        "folder: a folder of images with sidecar .txt captions; table: a .parquet or .csv file."
+    )
+    image_column: str = Field("image", description="table only: column with an image path or bytes")
+    caption_column: str = Field("caption", description="table only: column with the caption")
+    key_column: str | None = Field(None, description="table only: column with a stable row key")
+
+
+class IngestGateConfig(_Section):
+    """Thresholds of the Great Expectations suite that gates the ingested dataset."""
+
+    max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
+    min_rows: int = Field(1, ge=0)
+
+
+class IngestConfig(_Section):
+    sources: list[SourceConfig] = Field(
+        default_factory=lambda: [SourceConfig(kind="webdataset", uri="raw/sample-pool/*.tar")]
+    )
+    output: str = Field("ingested", description="Dataset name; written to <data.root>/datasets/<output>.")
+    workers: int = Field(2, ge=0, description="Decode processes; 0 decodes in the main process.")
+    batch_size: int = Field(64, ge=1, description="Samples sent to the decode workers at a time.")
+    max_pixels: int = Field(
+        64_000_000, ge=1, description="Decompression-bomb limit: images with more pixels are quarantined."
+    )
+    max_image_bytes: int = Field(64 * 2**20, ge=1)
+    max_caption_chars: int = Field(1000, ge=1, description="Longer captions are truncated; the original is kept.")
+    shard_max_images: int = Field(10_000, ge=1)
+    shard_max_bytes: int = Field(2**30, ge=1)
+    gate: IngestGateConfig = Field(default_factory=IngestGateConfig)
+
+    @field_validator("output")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be a plain dataset name (letters, digits, '_', '-', '.'), not a path")
+        return value
+
+
+class DvcConfig(_Section):
+    enabled: bool = Field(True, description="Version every dataset a run produces with DVC.")
+    push: bool = Field(True, description="Push versioned datasets to the default DVC remote.")
+
+
+class RunConfig(_Section):
+    """Everything one run needs. Sections map one-to-one onto the stages."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    sample_pool: SamplePoolConfig = Field(default_factory=SamplePoolConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    dvc: DvcConfig = Field(default_factory=DvcConfig)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config with every default filled in, as plain data (JSON/YAML-safe)."""
+        return self.model_dump(mode="json")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a run config from YAML (or the defaults when ``path`` is None) and apply overrides."""
+    origin = str(path) if path is not None else "the defaults"
+    config = config_from_dict(_read_yaml(Path(path)) if path is not None else {}, origin)
+    if not overrides:
+        return config
+    # overrides apply to the resolved tree, so they can reach into defaults (lists included)
+    tree = config.resolved()
+    for item in overrides:
+        key, value = _parse_override(item)
+        _set_path(tree, key, value)
+    return config_from_dict(tree, origin=f"{origin} with overrides {' '.join(overrides)}")
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.resolved(), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {path} cannot be read: {exc}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of sections, not {type(data).__name__}.")
+    return data
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"Override {item!r} must look like section.key=value.")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text  # not YAML: take the text as a string and let validation judge it
+    return key.strip().split("."), value
+
+
+def _set_path(tree: dict[str, Any], key: list[str], value: Any) -> None:
+    """Set ``tree[k0][k1]...`` = value, creating mappings; numeric parts index into lists."""
+    node: Any = tree
+    for depth, part in enumerate(key[:-1]):
+        nxt = _child(node, part, key[: depth + 1])
+        if nxt is None:
+            nxt = {}
+            _assign(node, part, nxt, key[: depth + 1])
+        node = nxt
+    _assign(node, key[-1], value, key)
+
+
+def _child(node: Any, part: str, where: list[str]) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, where)]
+    if isinstance(node, dict):
+        return node.get(part)
+    raise ConfigError(f"Override key {'.'.join(where)} goes inside a value that is not a section.")
+
+
+def _assign(node: Any, part: str, value: Any, where: list[str]) -> None:
+    if isinstance(node, list):
+        node[_index(node, part, where)] = value
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise ConfigError(f"Override key {'.'.join(where)} goes inside a value that is not a section.")
+
+
+def _index(node: list, part: str, where: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"Override key {'.'.join(where)}: {part!r} is not an index of a list of {len(node)}.")
+    return int(part)
+
+
+def _describe(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(err["loc"][:-1])
+            lines.append(f"unknown key {key!r}" + (f" (allowed here: {', '.join(allowed)})" if allowed else ""))
+        else:
+            lines.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+    return f"Invalid configuration in {origin}: " + "; ".join(lines) + "."
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    """The field names of the section at ``loc``, for 'unknown key' messages."""
+    model: Any = RunConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _section_model(field.annotation)
+        if model is None:
+            return []
+    return sorted(model.model_fields)
+
+
+def _section_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):  # list[SourceConfig], Optional[...]
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,127 @@
+"""A dataset on disk: a folder with the manifest, the quarantine table, shards and a card.
+
+    <folder>/manifest.parquet     one row per sample (see schema.py)
+    <folder>/quarantine.parquet   rows that could not be used, with the reason
+    <folder>/shards/shard-NNNNNN.tar
+    <folder>/dataset.json         counts and the parameters of the stage that made it
+
+Manifest and quarantine are written atomically and last, after every shard they reference is
+complete, so a crash leaves the previous version readable. Shards in the folder that no manifest
+references (left by an interrupted run) are removed by ``discard_unreferenced_shards``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from photogenic.dataset.atomic import filesystem, remove_stale_temporaries, write_bytes, write_text
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.schema import QUARANTINE_SCHEMA
+from photogenic.dataset.shards import list_shards, read_range
+from photogenic.imaging.decode import decode_rgb
+from photogenic.paths import join
+
+MANIFEST = "manifest.parquet"
+QUARANTINE = "quarantine.parquet"
+SHARDS = "shards"
+CARD = "dataset.json"
+
+
+class Dataset:
+    def __init__(self, path: str, name: str | None = None):
+        self.path = path.rstrip("/")
+        self.name = name or self.path.rsplit("/", 1)[-1]
+        self.fs, self._root = filesystem(self.path)
+
+    # -- locations ---------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> str:
+        return join(self.path, MANIFEST)
+
+    @property
+    def quarantine_path(self) -> str:
+        return join(self.path, QUARANTINE)
+
+    @property
+    def shards_dir(self) -> str:
+        return join(self.path, SHARDS)
+
+    def exists(self) -> bool:
+        return self.fs.exists(join(self._root, MANIFEST))
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
+        with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
+            return pq.read_table(handle, columns=columns)
+
+    def read_quarantine(self) -> pa.Table:
+        path = join(self._root, QUARANTINE)
+        if not self.fs.exists(path):
+            return QUARANTINE_SCHEMA.empty_table()
+        with self.fs.open(path, "rb") as handle:
+            return pq.read_table(handle)
+
+    def read_card(self) -> dict[str, Any]:
+        path = join(self._root, CARD)
+        if not self.fs.exists(path):
+            return {}
+        return json.loads(self.fs.cat_file(path))
+
+    def image_bytes(self, row: dict[str, Any]) -> bytes:
+        """The original bytes of one manifest row's image: one ranged read."""
+        return read_range(join(self.path, row["shard"]), int(row["offset"]), int(row["length"]))
+
+    def load_image(self, row: dict[str, Any], max_pixels: int | None = None) -> Image.Image:
+        """The row's image as RGB, orientation applied, decoded the same way ingest checked it."""
+        return decode_rgb(self.image_bytes(row), max_pixels=max_pixels)
+
+    # -- writing -------------------------------------------------------------------------------
+    def write(self, manifest: pa.Table, quarantine: pa.Table, card: dict[str, Any]) -> DatasetRef:
+        """Write the tables and card atomically, manifest last; return the new ref."""
+        write_bytes(join(self.path, QUARANTINE), _parquet_bytes(quarantine))
+        write_text(join(self.path, CARD), json.dumps(card, indent=2, sort_keys=True) + "\n")
+        manifest_bytes = _parquet_bytes(manifest)
+        write_bytes(self.manifest_path, manifest_bytes)
+        return DatasetRef(
+            name=self.name,
+            path=self.path,
+            manifest=self.manifest_path,
+            content_hash=hashlib.sha256(manifest_bytes).hexdigest(),
+            rows=manifest.num_rows,
+            quarantined=quarantine.num_rows,
+        )
+
+    def ref(self) -> DatasetRef:
+        data = self.fs.cat_file(join(self._root, MANIFEST))
+        rows = pq.read_metadata(io.BytesIO(data)).num_rows
+        return DatasetRef(
+            name=self.name,
+            path=self.path,
+            manifest=self.manifest_path,
+            content_hash=hashlib.sha256(data).hexdigest(),
+            rows=rows,
+            quarantined=self.read_quarantine().num_rows,
+        )
+
+    def discard_unreferenced_shards(self, referenced: set[str]) -> list[str]:
+        """Remove temporaries and shards no manifest row points at (an interrupted run's)."""
+        removed = remove_stale_temporaries(self.path)
+        for name in list_shards(self.shards_dir):
+            if f"{SHARDS}/{name}" not in referenced:
+                self.fs.rm(join(self._root, SHARDS, name))
+                removed.append(name)
+        return removed
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    # zstd keeps manifests small; statistics let readers prune by sample_id and scores
+    pq.write_table(table, sink, compression="zstd", write_statistics=True)
+    return sink.getvalue()

@@ -1,0 +1,27 @@
+"""Errors a user can cause. The CLI turns them into a one-paragraph message and exit code 2.
+
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class PhotogenicError(Exception):
+    """An error caused by input the user controls (config, paths, data, annotation files)."""
+
+    #: process exit code the CLI uses for this kind of error
+    exit_code = 2
+
+
+class ConfigError(PhotogenicError):
+    """The run configuration is invalid: unknown key, bad value, unreadable file."""
+
+
+class DataError(PhotogenicError):
+    """Input data cannot be used as given: missing source, path outside the data folder."""
+
+
+class QualityGateError(PhotogenicError):
+    """A dataset failed its Great Expectations suite; downstream stages must not run."""
+
+    exit_code = 3

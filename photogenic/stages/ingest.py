@@ -1,0 +1,302 @@
+"""Ingest: turn image–text sources into a dataset (manifest + image store + quarantine).
+
+Every image is fully decoded once here (in worker processes), so later stages can trust that
+every manifest row decodes. Exact duplicates (same sha256) collapse into one row that keeps all
+of their sources. Unusable samples go to the quarantine table with a reason code.
+
+Ingest is incremental and idempotent: sources already in the manifest or the quarantine are
+skipped before decoding, so re-ingesting the same shards adds nothing and adding a shard adds
+only its samples. New images go into new shards; existing shards are never touched. The
+manifest is checkpointed whenever a shard is closed, so an interrupted run resumes from the
+last closed shard, and since shard boundaries fall at the same samples either way, a resumed
+run produces the same dataset as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from photogenic.config import RunConfig
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.schema import META_PREFIX, QUARANTINE_SCHEMA, manifest_schema
+from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
+from photogenic.dataset.store import SHARDS, Dataset
+from photogenic.paths import dataset_dir
+from photogenic.sources.readers import RawSample, iter_source
+from photogenic.stages.ingest_worker import ProbeOutcome, ProbeTask, run_probe
+
+log = logging.getLogger(__name__)
+
+_STORED_EXTENSION = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+
+
+@dataclass
+class IngestStats:
+    """Counts of one ingest run (the dataset's totals are on its DatasetRef)."""
+
+    seen: int = 0
+    skipped_known: int = 0
+    added: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    shards_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return (self.seen - self.skipped_known) / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "images_per_second": round(self.images_per_second, 1)}
+
+
+@dataclass
+class IngestResult:
+    ref: DatasetRef
+    stats: IngestStats
+
+
+def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
+    settings = config.ingest
+    dataset = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
+    state = _ManifestBuilder.load(dataset)
+    removed = dataset.discard_unreferenced_shards(state.referenced_shards())
+    if removed:
+        log.warning("Removed %d files an interrupted run left in %s: %s", len(removed), dataset.path, removed)
+
+    writer = ShardWriter(
+        dataset.shards_dir,
+        first_index=next_shard_index(list_shards(dataset.shards_dir)),
+        max_images=settings.shard_max_images,
+        max_bytes=settings.shard_max_bytes,
+    )
+    stats = IngestStats()
+    started = time.perf_counter()
+    samples = _new_samples(config, state, stats)
+    bar = tqdm(samples, desc=f"ingest → {settings.output}", unit="img", disable=not progress, smoothing=0.1)
+    try:
+        for sample, outcome in _probe_all(bar, config):
+            _record(sample, outcome, state, writer, stats, on_new_shard=lambda: state.checkpoint(dataset, config))
+        writer.close_shard()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        bar.close()
+    stats.shards_written = len(writer.closed_shards)
+    stats.seconds = time.perf_counter() - started
+    ref = state.checkpoint(dataset, config) if state.changed else dataset.ref()
+    log.info(
+        "ingest %s: %d seen, %d already known, %d added, %d duplicates, %d quarantined (%.0f img/s); dataset has %d rows",
+        settings.output, stats.seen, stats.skipped_known, stats.added, stats.duplicates, stats.quarantined,
+        stats.images_per_second, ref.rows,
+    )
+    return IngestResult(ref=ref, stats=stats)
+
+
+def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats) -> Iterator[RawSample]:
+    for source in config.ingest.sources:
+        for sample in iter_source(source, config.data.root):
+            stats.seen += 1
+            if sample.source in state.known_sources:
+                stats.skipped_known += 1
+                continue
+            yield sample
+
+
+def _probe_all(samples: Iterable[RawSample], config: RunConfig) -> Iterator[tuple[RawSample, ProbeOutcome]]:
+    """Decode samples in worker processes, in order, with one batch in flight while the
+    previous batch is recorded, so memory holds at most two batches of images."""
+    settings = config.ingest
+    batches = _batched(samples, settings.batch_size)
+
+    def tasks(batch: list[RawSample]) -> list[ProbeTask]:
+        return [
+            ProbeTask(s.image, s.caption, settings.max_pixels, settings.max_image_bytes, settings.max_caption_chars)
+            for s in batch
+        ]
+
+    if settings.workers == 0:
+        for batch in batches:
+            yield from zip(batch, map(run_probe, tasks(batch)))
+        return
+    # spawn, not fork: the caller may be a threaded orchestrator process
+    with multiprocessing.get_context("spawn").Pool(settings.workers) as pool:
+        pending = None
+        for batch in batches:
+            future = pool.map_async(run_probe, tasks(batch), chunksize=max(1, len(batch) // (4 * settings.workers)))
+            if pending is not None:
+                yield from zip(pending[0], pending[1].get())
+            pending = (batch, future)
+        if pending is not None:
+            yield from zip(pending[0], pending[1].get())
+
+
+def _batched(items: Iterable[RawSample], size: int) -> Iterator[list[RawSample]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,
+            stats: IngestStats, on_new_shard) -> None:
+    state.known_sources.add(sample.source)
+    if sample.image is None or outcome.problem is not None:
+        code, message = outcome.problem or sample.problem or ("missing_image", "the source has no image")
+        state.quarantine(sample, outcome, code, message)
+        stats.quarantined += 1
+        return
+    if state.add_duplicate_source(outcome.sample_id, sample.source):
+        stats.duplicates += 1
+        return
+    closed_before = len(writer.closed_shards)
+    stored = writer.add(outcome.sample_id, _STORED_EXTENSION[outcome.info.format], sample.image)
+    if len(writer.closed_shards) > closed_before:
+        on_new_shard()  # every row recorded so far lives in a closed shard: safe to checkpoint
+    state.add_row(sample, outcome, shard=f"{SHARDS}/{stored.shard}", offset=stored.offset)
+    stats.added += 1
+
+
+class _ManifestBuilder:
+    """The manifest being built: the existing rows (as Arrow) plus this run's new rows."""
+
+    def __init__(self, existing: pa.Table, quarantine: pa.Table):
+        self.existing = existing
+        self.existing_quarantine = quarantine
+        self.new_rows: list[dict[str, Any]] = []
+        self.new_quarantine: list[dict[str, Any]] = []
+        self.extra_sources: dict[int, list[str]] = {}  # row index -> sources added this run
+        self.changed = False
+        ids = existing.column("sample_id").to_pylist() if existing.num_rows else []
+        self.index: dict[str, int] = {sid: i for i, sid in enumerate(ids)}
+        sources = existing.column("sources").to_pylist() if existing.num_rows else []
+        self.known_sources: set[str] = {s for group in sources for s in group}
+        self.known_sources.update(quarantine.column("source").to_pylist())
+
+    @classmethod
+    def load(cls, dataset: Dataset) -> _ManifestBuilder:
+        if not dataset.exists():
+            return cls(manifest_schema().empty_table(), QUARANTINE_SCHEMA.empty_table())
+        return cls(dataset.read_manifest(), dataset.read_quarantine())
+
+    def referenced_shards(self) -> set[str]:
+        return set(self.existing.column("shard").to_pylist()) if self.existing.num_rows else set()
+
+    def add_duplicate_source(self, sample_id: str, source: str) -> bool:
+        row = self.index.get(sample_id)
+        if row is None:
+            return False
+        if row < self.existing.num_rows:
+            self.extra_sources.setdefault(row, []).append(source)
+        else:
+            self.new_rows[row - self.existing.num_rows]["sources"].append(source)
+        self.changed = True
+        return True
+
+    def add_row(self, sample: RawSample, outcome: ProbeOutcome, shard: str, offset: int) -> None:
+        info, caption = outcome.info, outcome.caption
+        row = {
+            "sample_id": outcome.sample_id,
+            "shard": shard,
+            "offset": offset,
+            "length": outcome.length,
+            "format": info.format,
+            "width": info.width,
+            "height": info.height,
+            "mode": info.mode,
+            "orientation": info.orientation,
+            "source_kind": sample.source_kind,
+            "source": sample.source,
+            "sources": [sample.source],
+            "url": sample.meta.get("url") if isinstance(sample.meta.get("url"), str) else None,
+            "caption": caption.text,
+            "caption_source": "source" if caption.text is not None else None,
+            "caption_status": caption.status,
+            "caption_raw": caption.raw,
+            "source_meta": _meta_json(sample),
+        }
+        for key, value in sample.meta.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[f"{META_PREFIX}{key}"] = float(value)
+        self.index[outcome.sample_id] = self.existing.num_rows + len(self.new_rows)
+        self.new_rows.append(row)
+        self.changed = True
+
+    def quarantine(self, sample: RawSample, outcome: ProbeOutcome, code: str, message: str) -> None:
+        self.new_quarantine.append({
+            "source_kind": sample.source_kind,
+            "source": sample.source,
+            "sample_id": outcome.sample_id,
+            "length": outcome.length,
+            "stage": "ingest",
+            "reason_code": code,
+            "reason": message,
+        })
+        self.changed = True
+
+    def checkpoint(self, dataset: Dataset, config: RunConfig) -> DatasetRef:
+        """Write the manifest (existing + new rows so far) and quarantine atomically."""
+        manifest = self._manifest()
+        quarantine = pa.concat_tables([
+            self.existing_quarantine.cast(QUARANTINE_SCHEMA),
+            pa.Table.from_pylist(self.new_quarantine, schema=QUARANTINE_SCHEMA),
+        ])
+        return dataset.write(manifest, quarantine, _card(dataset, manifest, quarantine, config))
+
+    def _manifest(self) -> pa.Table:
+        meta_columns = sorted(
+            {n for n in self.existing.schema.names if n.startswith(META_PREFIX)}
+            | {k for row in self.new_rows for k in row if k.startswith(META_PREFIX)}
+        )
+        schema = manifest_schema({name: pa.float64() for name in meta_columns})
+        existing = self.existing
+        if self.extra_sources:
+            sources = existing.column("sources").to_pylist()
+            for row, extra in self.extra_sources.items():
+                sources[row] = sources[row] + extra
+            existing = existing.set_column(
+                existing.schema.get_field_index("sources"), "sources", pa.array(sources, pa.list_(pa.string()))
+            )
+        for name in schema.names:
+            if name not in existing.schema.names:
+                existing = existing.append_column(name, pa.nulls(existing.num_rows, schema.field(name).type))
+        new = pa.Table.from_pylist(self.new_rows, schema=schema)
+        return pa.concat_tables([existing.select(schema.names).cast(schema), new])
+
+
+def _meta_json(sample: RawSample) -> str | None:
+    meta = dict(sample.meta)
+    if sample.problem is not None:  # e.g. an unparseable .json sidecar: the image is still fine
+        meta["metadata_error"] = sample.problem[1]
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str) if meta else None
+
+
+def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, config: RunConfig) -> dict[str, Any]:
+    """dataset.json: what a person needs to know about this version. No timestamps, so that the
+    same inputs give byte-identical datasets (and the same DVC md5)."""
+    sources = manifest.column("sources").to_pylist()
+    return {
+        "name": dataset.name,
+        "stage": "ingest",
+        "rows": manifest.num_rows,
+        "quarantined": quarantine.num_rows,
+        "duplicates_collapsed": sum(len(s) - 1 for s in sources),
+        "shards": len({s for s in manifest.column("shard").to_pylist()}),
+        "bytes": int(sum(manifest.column("length").to_pylist())),
+        "formats": dict(sorted(Counter(manifest.column("format").to_pylist()).items())),
+        "caption_status": dict(sorted(Counter(manifest.column("caption_status").to_pylist()).items())),
+        "quarantine_reasons": dict(sorted(Counter(quarantine.column("reason_code").to_pylist()).items())),
+        "sources": [s.model_dump() for s in config.ingest.sources],
+        "params": config.ingest.model_dump(mode="json", exclude={"sources", "gate"}),
+    }

@@ -1,0 +1,48 @@
+"""The per-sample work of ingest that runs in decode worker processes.
+
+Kept in its own small module so that spawned workers import only what they need (Pillow,
+numpy), not the config or orchestration layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from photogenic.imaging.decode import ImageInfo, UnusableImage, probe
+from photogenic.text import CleanCaption, clean_caption
+
+
+@dataclass(frozen=True)
+class ProbeTask:
+    image: bytes | None
+    caption: bytes | None
+    max_pixels: int
+    max_image_bytes: int
+    max_caption_chars: int
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    sample_id: str | None
+    length: int
+    info: ImageInfo | None
+    #: (reason_code, message) when the image is unusable
+    problem: tuple[str, str] | None
+    caption: CleanCaption
+
+
+def run_probe(task: ProbeTask) -> ProbeOutcome:
+    caption = clean_caption(task.caption, task.max_caption_chars)
+    if task.image is None:
+        return ProbeOutcome(None, 0, None, None, caption)
+    data = task.image
+    sample_id = hashlib.sha256(data).hexdigest()
+    if len(data) > task.max_image_bytes:
+        problem = ("file_too_large", f"{len(data)} bytes exceeds ingest.max_image_bytes={task.max_image_bytes}")
+        return ProbeOutcome(sample_id, len(data), None, problem, caption)
+    try:
+        info = probe(data, task.max_pixels)
+    except UnusableImage as exc:
+        return ProbeOutcome(sample_id, len(data), None, (exc.code, str(exc)), caption)
+    return ProbeOutcome(sample_id, len(data), info, None, caption)

@@ -1,0 +1,81 @@
+"""Every stage's contract, declared once: what it reads, writes, which config sections it takes,
+which quality gate checks its output, and what resources it needs.
+
+The runners (ZenML steps, ``photogenic step`` for dvc.yaml, later KFP) are thin over this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from photogenic.config import RunConfig
+from photogenic.dataset.ref import DatasetRef
+from photogenic.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpus: float = 1.0
+    memory_gb: float = 2.0
+    gpus: int = 0
+
+
+@dataclass
+class StageOutput:
+    ref: DatasetRef
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    description: str
+    run: Callable[[RunConfig, bool], StageOutput]
+    #: config sections the stage reads (DVC params, the step's parameters)
+    params: tuple[str, ...]
+    #: the Great Expectations suite kind that gates the stage's output
+    gate: str | None
+    #: parameters of that suite, taken from the config
+    gate_params: Callable[[RunConfig], dict[str, Any]] | None = None
+    resources: Resources = Resources()
+
+
+def _run_ingest(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.ingest import ingest
+
+    result = ingest(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats.as_dict())
+
+
+def _ingest_gate_params(config: RunConfig) -> dict[str, Any]:
+    return {
+        "max_caption_chars": config.ingest.max_caption_chars,
+        "max_quarantine_share": config.ingest.gate.max_quarantine_share,
+        "min_rows": config.ingest.gate.min_rows,
+    }
+
+
+STAGES: dict[str, StageSpec] = {
+    spec.name: spec
+    for spec in [
+        StageSpec(
+            name="ingest",
+            description="Read the sources, decode and check every image, collapse exact duplicates, "
+            "quarantine what cannot be used, and write the ingested dataset.",
+            run=_run_ingest,
+            params=("data", "ingest"),
+            gate="ingest",
+            gate_params=_ingest_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+        ),
+    ]
+}
+
+
+def get_stage(name: str) -> StageSpec:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise ConfigError(f"Unknown stage {name!r}; the stages are: {', '.join(STAGES)}.") from None

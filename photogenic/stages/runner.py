@@ -1,0 +1,40 @@
+"""Running a stage and its quality gate: the core that every runner calls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from photogenic.config import RunConfig
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.store import Dataset
+from photogenic.stages.registry import StageOutput, get_stage
+
+log = logging.getLogger(__name__)
+
+
+def run_stage(name: str, config: RunConfig, progress: bool = True) -> StageOutput:
+    return get_stage(name).run(config, progress)
+
+
+def quality_dir(ref: DatasetRef) -> str:
+    """Where a dataset's gate writes its Data Docs: beside the dataset folder, not inside it,
+    because the docs carry run times and would change the dataset's DVC md5 on every run."""
+    return f"{ref.path}.quality"
+
+
+def check_output(name: str, ref: DatasetRef, config: RunConfig, raise_on_failure: bool = True) -> Any:
+    """Validate a stage's output with its Great Expectations suite; raise QualityGateError on
+    failure (unless told not to). Returns the GateResult, or None for a stage without a gate."""
+    spec = get_stage(name)
+    if spec.gate is None:
+        return None
+    from photogenic.quality import run_gate
+
+    manifest = Dataset(ref.path).read_manifest().drop_columns(["caption_raw"]).to_pandas()
+    params: dict[str, Any] = spec.gate_params(config) if spec.gate_params else {}
+    result = run_gate(spec.gate, manifest, quarantine_rows=ref.quarantined, params=params, docs_dir=quality_dir(ref))
+    log.info("quality gate %s on %s: %s", spec.gate, ref.name, "passed" if result.success else "FAILED")
+    if raise_on_failure:
+        result.raise_for_failure()
+    return result

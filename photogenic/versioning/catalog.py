@@ -1,0 +1,56 @@
+"""The catalogue behind ``photogenic data ls``: every dataset folder, its current DVC md5 and
+its recorded versions with the runs that made them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from photogenic.dataset.atomic import filesystem
+from photogenic.dataset.store import Dataset
+from photogenic.paths import datasets_dir, join
+from photogenic.versioning.dvc import find_project, locked_md5
+from photogenic.versioning.log import read_versions
+
+
+def catalog(data_root: str) -> list[dict[str, Any]]:
+    versions = read_versions(data_root)
+    project = find_project(".")
+    fs, root = filesystem(datasets_dir(data_root))
+    names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls(root, detail=False) if fs.isdir(p)) if fs.exists(root) else []
+    rows = []
+    for name in names:
+        dataset = Dataset(join(datasets_dir(data_root), name))
+        if not dataset.exists():
+            continue
+        ref = dataset.ref()
+        current = locked_md5(project, str(Path(dataset.path).resolve().relative_to(project))) if project else None
+        history = [v for v in versions if v["dataset"] == name]
+        rows.append({
+            "dataset": name,
+            "path": dataset.path,
+            "rows": ref.rows,
+            "quarantined": ref.quarantined,
+            "content_hash": ref.content_hash,
+            "dvc_md5": current,
+            "versions": history,
+        })
+    return rows
+
+
+def format_catalog(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No datasets yet. `make demo` or `photogenic run` makes some."
+    lines = [f"{'dataset':<16} {'version (dvc md5)':<38} {'rows':>8} {'quar.':>6}  made by"]
+    for row in rows:
+        history = row["versions"] or [{"dvc_md5": row["dvc_md5"], "rows": row["rows"], "quarantined": row["quarantined"], "run": {}}]
+        for version in history:
+            run = version.get("run") or {}
+            made_by = f"{run.get('runner', '?')} {run.get('name', '')} {run.get('id', '')}".strip()
+            current = " *" if version.get("dvc_md5") and version.get("dvc_md5") == row["dvc_md5"] else ""
+            lines.append(
+                f"{row['dataset']:<16} {str(version.get('dvc_md5') or 'not versioned') + current:<38} "
+                f"{version['rows']:>8} {version['quarantined']:>6}  {made_by or 'unknown'}"
+            )
+    lines.append("* = the version dvc.lock records now")
+    return "\n".join(lines)

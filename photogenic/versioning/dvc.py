@@ -1,0 +1,115 @@
+"""Dataset versioning with DVC.
+
+dvc.yaml declares every stage with its deps, params (read from ``params.yaml``, the resolved
+run config) and outs. Whichever runner produced a stage's outputs, the version is recorded the
+same way: ``dvc commit`` writes the stage's deps/outs md5s to ``dvc.lock`` and puts the outputs
+in the DVC cache, and ``dvc push`` copies them to the default remote, so ``dvc pull`` restores
+any version whose ``dvc.lock`` is in git. DVC is driven through its command line, its stable
+public interface, with the interpreter that runs photogenic.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from photogenic.errors import DataError
+
+LOCK_FILE = "dvc.lock"
+PARAMS_FILE = "params.yaml"
+
+
+@dataclass(frozen=True)
+class OutputVersion:
+    path: str
+    md5: str
+    size: int | None
+    nfiles: int | None
+
+
+def find_project(start: str | Path = ".") -> Path | None:
+    """The DVC project folder containing ``start`` (the one with ``.dvc/``), if any."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def require_project(start: str | Path = ".") -> Path:
+    project = find_project(start)
+    if project is None:
+        raise DataError(
+            f"{Path(start).resolve()} is not inside a DVC project, but dvc.enabled is true. Run the "
+            "pipeline from the photogenic project folder, run `dvc init` here, or set dvc.enabled=false."
+        )
+    return project
+
+
+def run_dvc(project: Path, *args: str) -> str:
+    """Run one DVC command in ``project``; a failure is a DataError carrying DVC's message."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip()
+        raise DataError(f"`dvc {' '.join(args)}` failed in {project}: {message}")
+    return done.stdout
+
+
+def commit_stage(project: Path, stage: str, push: bool) -> list[OutputVersion]:
+    """Record the current outputs of ``stage`` in dvc.lock and the cache (and the remote)."""
+    run_dvc(project, "commit", "--force", stage)
+    if push:
+        run_dvc(project, "push", stage)
+    return stage_outputs(project, stage)
+
+
+def stage_outputs(project: Path, stage: str) -> list[OutputVersion]:
+    """The outs of ``stage`` as recorded in dvc.lock (empty if the stage was never recorded)."""
+    lock = read_lock(project)
+    entry = lock.get("stages", {}).get(stage, {})
+    return [
+        OutputVersion(path=o["path"], md5=o.get("md5", ""), size=o.get("size"), nfiles=o.get("nfiles"))
+        for o in entry.get("outs", [])
+    ]
+
+
+def read_lock(project: Path) -> dict:
+    path = project / LOCK_FILE
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def locked_md5(project: Path, path: str) -> str | None:
+    """The md5 dvc.lock records for output ``path`` (relative to the project), in any stage."""
+    wanted = os.path.normpath(path)
+    for entry in read_lock(project).get("stages", {}).values():
+        for out in entry.get("outs", []):
+            if os.path.normpath(out["path"]) == wanted:
+                return out.get("md5")
+    return None
+
+
+def write_params(project: Path, resolved: dict) -> bool:
+    """Write the resolved run config to params.yaml (what dvc.yaml reads); True if it changed.
+
+    Like ``dvc exp run --set-param``, a run with another config or overrides updates
+    params.yaml, so dvc.lock always records the parameters the outputs were really made with.
+    """
+    from photogenic.dataset.atomic import write_text
+
+    path = project / PARAMS_FILE
+    text = "# The resolved config of the last `photogenic run`; dvc.yaml reads its parameters here.\n"
+    text += yaml.safe_dump(resolved, sort_keys=False)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text(str(path), text)
+    return True

@@ -1,0 +1,1 @@
+"""ZenML steps: thin wrappers that call the core library and attach metadata."""

@@ -1,0 +1,94 @@
+"""Shared fixtures. Every test runs in its own temp dir with its own ZenML and MLflow homes,
+and nothing here touches the network."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Run in tmp_path; keep tool state (ZenML, MLflow, DVC, GE) inside it and offline."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZENML_CONFIG_PATH", str(tmp_path / ".zen-home"))
+    monkeypatch.setenv("ZENML_ANALYTICS_OPT_IN", "false")
+    monkeypatch.setenv("ZENML_LOGGING_VERBOSITY", "WARN")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    (tmp_path / "home").mkdir()
+    yield tmp_path
+
+
+def image_bytes(size=(64, 48), fmt="JPEG", mode="RGB", seed=0, **save) -> bytes:
+    """A small random image encoded in ``fmt``; different seeds give different bytes."""
+    rng = np.random.default_rng(seed)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1, "LA": 2, "CMYK": 4}[mode]
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    image = Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **save)
+    return buffer.getvalue()
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def wds_members(key: str, image: bytes | None, caption: bytes | str | None = None, meta: dict | None = None,
+                ext: str = "jpg") -> list[tuple[str, bytes]]:
+    """The members img2dataset writes for one sample."""
+    members = []
+    if image is not None:
+        members.append((f"{key}.{ext}", image))
+    if caption is not None:
+        members.append((f"{key}.txt", caption.encode() if isinstance(caption, str) else caption))
+    if meta is not None:
+        members.append((f"{key}.json", json.dumps(meta).encode()))
+    return members
+
+
+def config_for(root: Path, *overrides: str):
+    from photogenic.config import load_config
+
+    return load_config(None, [f"data.root={root}", "ingest.workers=0", *overrides])
+
+
+@pytest.fixture
+def dvc_project(tmp_path):
+    """A throwaway photogenic project: git + DVC initialised, the stage code and dvc.yaml copied,
+    and a small sample pool in params.yaml."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "configs"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, project / name)
+    shutil.copytree(REPO / "photogenic", project / "photogenic", ignore=shutil.ignore_patterns("__pycache__"))
+    run = lambda *args: subprocess.run(args, cwd=project, check=True, capture_output=True, text=True)  # noqa: E731
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "ci@example.invalid")
+    run("git", "config", "user.name", "ci")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    run(sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(tmp_path / "dvc-remote"))
+    return project
