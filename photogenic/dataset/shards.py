@@ -11,7 +11,6 @@ images in the same order give byte-identical shards, which keeps DVC's md5s repr
 
 from __future__ import annotations
 
-import io
 import re
 import tarfile
 from dataclasses import dataclass
@@ -34,7 +33,12 @@ class StoredImage:
 
 
 class ShardWriter:
-    """Writes images into new shards under ``folder``, rolling over at a count or byte size."""
+    """Writes images into new shards under ``folder``, rolling over at a count or byte size.
+
+    Members are written as plain USTAR blocks (header, data, padding to 512 bytes, and the
+    end-of-archive blocks that tarfile writes), so the data offset of every member is known
+    without a second pass and the result is a standard tar that tarfile and WebDataset read.
+    """
 
     def __init__(self, folder: str, *, first_index: int, max_images: int, max_bytes: int):
         self.folder = folder
@@ -43,59 +47,58 @@ class ShardWriter:
         self.max_images = max_images
         self.max_bytes = max_bytes
         self._index = first_index
-        self._tar: tarfile.TarFile | None = None
         self._handle = None
         self._tmp = ""
         self._count = 0
+        self._offset = 0
         self.closed_shards: list[str] = []
 
     def add(self, sample_id: str, ext: str, data: bytes) -> StoredImage:
-        if self._tar is not None and (
-            self._count >= self.max_images or self._tar.offset + len(data) > self.max_bytes
+        if self._handle is not None and (
+            self._count >= self.max_images or self._offset + len(data) > self.max_bytes
         ):
             self.close_shard()
-        if self._tar is None:
+        if self._handle is None:
             self._open_shard()
-        assert self._tar is not None
         info = tarfile.TarInfo(name=f"{sample_id}.{ext}")
         info.size = len(data)
         info.mtime = 0
         info.mode = 0o644
-        header = info.tobuf(self._tar.format, self._tar.encoding, self._tar.errors)
-        offset = self._tar.offset + len(header)
-        self._tar.addfile(info, io.BytesIO(data))
+        header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+        offset = self._offset + len(header)
+        padding = -len(data) % tarfile.BLOCKSIZE
+        self._handle.write(header)
+        self._handle.write(data)
+        self._handle.write(b"\0" * padding)
+        self._offset = offset + len(data) + padding
         self._count += 1
         return StoredImage(shard=shard_name(self._index), offset=offset, length=len(data))
 
-    @property
-    def pending(self) -> bool:
-        return self._tar is not None
-
     def close_shard(self) -> None:
-        """Finish the open shard and give it its final name."""
-        if self._tar is None:
+        """Finish the open shard (end-of-archive blocks) and give it its final name."""
+        if self._handle is None:
             return
-        self._tar.close()
+        end = self._offset + 2 * tarfile.BLOCKSIZE
+        self._handle.write(b"\0" * (end - self._offset + (-end % tarfile.RECORDSIZE)))
         self._handle.close()
-        final = join(self._root, shard_name(self._index))
-        self.fs.mv(self._tmp, final)
+        self.fs.mv(self._tmp, join(self._root, shard_name(self._index)))
         self.closed_shards.append(shard_name(self._index))
-        self._tar = self._handle = None
+        self._handle = None
         self._index += 1
         self._count = 0
+        self._offset = 0
 
     def abort(self) -> None:
         """Drop the open shard (its images were never recorded in a manifest)."""
-        if self._tar is None:
+        if self._handle is None:
             return
         self._handle.close()
         self.fs.rm(self._tmp)
-        self._tar = self._handle = None
+        self._handle = None
 
     def _open_shard(self) -> None:
         self._tmp = join(self._root, f"{shard_name(self._index)}{TMP_MARK}writing")
         self._handle = self.fs.open(self._tmp, "wb")
-        self._tar = tarfile.open(fileobj=self._handle, mode="w", format=tarfile.USTAR_FORMAT)
 
 
 def list_shards(folder: str) -> list[str]:

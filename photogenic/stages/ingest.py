@@ -14,10 +14,8 @@ run produces the same dataset as an uninterrupted one.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -32,6 +30,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import META_PREFIX, QUARANTINE_SCHEMA, manifest_schema
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import SHARDS, Dataset
+from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
 from photogenic.sources.readers import RawSample, iter_source
 from photogenic.stages.ingest_worker import ProbeOutcome, ProbeTask, run_probe
@@ -116,37 +115,15 @@ def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats)
 
 
 def _probe_all(samples: Iterable[RawSample], config: RunConfig) -> Iterator[tuple[RawSample, ProbeOutcome]]:
-    """Decode samples in worker processes, in order, with one batch in flight while the
-    previous batch is recorded, so memory holds at most two batches of images."""
+    """Decode and check samples in worker processes, results in input order."""
     settings = config.ingest
-    batches = _batched(samples, settings.batch_size)
 
-    def tasks(batch: list[RawSample]) -> list[ProbeTask]:
-        return [
-            ProbeTask(s.image, s.caption, settings.max_pixels, settings.max_image_bytes, settings.max_caption_chars)
-            for s in batch
-        ]
+    def task(sample: RawSample) -> ProbeTask:
+        return ProbeTask(
+            sample.image, sample.caption, settings.max_pixels, settings.max_image_bytes, settings.max_caption_chars
+        )
 
-    if settings.workers == 0:
-        for batch in batches:
-            yield from zip(batch, map(run_probe, tasks(batch)))
-        return
-    # spawn, not fork: the caller may be a threaded orchestrator process
-    with multiprocessing.get_context("spawn").Pool(settings.workers) as pool:
-        pending = None
-        for batch in batches:
-            future = pool.map_async(run_probe, tasks(batch), chunksize=max(1, len(batch) // (4 * settings.workers)))
-            if pending is not None:
-                yield from zip(pending[0], pending[1].get())
-            pending = (batch, future)
-        if pending is not None:
-            yield from zip(pending[0], pending[1].get())
-
-
-def _batched(items: Iterable[RawSample], size: int) -> Iterator[list[RawSample]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
+    return ordered_map(run_probe, samples, task, workers=settings.workers, batch_size=settings.batch_size)
 
 
 def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,

@@ -24,7 +24,7 @@ def catalog(data_root: str) -> list[dict[str, Any]]:
         if not dataset.exists():
             continue
         ref = dataset.ref()
-        current = locked_md5(project, str(Path(dataset.path).resolve().relative_to(project))) if project else None
+        current = _locked(project, dataset.path)
         history = [v for v in versions if v["dataset"] == name]
         rows.append({
             "dataset": name,
@@ -36,6 +36,16 @@ def catalog(data_root: str) -> list[dict[str, Any]]:
             "versions": history,
         })
     return rows
+
+
+def _locked(project: Path | None, path: str) -> str | None:
+    """The md5 dvc.lock records for a dataset folder, if it lies inside the DVC project."""
+    if project is None:
+        return None
+    try:
+        return locked_md5(project, str(Path(path).resolve().relative_to(project)))
+    except ValueError:  # a dataset outside the project (another folder, a URL): DVC can't know it
+        return None
 
 
 def format_catalog(rows: list[dict[str, Any]]) -> str:

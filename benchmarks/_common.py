@@ -1,0 +1,26 @@
+"""Helpers shared by the benchmarks: the RESULT line convention and the cached sample pool."""
+
+from __future__ import annotations
+
+import operator
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+def result(metric: str, value: float, op: str, target: float) -> str:
+    """Print and return ``RESULT metric=value target<op><target> PASS|MISS``."""
+    verdict = "PASS" if _OPS[op](value, target) else "MISS"
+    line = f"RESULT {metric}={value:.3f} target{op}{target} {verdict}"
+    print(line, flush=True)
+    return line
+
+
+def sample_pool(n: int, seed: int = 0) -> Path:
+    """A sample pool of ``n`` images under benchmarks/out, generated once and reused."""
+    from photogenic.samplepool import generate_sample_pool
+
+    out = OUT / f"pool-{n}-{seed}"
+    generate_sample_pool(out, n=n, seed=seed, shard_size=1000, progress=False)
+    return out

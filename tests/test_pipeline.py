@@ -1,0 +1,106 @@
+"""The ingest stage end to end through its runners: ZenML (local stack in a temp home) and
+`dvc repro`, in a throwaway project with its own git, DVC cache and remote."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from photogenic.config import load_config
+from photogenic.versioning.dvc import read_lock, write_params
+from tests.conftest import image_bytes, wds_members, write_tar
+
+
+def _small_pool(project, n=12):
+    """Hand-made shards where the sample pool lives, with a duplicate and a corrupt file."""
+    members = []
+    for key in range(n):
+        members += wds_members(f"{key:09d}", image_bytes(seed=key % (n - 1)), f"photo {key}", {"likes": key})
+    members += wds_members(f"{n:09d}", b"\xff\xd8\xff broken", "corrupt")
+    write_tar(project / "data" / "raw" / "sample-pool" / "00000.tar", members)
+
+
+def _config(project, *overrides):
+    return load_config(project / "configs" / "default.yaml", ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2", *overrides])
+
+
+def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
+    from photogenic.runtime import prepare_environment
+
+    _small_pool(dvc_project)
+    monkeypatch.chdir(dvc_project)
+    prepare_environment(dvc_project)
+    from zenml.client import Client
+
+    from pipelines.run import run_pipeline
+
+    config = _config(dvc_project)
+    summary = run_pipeline("data_curation", config, progress=False)
+    assert "ingested: 12 rows, 1 quarantined" in summary
+
+    run = Client().get_pipeline("data_curation").last_run
+    assert run.status.value == "completed"
+    assert run.run_metadata["config"] == config.resolved()  # the resolved config is on the run
+    ingest_meta = run.steps["ingest"].run_metadata
+    assert ingest_meta["counts"]["added"] == 11 and ingest_meta["counts"]["duplicates"] == 1
+    assert ingest_meta["counts"]["quarantined"] == 1
+    gate_meta = run.steps["quality_gate"].run_metadata["quality_gate"]
+    assert gate_meta["success"] is True
+    md5 = run.steps["version_dataset"].run_metadata["dvc_md5"]
+    ref = run.steps["version_dataset"].outputs["versioned_dataset"][0].load()
+    assert ref.dvc_md5 == md5 and md5.endswith(".dir")
+
+    # dvc.lock, the remote and the versions log agree, and `dvc pull` restores the dataset
+    lock = read_lock(dvc_project)
+    assert lock["stages"]["ingest"]["outs"][0] == {**lock["stages"]["ingest"]["outs"][0], "path": "data/datasets/ingested", "md5": md5}
+    versions = [json.loads(line) for line in (dvc_project / "data" / "versions.jsonl").read_text().splitlines()]
+    assert versions[-1]["dvc_md5"] == md5 and versions[-1]["run"]["id"] == str(run.id)
+    assert yaml.safe_load((dvc_project / "params.yaml").read_text()) == config.resolved()
+
+    manifest = (dvc_project / "data/datasets/ingested/manifest.parquet").read_bytes()
+    shutil.rmtree(dvc_project / "data" / "datasets" / "ingested")
+    shutil.rmtree(dvc_project / ".dvc" / "cache")
+    subprocess.run([sys.executable, "-m", "dvc", "pull", "ingest"], cwd=dvc_project, check=True, capture_output=True)
+    assert (dvc_project / "data/datasets/ingested/manifest.parquet").read_bytes() == manifest
+
+    listing = subprocess.run([sys.executable, "-m", "photogenic.cli", "data", "ls"], cwd=dvc_project,
+                             capture_output=True, text=True, check=True).stdout
+    assert md5 in listing and "zenml" in listing and str(run.id) in listing
+
+
+def test_zenml_pipeline_stops_at_a_failed_gate(dvc_project, monkeypatch):
+    from photogenic.runtime import prepare_environment
+
+    _small_pool(dvc_project)
+    monkeypatch.chdir(dvc_project)
+    prepare_environment(dvc_project)
+    from zenml.client import Client
+
+    from pipelines.run import run_pipeline
+
+    # a ceiling of 0 quarantined rows: the corrupt file must fail the gate
+    with pytest.raises(Exception, match="quarantine"):
+        run_pipeline("data_curation", _config(dvc_project, "ingest.gate.max_quarantine_share=0.0"), progress=False)
+    run = Client().get_pipeline("data_curation").last_run
+    assert run.status.value == "failed"
+    assert run.steps["quality_gate"].run_metadata["quality_gate"]["success"] is False
+    assert "version_dataset" not in run.steps or run.steps["version_dataset"].status.value != "completed"
+    assert "ingest" not in read_lock(dvc_project).get("stages", {})  # nothing was versioned
+
+
+def test_dvc_repro_runs_the_ingest_stage(dvc_project):
+    _small_pool(dvc_project)
+    write_params(dvc_project, _config(dvc_project).resolved())
+    dvc = lambda *args: subprocess.run([sys.executable, "-m", "dvc", *args], cwd=dvc_project,  # noqa: E731
+                                       capture_output=True, text=True)
+    done = dvc("repro", "--single-item", "ingest")
+    assert done.returncode == 0, done.stderr + done.stdout
+    out = read_lock(dvc_project)["stages"]["ingest"]["outs"][0]
+    assert out["path"] == "data/datasets/ingested" and out["nfiles"] >= 4
+    card = json.loads((dvc_project / "data/datasets/ingested/dataset.json").read_text())
+    assert card["rows"] == 12 and card["quarantined"] == 1
+    assert "up to date" in dvc("repro", "--single-item", "ingest").stdout.lower() or \
+        "didn't change" in dvc("repro", "--single-item", "ingest").stdout.lower()
