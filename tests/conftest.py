@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    # dvc.yaml stages call the `photogenic` command: make this interpreter's scripts findable
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     (tmp_path / "home").mkdir()
     yield tmp_path
 
@@ -81,7 +84,7 @@ def dvc_project(tmp_path):
     and a small sample pool in params.yaml."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", "configs"):
+    for name in ("dvc.yaml", ".dvcignore", "configs"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, project / name)
     shutil.copytree(REPO / "photogenic", project / "photogenic", ignore=shutil.ignore_patterns("__pycache__"))

@@ -39,7 +39,7 @@ def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
 
     config = _config(dvc_project)
     summary = run_pipeline("data_curation", config, progress=False)
-    assert "ingested: 12 rows, 1 quarantined" in summary
+    assert "ingested: 11 rows, 1 quarantined" in summary
 
     run = Client().get_pipeline("data_curation").last_run
     assert run.status.value == "completed"
@@ -101,6 +101,6 @@ def test_dvc_repro_runs_the_ingest_stage(dvc_project):
     out = read_lock(dvc_project)["stages"]["ingest"]["outs"][0]
     assert out["path"] == "data/datasets/ingested" and out["nfiles"] >= 4
     card = json.loads((dvc_project / "data/datasets/ingested/dataset.json").read_text())
-    assert card["rows"] == 12 and card["quarantined"] == 1
+    assert card["rows"] == 11 and card["quarantined"] == 1
     assert "up to date" in dvc("repro", "--single-item", "ingest").stdout.lower() or \
         "didn't change" in dvc("repro", "--single-item", "ingest").stdout.lower()
