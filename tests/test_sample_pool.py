@@ -307,7 +307,17 @@ def test_near_duplicates_copy_an_existing_clean_sample(truth, members):
                      and not r["defects"] and r["subject_kind"] != original["subject_kind"])
         unrelated = _decoded(members[other["key"]]["jpg"]).resize(source.size)
         assert same < 20 and same < 0.5 * np.abs(np.asarray(unrelated, float) - np.asarray(source, float)).mean()
-    assert all(r["near_duplicate_of"] is None for r in truth.values() if "near_duplicate" not in r["defects"])
+    copies = {"near_duplicate", "exact_duplicate"}
+    assert all(r["near_duplicate_of"] is None for r in truth.values() if not copies & set(r["defects"]))
+
+
+def test_exact_duplicates_repeat_a_clean_sample_byte_for_byte(truth, members):
+    rows = _with(truth, "exact_duplicate")
+    assert rows
+    for row in rows:
+        original = truth[row["near_duplicate_of"]]
+        assert not set(IMAGE_DEFECTS) & set(original["defects"])
+        assert members[row["key"]]["jpg"] == members[original["key"]]["jpg"]
 
 
 # -- ground truth -------------------------------------------------------------------------------

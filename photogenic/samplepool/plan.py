@@ -1,7 +1,7 @@
 """Which sample carries which defect: one plan for the whole pool, decided before any drawing.
 
 The plan depends only on (n, seed, spec), so every worker process can rebuild or receive it and
-then render any sample on its own. A near-duplicate needs its original's scene, and the plan
+then render any sample on its own. A near or exact duplicate needs its original, and the plan
 names that original: another sample without image defects, never itself a copy.
 """
 
@@ -15,7 +15,7 @@ from photogenic.samplepool.rng import PLAN, stream
 from photogenic.samplepool.spec import (
     CAPTION_DEFECTS,
     DEFECTS,
-    DUPLICATE_DEFECT,
+    DUPLICATE_DEFECTS,
     FILE_DEFECTS,
     IMAGE_DEFECTS,
     VISUAL_GROUPS,
@@ -79,12 +79,16 @@ def _allocate_duplicates(
     original by the near-duplicate alteration alone, which is what a dedup stage must catch.
     """
     clean = rng.permutation([i for i, d in enumerate(assigned) if not d])
-    count = min(_count(spec.share(DUPLICATE_DEFECT), len(assigned)), len(clean) // 2)
-    copies, originals = clean[:count], clean[count:]
+    counts = [_count(spec.share(kind), len(assigned)) for kind in DUPLICATE_DEFECTS]
+    total = min(sum(counts), len(clean) // 2)
+    originals = clean[total:]
     duplicates: dict[int, int] = {}
-    for copy in copies:
-        assigned[int(copy)].add(DUPLICATE_DEFECT)
-        duplicates[int(copy)] = int(rng.choice(originals))
+    start = 0
+    for kind, count in zip(DUPLICATE_DEFECTS, counts):
+        for copy in clean[start:min(start + count, total)]:
+            assigned[int(copy)].add(kind)
+            duplicates[int(copy)] = int(rng.choice(originals))
+        start += count
     return duplicates
 
 

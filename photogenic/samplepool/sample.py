@@ -129,6 +129,8 @@ def _image_bytes(
     rng = stream(DEFECT, ctx.seed, index)
     if "corrupt" in plan.defects:
         return corrupt_bytes(rng), (scene.width, scene.height), None, []
+    if "exact_duplicate" in plan.defects:  # the original's very bytes
+        return _image_bytes(ctx, plan.duplicate_of, ctx.plan[plan.duplicate_of], scene)
     rendered = render_clean(ctx, index)
     if plan.duplicate_of is None:
         image, texts = apply_pixel_defects(rendered.image, plan.defects, rng)

@@ -32,12 +32,16 @@ VISUAL_GROUPS = (
 )
 #: A slightly altered copy of another clean sample of the pool.
 DUPLICATE_DEFECT = "near_duplicate"
+#: The very same bytes as another clean sample, re-uploaded under another key, URL and caption,
+#: as web pools are full of; ingest collapses these into one row.
+EXACT_DUPLICATE_DEFECT = "exact_duplicate"
+DUPLICATE_DEFECTS = (DUPLICATE_DEFECT, EXACT_DUPLICATE_DEFECT)
 #: Caption defects: they break the text, not the image, so they leave photogenic-ness alone.
 CAPTION_DEFECTS = ("empty_caption", "non_utf8_caption")
 
 VISUAL_DEFECTS = tuple(d for group in VISUAL_GROUPS for d in group)
 #: Defects that make an image non-photogenic.
-IMAGE_DEFECTS = (*FILE_DEFECTS, *VISUAL_DEFECTS, DUPLICATE_DEFECT)
+IMAGE_DEFECTS = (*FILE_DEFECTS, *VISUAL_DEFECTS, *DUPLICATE_DEFECTS)
 #: Every defect, in the canonical order used for ground-truth lists and reports.
 DEFECTS = (*IMAGE_DEFECTS, *CAPTION_DEFECTS)
 
@@ -64,6 +68,7 @@ class SamplePoolSpec:
     text_overlay: float = 0.07
     watermark: float = 0.08
     near_duplicate: float = 0.04
+    exact_duplicate: float = 0.015
     empty_caption: float = 0.04
     non_utf8_caption: float = 0.02
     #: share of scenes composed with care (good light, placement, colour, background)
