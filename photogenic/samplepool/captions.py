@@ -7,6 +7,8 @@ complete and faithful to the picture; simulated annotators and benchmarks use it
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from photogenic.samplepool.world import KINDS, Scene
@@ -66,7 +68,12 @@ def scene_caption(scene: Scene) -> str:
     subject = KINDS[scene.kind].phrase.format(colour=scene.colour)
     where = PLACEMENT_PHRASES[scene.placement].format(side=scene.side)
     backgrounds = LANDSCAPE_BACKGROUND_PHRASES if scene.concept == "landscape" else BACKGROUND_PHRASES
-    return f"{framing} of {subject} {where} {backgrounds[scene.background]} {LIGHTING_PHRASES[scene.lighting]}"
+    return _articles(f"{framing} of {subject} {where} {backgrounds[scene.background]} {LIGHTING_PHRASES[scene.lighting]}")
+
+
+def _articles(text: str) -> str:
+    """'a orange car' -> 'an orange car'."""
+    return re.sub(r"\b([Aa]) ([aeiouAEIOU])", r"\1n \2", text)
 
 
 def alt_text(scene: Scene, rng: np.random.Generator) -> str:
@@ -77,7 +84,7 @@ def alt_text(scene: Scene, rng: np.random.Generator) -> str:
     forms = (
         lambda: noun,
         lambda: f"{scene.colour} {simple}",
-        lambda: f"a {simple} {ALT_PLACES[scene.background]}",
+        lambda: _articles(f"a {simple} {ALT_PLACES[scene.background]}"),
         lambda: _pick(rng, (f"IMG_{number:04d}", f"DSC{number:05d}", f"{simple.replace(' ', '_')}_{number}.jpg",
                             "image", "untitled", "photo")),
         lambda: f"#{simple.replace(' ', '')} #photooftheday #{_pick(rng, ('nofilter', 'instagood', 'weekend'))}",
