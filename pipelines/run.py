@@ -10,7 +10,7 @@ from zenml.client import Client
 
 from photogenic.config import RunConfig
 from photogenic.errors import ConfigError
-from photogenic.stages.runner import quality_dir
+from photogenic.quality import GateResult
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
 
@@ -27,9 +27,25 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         write_params(require_project("."), resolved)
     _ensure_zenml_repository(Path.cwd())
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
-    run = PIPELINES[name].with_options(run_name=run_name)(config=resolved, progress=progress)
-    log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")}, run_id_name_or_prefix=run.id)
+    try:
+        run = PIPELINES[name].with_options(run_name=run_name)(config=resolved, progress=progress)
+    except RuntimeError:
+        _raise_gate_failure(run_name)
+        raise
+    finally:
+        log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")},
+                     run_id_name_or_prefix=run_name)
     return _summary(run)
+
+
+def _raise_gate_failure(run_name: str) -> None:
+    """ZenML reports a failed step generically; when it was a quality gate, raise the gate's own
+    message (which expectations failed, where the Data Docs are) as a QualityGateError."""
+    run = Client().get_pipeline_run(run_name)
+    for step_name, step_run in run.steps.items():
+        meta = step_run.run_metadata.get("quality_gate")
+        if step_run.status.value == "failed" and meta:
+            GateResult.from_dict(meta).raise_for_failure()
 
 
 def _ensure_zenml_repository(root: Path) -> None:
@@ -41,16 +57,18 @@ def _ensure_zenml_repository(root: Path) -> None:
 def _summary(run) -> str:
     run = Client().get_pipeline_run(run.id)
     lines = [f"ZenML run {run.name} ({run.id}): {run.status.value}"]
-    for step_name, step_run in run.steps.items():
-        for output_name, artifacts in step_run.outputs.items():
-            if output_name != "versioned_dataset":
-                continue
-            ref = artifacts[0].load()
+    gate_reports = [
+        step_run.run_metadata["quality_gate"].get("docs_index")
+        for step_run in run.steps.values() if "quality_gate" in step_run.run_metadata
+    ]
+    for step_run in run.steps.values():
+        for artifact in step_run.outputs.get("versioned_dataset", []):
+            ref = artifact.load()
             lines += [
                 f"  dataset {ref.name}: {ref.rows} rows, {ref.quarantined} quarantined, at {ref.path}",
                 f"    DVC md5 {ref.dvc_md5 or 'not versioned (dvc.enabled=false)'}"
                 + ("; restore with `dvc pull`" if ref.dvc_md5 else ""),
-                f"    quality gate report: {quality_dir(ref)}/index.html",
             ]
+    lines += [f"  quality gate report: {path}" for path in gate_reports if path]
     lines.append("  browse runs: `zenml login --local` (needs zenml[server]); versions: `photogenic data ls`")
     return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The expectation suites, one per dataset kind, kept in code next to the data they describe.
+
+A kind registers a builder that turns its parameters (a pydantic model, filled from the run
+config) into two lists of Great Expectations expectations: one checked on the manifest rows, one
+on the dataset-level statistics the gate computes (row and quarantine counts, quarantine share).
+A later stage adds its suite the same way::
+
+    class FilterGateParams(GateParams):
+        min_kept: int = 1
+
+    @register_suite("filter", FilterGateParams)
+    def filter_suites(params: FilterGateParams) -> GateSuites:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import great_expectations.expectations as gxe
+from great_expectations.expectations.row_conditions import Column
+from pydantic import BaseModel, ConfigDict, Field
+
+from photogenic.dataset.schema import CAPTION_STATUSES, CAPTION_USABLE, KNOWN_FORMATS
+
+#: sample_id is the sha256 hex digest of the original image bytes
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class GateParams(BaseModel):
+    """Base of every suite's parameters: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestGateParams(GateParams):
+    max_caption_chars: int = Field(1000, ge=1, description="Ingest truncates longer captions to this length.")
+    max_quarantine_share: float = Field(
+        0.05, ge=0.0, le=1.0, description="Largest share of input rows that may be quarantined."
+    )
+    min_rows: int = Field(1, ge=0, description="Fewest rows the manifest may have.")
+
+
+@dataclass(frozen=True)
+class GateSuites:
+    """What one kind's gate checks.
+
+    ``manifest`` expectations run on the manifest rows; ``dataset`` expectations run on a one-row
+    table with the columns ``rows``, ``quarantine_rows`` and ``quarantine_share``, because GE
+    validates tables and the quarantine share is a property of the dataset, not of any row.
+    """
+
+    manifest: list[gxe.Expectation]
+    dataset: list[gxe.Expectation]
+
+
+P = TypeVar("P", bound=GateParams)
+SuiteBuilder = Callable[[Any], GateSuites]
+
+
+@dataclass(frozen=True)
+class SuiteKind:
+    """A registered dataset kind: its params model and the function that builds its suites."""
+
+    name: str
+    params: type[GateParams]
+    build: SuiteBuilder
+
+    def parse_params(self, params: GateParams | Mapping[str, Any]) -> GateParams:
+        """Accept the kind's own params model or a plain dict (what the runners pass)."""
+        return params if isinstance(params, self.params) else self.params.model_validate(params)
+
+
+_KINDS: dict[str, SuiteKind] = {}
+
+
+def register_suite(kind: str, params: type[P]) -> Callable[[Callable[[P], GateSuites]], Callable[[P], GateSuites]]:
+    """Decorator: register the decorated builder as the suites of dataset kind ``kind``,
+    parameterised by the pydantic model ``params``."""
+
+    def register(builder: Callable[[P], GateSuites]) -> Callable[[P], GateSuites]:
+        if kind in _KINDS:
+            raise ValueError(f"A quality gate suite for kind {kind!r} is already registered.")
+        _KINDS[kind] = SuiteKind(kind, params, builder)
+        return builder
+
+    return register
+
+
+def known_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+def get_suite_kind(kind: str) -> SuiteKind:
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ValueError(
+            f"There is no quality gate suite for dataset kind {kind!r}; the known kinds are: "
+            f"{', '.join(known_kinds())}."
+        ) from None
+
+
+#: ingest columns that every row must have
+_INGEST_REQUIRED = ("sample_id", "shard", "offset", "length", "width", "height", "format", "caption_status")
+
+
+@register_suite("ingest", IngestGateParams)
+def ingest_suites(params: IngestGateParams) -> GateSuites:
+    """The ingested dataset: identity, location in the store, decoded image facts, and captions
+    whose nullness agrees with caption_status (non-null exactly for the usable statuses)."""
+    status = Column("caption_status")
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=column) for column in _INGEST_REQUIRED),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=SHA256_HEX),
+        gxe.ExpectColumnValuesToBeBetween(column="offset", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="length", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="width", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="height", min_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="format", value_set=list(KNOWN_FORMATS)),
+        gxe.ExpectColumnValuesToBeInSet(column="caption_status", value_set=list(CAPTION_STATUSES)),
+        gxe.ExpectColumnValuesToBeOfType(column="caption", type_="str"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="caption", min_value=1, max_value=params.max_caption_chars),
+        gxe.ExpectColumnValuesToNotBeNull(column="caption", row_condition=status.is_in(CAPTION_USABLE)),
+        gxe.ExpectColumnValuesToBeNull(column="caption", row_condition=status.is_not_in(CAPTION_USABLE)),
+    ]
+    dataset = [gxe.ExpectColumnMaxToBeBetween(column="quarantine_share", max_value=params.max_quarantine_share)]
+    return GateSuites(manifest=manifest, dataset=dataset)
