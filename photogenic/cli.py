@@ -121,7 +121,14 @@ def data_ls(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # only photogenic's own loggers: ZenML, DVC and GE print through their own handlers, and a
+    # root handler here would print their lines twice
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("photogenic")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
         app()
     except PhotogenicError as exc:

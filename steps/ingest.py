@@ -18,5 +18,5 @@ SPEC = get_stage("ingest")
 @step(enable_cache=False, settings=step_settings(SPEC))
 def ingest(config: dict, progress: bool = True) -> Annotated[DatasetRef, "ingested_dataset"]:
     output = run_stage(SPEC.name, config_from_dict(config), progress=progress)
-    log_metadata(metadata={"counts": output.stats, "dataset": output.ref.model_dump()})
+    log_metadata(metadata={"counts": output.stats, "dataset": output.ref.model_dump(), "config": config})
     return output.ref

@@ -76,9 +76,15 @@ def test_a_valid_manifest_passes_and_writes_data_docs_only(tmp_path, no_network)
     assert result.statistics["unsuccessful"] == 0
     result.raise_for_failure()  # no-op
     index = tmp_path / "ds.quality" / "index.html"
-    assert result.docs_index == str(index)
+    summary = tmp_path / "ds.quality" / "gate.html"
+    assert result.docs_index == str(summary)
     html = index.read_text()
     assert "ingest" in html and "validations/ingest/" in html
+    # the self-contained summary lists every expectation and links GE's validation pages
+    text = summary.read_text()
+    assert "passed" in text and text.count("✓") == result.statistics["evaluated"] and "✗" not in text
+    assert "expect_column_values_to_be_unique(sample_id)" in text and "validations/ingest/" in text
+    assert "http" not in text.replace("http-equiv", "")  # nothing loaded from outside
     pages = list((tmp_path / "ds.quality" / "validations").rglob("*.html"))
     assert len(pages) == 2  # the manifest suite and the dataset statistics suite
     page = next(p for p in pages if p.name == "ingest-manifest.html").read_text()
@@ -88,7 +94,7 @@ def test_a_valid_manifest_passes_and_writes_data_docs_only(tmp_path, no_network)
     assert list((tmp_path / "home").iterdir()) == []
     frame.equals(original) or pytest.fail("run_gate modified the manifest")
     meta = json.loads(json.dumps(result.to_dict()))
-    assert meta["success"] is True and meta["docs_index"] == str(index)
+    assert meta["success"] is True and meta["docs_index"] == str(summary)
     assert meta["dataset"] == {"rows": 6, "quarantine_rows": 0, "quarantine_share": 0.0}
     assert meta["params"] == IngestGateParams().model_dump()
 
@@ -179,7 +185,9 @@ def test_raise_for_failure_names_every_failed_expectation_and_the_docs(tmp_path)
     for line in result.failed:
         assert line in message
     assert "expect_column_max_to_be_between(quarantine_share" in message
-    assert str(tmp_path / "ds.quality" / "index.html") in message
+    assert str(tmp_path / "ds.quality" / "gate.html") in message
+    summary = (tmp_path / "ds.quality" / "gate.html").read_text()
+    assert "failed" in summary and summary.count("✗") == 6  # under "Not met", and again in its suite
     assert "6 rows and 6 quarantined (50.0% of the input)" in message
     assert "\n" not in message
     assert isinstance(raised.value, PhotogenicError) and raised.value.exit_code == 3
@@ -230,7 +238,7 @@ def test_docs_for_a_remote_dataset_are_uploaded_with_fsspec(tmp_path):
     result = run_gate("ingest", manifest(), quarantine_rows=0, params={}, docs_dir="memory://bucket/ds.quality")
 
     fs = fsspec.filesystem("memory")
-    assert result.docs_index == "memory://bucket/ds.quality/index.html"
-    assert fs.isfile("/bucket/ds.quality/index.html")
+    assert result.docs_index == "memory://bucket/ds.quality/gate.html"
+    assert fs.isfile("/bucket/ds.quality/index.html") and fs.isfile("/bucket/ds.quality/gate.html")
     assert fs.glob("/bucket/ds.quality/validations/**/*.html")
     assert set(tmp_path.iterdir()) == {tmp_path / "home"}

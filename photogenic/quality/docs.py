@@ -36,12 +36,12 @@ def site_config(base_directory: str) -> dict:
     }
 
 
-def index_path(docs_dir: str | os.PathLike) -> str:
-    """Where the site's index.html ends up: an absolute path, or a URL for remote docs."""
+def index_path(docs_dir: str | os.PathLike, page: str = "index.html") -> str:
+    """Where a page of the site ends up: an absolute path, or a URL for remote docs."""
     docs = os.fspath(docs_dir)
     if is_url(docs):
-        return f"{docs.rstrip('/')}/index.html"
-    return os.path.join(os.path.abspath(docs), "index.html")
+        return f"{docs.rstrip('/')}/{page}"
+    return os.path.join(os.path.abspath(docs), page)
 
 
 @contextmanager

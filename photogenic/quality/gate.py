@@ -33,7 +33,8 @@ from great_expectations.expectations import Expectation
 
 from photogenic.errors import QualityGateError
 from photogenic.quality.docs import index_path, local_site, site_config
-from photogenic.quality.report import failure_lines
+from photogenic.quality.report import expectation_rows, failure_lines
+from photogenic.quality.summary import SUMMARY_NAME, render_summary, validation_pages
 from photogenic.quality.suites import GateParams, get_suite_kind
 
 #: the column whose values identify an offending row in failure messages and Data Docs
@@ -72,7 +73,8 @@ class GateResult:
     #: expectation counts over both suites: evaluated, successful, unsuccessful
     statistics: dict[str, int]
     dataset: DatasetStats
-    #: the Data Docs index.html (a path, or a URL for remote docs); None when none were written
+    #: the gate's self-contained summary page (gate.html, linking to GE's Data Docs beside it):
+    #: a path, or a URL for remote docs; None when no docs were written
     docs_index: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -129,15 +131,23 @@ def run_gate(
             _validate(context, datasource, f"{kind}.dataset", "dataset", pd.DataFrame([asdict(dataset)]),
                       suites.dataset, run_id),
         ]
+        success = all(result.success for result in results)
         if site_dir is not None:
             context.build_data_docs()
+            summary = render_summary(
+                kind, success,
+                {f"{kind} manifest": expectation_rows(results[0]), f"{kind} dataset": expectation_rows(results[1])},
+                asdict(dataset), validation_pages(site_dir),
+            )
+            with open(os.path.join(site_dir, SUMMARY_NAME), "w", encoding="utf-8") as handle:
+                handle.write(summary)
     return GateResult(
         kind=kind,
-        success=all(result.success for result in results),
+        success=success,
         failed=[line for result in results for line in failure_lines(result)],
         statistics=_counts(results),
         dataset=dataset,
-        docs_index=index_path(docs_dir) if docs_dir is not None else None,
+        docs_index=index_path(docs_dir, SUMMARY_NAME) if docs_dir is not None else None,
         params=parsed.model_dump(mode="json"),
     )
 

@@ -113,3 +113,12 @@ def _value(value: Any, width: int) -> str:
     if isinstance(value, (list, tuple, set)):
         return "[" + ", ".join(_value(item, width) for item in value) + "]"
     return repr(value)
+
+
+def expectation_rows(result: ExpectationSuiteValidationResult) -> list[tuple[bool, str, str]]:
+    """(passed, expectation, observed) for every expectation of a suite run, for summaries."""
+    return [
+        (bool(r.success), _signature(r.expectation_config.type, r.expectation_config.kwargs),
+         _observed(r.expectation_config.type, r))
+        for r in result.results
+    ]

@@ -49,18 +49,31 @@ def _locked(project: Path | None, path: str) -> str | None:
 
 
 def format_catalog(rows: list[dict[str, Any]]) -> str:
+    """One line per dataset version (DVC md5): its size, the run that first made it, and how
+    many later runs reproduced it."""
     if not rows:
         return "No datasets yet. `make demo` or `photogenic run` makes some."
     lines = [f"{'dataset':<16} {'version (dvc md5)':<38} {'rows':>8} {'quar.':>6}  made by"]
     for row in rows:
-        history = row["versions"] or [{"dvc_md5": row["dvc_md5"], "rows": row["rows"], "quarantined": row["quarantined"], "run": {}}]
-        for version in history:
-            run = version.get("run") or {}
-            made_by = f"{run.get('runner', '?')} {run.get('name', '')} {run.get('id', '')}".strip()
-            current = " *" if version.get("dvc_md5") and version.get("dvc_md5") == row["dvc_md5"] else ""
+        for version, runs in _group_by_version(row):
+            first = runs[0].get("run") or {}
+            made_by = f"{first.get('runner', '?')} {first.get('name', '')} {first.get('id', '')}".strip()
+            if len(runs) > 1:
+                made_by += f" (+{len(runs) - 1} later run{'s' if len(runs) > 2 else ''} reproduced it)"
+            md5 = version or "not versioned"
+            current = " *" if version and version == row["dvc_md5"] else ""
             lines.append(
-                f"{row['dataset']:<16} {str(version.get('dvc_md5') or 'not versioned') + current:<38} "
-                f"{version['rows']:>8} {version['quarantined']:>6}  {made_by or 'unknown'}"
+                f"{row['dataset']:<16} {md5 + current:<38} {runs[0]['rows']:>8} {runs[0]['quarantined']:>6}  "
+                f"{made_by if runs[0].get('run') else 'unknown (not in versions.jsonl)'}"
             )
     lines.append("* = the version dvc.lock records now")
     return "\n".join(lines)
+
+
+def _group_by_version(row: dict[str, Any]) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for version in row["versions"]:
+        groups.setdefault(version.get("dvc_md5"), []).append(version)
+    if not groups:  # a dataset made outside any recorded run (e.g. by `dvc repro`)
+        groups[row["dvc_md5"]] = [{"rows": row["rows"], "quarantined": row["quarantined"]}]
+    return list(groups.items())
