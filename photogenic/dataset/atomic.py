@@ -7,12 +7,14 @@ or half a manifest. On object stores the final upload is itself atomic.
 from __future__ import annotations
 
 import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 from typing import IO
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 TMP_MARK = ".tmp-"
 
@@ -24,15 +26,26 @@ def filesystem(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "wb") -> Iterator[IO]:
-    """Open ``path`` for writing; the file appears under its name only if the block succeeds."""
+    """Open ``path`` for writing; the file appears under its name only if the block succeeds.
+
+    Local files are flushed to disk (fsync) before the rename, so a power cut cannot leave a
+    renamed but empty file; object stores make the final upload atomic themselves.
+    """
     fs, target = filesystem(path)
     parent = target.rsplit("/", 1)[0] if "/" in target else "."
     fs.makedirs(parent, exist_ok=True)
     tmp = f"{target}{TMP_MARK}{uuid.uuid4().hex[:12]}"
+    local = isinstance(fs, LocalFileSystem)
     try:
-        with fs.open(tmp, mode) as handle:
+        with (open(tmp, mode) if local else fs.open(tmp, mode)) as handle:
             yield handle
-        fs.mv(tmp, target)
+            if local:
+                handle.flush()
+                os.fsync(handle.fileno())
+        if local:
+            os.replace(tmp, target)
+        else:
+            fs.mv(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError, OSError):
             fs.rm(tmp)

@@ -11,11 +11,12 @@ images in the same order give byte-identical shards, which keeps DVC's md5s repr
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tarfile
 from dataclasses import dataclass
 
-from photogenic.dataset.atomic import TMP_MARK, filesystem
+from photogenic.dataset.atomic import atomic_open, filesystem
 from photogenic.paths import join
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{6})\.tar$")
@@ -48,7 +49,7 @@ class ShardWriter:
         self.max_bytes = max_bytes
         self._index = first_index
         self._handle = None
-        self._tmp = ""
+        self._stack = contextlib.ExitStack()
         self._count = 0
         self._offset = 0
         self.closed_shards: list[str] = []
@@ -80,8 +81,7 @@ class ShardWriter:
             return
         end = self._offset + 2 * tarfile.BLOCKSIZE
         self._handle.write(b"\0" * (end - self._offset + (-end % tarfile.RECORDSIZE)))
-        self._handle.close()
-        self.fs.mv(self._tmp, join(self._root, shard_name(self._index)))
+        self._stack.close()  # atomic_open: fsync, then rename to the final name
         self.closed_shards.append(shard_name(self._index))
         self._handle = None
         self._index += 1
@@ -92,13 +92,13 @@ class ShardWriter:
         """Drop the open shard (its images were never recorded in a manifest)."""
         if self._handle is None:
             return
-        self._handle.close()
-        self.fs.rm(self._tmp)
+        aborted = RuntimeError("shard aborted")
+        self._stack.__exit__(type(aborted), aborted, None)  # atomic_open removes the temporary
         self._handle = None
 
     def _open_shard(self) -> None:
-        self._tmp = join(self._root, f"{shard_name(self._index)}{TMP_MARK}writing")
-        self._handle = self.fs.open(self._tmp, "wb")
+        self._stack = contextlib.ExitStack()
+        self._handle = self._stack.enter_context(atomic_open(join(self.folder, shard_name(self._index))))
 
 
 def list_shards(folder: str) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from photogenic.dataset.atomic import TMP_MARK
 from photogenic.samplepool.readme import readme_text
 from photogenic.samplepool.sample import PoolContext, SampleRecord, build_sample
 from photogenic.samplepool.spec import DEFECTS, SamplePoolError, SamplePoolSpec
@@ -29,7 +30,6 @@ from photogenic.samplepool.writer import (
     GROUND_TRUTH,
     README,
     STAMP,
-    TEMP_SUFFIX,
     atomic_write,
     write_ground_truth,
     write_shard,
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 _POOL_FILE = re.compile(
     rf"\d{{5,}}(\.tar|\.parquet|_stats\.json)|{re.escape(GROUND_TRUTH)}|{re.escape(README)}"
-    rf"|{re.escape(STAMP)}|\..+{re.escape(TEMP_SUFFIX)}"
+    rf"|{re.escape(STAMP)}|.+{re.escape(TMP_MARK)}[0-9a-f]+"
 )
 
 

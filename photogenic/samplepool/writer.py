@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from photogenic.dataset.atomic import write_bytes
 from photogenic.samplepool.sample import SampleRecord
 
 GROUND_TRUTH = "ground_truth.parquet"
 README = "README.md"
 STAMP = "_generator.json"
-TEMP_SUFFIX = ".tmp"
 
 SHARD_SCHEMA = pa.schema([
     ("url", pa.string()),
@@ -86,18 +84,8 @@ def write_ground_truth(out: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``path`` atomically (temporary name beside it, fsync, rename)."""
+    write_bytes(str(path), data)
 
 
 def parquet_bytes(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> bytes:
