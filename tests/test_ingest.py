@@ -252,3 +252,26 @@ def test_manifest_records_shard_offsets_that_match_the_tar(tmp_path):
         assert (member.offset_data, member.size) == (row["offset"], row["length"])
     assert pq.read_metadata(root / "datasets" / "ingested" / "manifest.parquet").num_rows == 3
     assert Image.open(io.BytesIO(_dataset(root).image_bytes(rows[0]))).size == (64, 48)
+
+
+def test_overlapping_sources_count_each_sample_once(tmp_path):
+    root = tmp_path / "data"
+    _shard(root, "p-0.tar", range(3))
+    config = config_for(root, "ingest.sources.0.uri=raw/p-*.tar")
+    config.ingest.sources.append(config.ingest.sources[0].model_copy(update={"uri": "raw/p-0.tar"}))
+    result = ingest(config, progress=False)
+    assert result.ref.rows == 3 and result.stats.skipped_known == 3 and result.stats.duplicates == 0
+    assert all(len(row["sources"]) == 1 for row in _dataset(root).read_manifest().to_pylist())
+
+
+def test_a_source_without_samples_gives_an_empty_dataset_that_fails_its_gate(tmp_path):
+    from photogenic.errors import QualityGateError
+    from photogenic.stages.runner import check_output
+
+    root = tmp_path / "data"
+    write_tar(root / "raw" / "empty.tar", [])
+    config = config_for(root, "ingest.sources.0.uri=raw/empty.tar")
+    result = ingest(config, progress=False)
+    assert result.ref.rows == 0 and _dataset(root).exists()
+    with pytest.raises(QualityGateError, match="expect_table_row_count_to_be_between"):
+        check_output("ingest", result.ref, config)

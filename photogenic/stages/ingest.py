@@ -95,7 +95,8 @@ def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
         bar.close()
     stats.shards_written = len(writer.closed_shards)
     stats.seconds = time.perf_counter() - started
-    ref = state.checkpoint(dataset, config) if state.changed else dataset.ref()
+    # an unchanged dataset is left byte for byte as it was; a new one is written even if empty
+    ref = state.checkpoint(dataset, config) if state.changed or not dataset.exists() else dataset.ref()
     log.info(
         "ingest %s: %d seen, %d already known, %d added, %d duplicates, %d quarantined (%.0f img/s); dataset has %d rows",
         settings.output, stats.seen, stats.skipped_known, stats.added, stats.duplicates, stats.quarantined,
@@ -111,6 +112,8 @@ def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats)
             if sample.source in state.known_sources:
                 stats.skipped_known += 1
                 continue
+            # known from now on, so a source listed twice (overlapping patterns) counts once
+            state.known_sources.add(sample.source)
             yield sample
 
 
@@ -128,7 +131,6 @@ def _probe_all(samples: Iterable[RawSample], config: RunConfig) -> Iterator[tupl
 
 def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,
             stats: IngestStats, on_new_shard) -> None:
-    state.known_sources.add(sample.source)
     if sample.image is None or outcome.problem is not None:
         code, message = outcome.problem or sample.problem or ("missing_image", "the source has no image")
         state.quarantine(sample, outcome, code, message)
