@@ -22,5 +22,6 @@ def sample_pool(n: int, seed: int = 0) -> Path:
     from photogenic.samplepool import generate_sample_pool
 
     out = OUT / f"pool-{n}-{seed}"
-    generate_sample_pool(out, n=n, seed=seed, shard_size=1000, progress=False)
+    # overwrite: a pool left by an older generator version is regenerated, not an error
+    generate_sample_pool(out, n=n, seed=seed, shard_size=1000, progress=False, overwrite=True)
     return out
