@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
 from pathlib import Path
 
 from zenml import log_metadata
 from zenml.client import Client
 
 from photogenic.config import RunConfig
-from photogenic.errors import ConfigError
+from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.quality import GateResult
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
@@ -30,22 +32,42 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
     try:
         run = PIPELINES[name].with_options(run_name=run_name)(config=resolved, progress=progress)
     except RuntimeError:
-        _raise_gate_failure(run_name)
+        _raise_user_error(run_name)
         raise
     finally:
-        log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")},
-                     run_id_name_or_prefix=run_name)
+        # the resolved config goes on the run, failed ones included (a run that never started
+        # has nothing to carry it, and must not hide the error that stopped it)
+        with contextlib.suppress(KeyError):
+            log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")},
+                         run_id_name_or_prefix=run_name)
     return _summary(run)
 
 
-def _raise_gate_failure(run_name: str) -> None:
-    """ZenML reports a failed step generically; when it was a quality gate, raise the gate's own
-    message (which expectations failed, where the Data Docs are) as a QualityGateError."""
+def _raise_user_error(run_name: str) -> None:
+    """ZenML reports a failed step generically. When the step failed on input the user controls
+    (a quality gate, a bad path, bad data), raise that error with its own one-paragraph message,
+    so `photogenic run` ends as the plain runners do, not with an orchestrator traceback."""
     run = Client().get_pipeline_run(run_name)
     for step_name, step_run in run.steps.items():
-        meta = step_run.run_metadata.get("quality_gate")
-        if step_run.status.value == "failed" and meta:
-            GateResult.from_dict(meta).raise_for_failure()
+        if step_run.status.value != "failed":
+            continue
+        gate = step_run.run_metadata.get("quality_gate")
+        if gate:
+            GateResult.from_dict(gate).raise_for_failure()
+        error_type = _user_error_type(step_run.exception_info)
+        if error_type is not None:
+            raise error_type(f"{step_run.exception_info.message} (step {step_name} of run {run_name})")
+
+
+def _user_error_type(info) -> type[PhotogenicError] | None:
+    if info is None or not info.source or "." not in info.source:
+        return None
+    module, _, name = info.source.rpartition(".")
+    try:
+        error_type = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return error_type if isinstance(error_type, type) and issubclass(error_type, PhotogenicError) else None
 
 
 def _ensure_zenml_repository(root: Path) -> None:

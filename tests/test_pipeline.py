@@ -91,6 +91,18 @@ def test_zenml_pipeline_stops_at_a_failed_gate(dvc_project, monkeypatch):
     assert "ingest" not in read_lock(dvc_project).get("stages", {})  # nothing was versioned
 
 
+def test_zenml_step_failing_on_user_input_raises_the_user_error(dvc_project, monkeypatch):
+    from photogenic.errors import DataError
+    from photogenic.runtime import prepare_environment
+
+    monkeypatch.chdir(dvc_project)
+    prepare_environment(dvc_project)
+    from pipelines.run import run_pipeline
+
+    with pytest.raises(DataError, match="matches no files.*step ingest of run data_curation-"):
+        run_pipeline("data_curation", _config(dvc_project, "ingest.sources.0.uri=raw/nothing-*.tar"), progress=False)
+
+
 def test_dvc_repro_and_zenml_make_the_same_dataset(dvc_project, monkeypatch):
     """`dvc repro` runs sample_pool and ingest as plain processes; the ZenML pipeline then
     re-makes the ingested dataset from scratch, and DVC must see the very same md5."""
