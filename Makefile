@@ -39,7 +39,7 @@ test-slow: install
 
 ## bench: every benchmark, quick versions
 bench: install
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 ## requirements.lock: re-pin the dependency set after changing pyproject.toml
 requirements.lock:
