@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from photogenic.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _dataset_name(value: str) -> str:
+    """Dataset names become folder names under <data.root>/datasets: no paths allowed."""
+    if not _NAME.match(value):
+        raise ValueError("must be a plain dataset name (letters, digits, '_', '-', '.'), not a path")
+    return value
+
+
+#: a dataset name: a folder under <data.root>/datasets, never a path
+DatasetName = Annotated[str, AfterValidator(_dataset_name)]
 
 
 class _Section(BaseModel):
@@ -62,7 +73,7 @@ class IngestConfig(_Section):
     sources: list[SourceConfig] = Field(
         default_factory=lambda: [SourceConfig(kind="webdataset", uri="raw/sample-pool/*.tar")]
     )
-    output: str = Field("ingested", description="Dataset name; written to <data.root>/datasets/<output>.")
+    output: DatasetName = Field("ingested", description="Dataset name; written to <data.root>/datasets/<output>.")
     workers: int = Field(2, ge=0, description="Decode processes; 0 decodes in the main process.")
     batch_size: int = Field(64, ge=1, description="Samples sent to the decode workers at a time.")
     max_pixels: int = Field(
@@ -74,12 +85,40 @@ class IngestConfig(_Section):
     shard_max_bytes: int = Field(2**30, ge=1)
     gate: IngestGateConfig = Field(default_factory=IngestGateConfig)
 
-    @field_validator("output")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be a plain dataset name (letters, digits, '_', '-', '.'), not a path")
-        return value
+
+
+class Bounds(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
+class SizeFilterConfig(_Section):
+    """Emu's size and aspect-ratio filter. Small images are not rejected outright: photogenic
+    ones below the training resolution are upsampled later; only the unusably small go."""
+
+    enabled: bool = True
+    min_short_side: int = Field(128, ge=1)
+    max_aspect_ratio: float = Field(3.0, ge=1.0)
+
+
+class MetadataFilterConfig(_Section):
+    """Thresholds on numeric source metadata (img2dataset's JSON, a table's columns), as Emu's
+    last automatic step used engagement signals."""
+
+    thresholds: dict[str, Bounds] = Field(
+        default_factory=dict, description="metadata name (e.g. likes, views) -> {min, max}"
+    )
+    missing: Literal["keep", "reject"] = Field("keep", description="rows without the metadata")
+
+
+class FilterConfig(_Section):
+    input: DatasetName = Field("ingested", description="Dataset to filter.")
+    output: DatasetName = Field("candidates", description="The candidate pool for human curation.")
+    workers: int = Field(2, ge=0)
+    batch_size: int = Field(32, ge=1)
+    size: SizeFilterConfig = Field(default_factory=SizeFilterConfig)
+    metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
+
 
 
 class DvcConfig(_Section):
@@ -93,6 +132,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     sample_pool: SamplePoolConfig = Field(default_factory=SamplePoolConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    filter: FilterConfig = Field(default_factory=FilterConfig)
     dvc: DvcConfig = Field(default_factory=DvcConfig)
 
     def resolved(self) -> dict[str, Any]:

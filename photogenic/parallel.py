@@ -26,17 +26,22 @@ def ordered_map(
     workers: int,
     batch_size: int = 64,
     inflight: int | None = None,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple = (),
 ) -> Iterator[tuple[T, R]]:
     """Yield ``(item, func(to_arg(item)))`` in input order, computed in ``workers`` processes
-    (in this process when ``workers`` is 0). ``func`` must be importable by spawned workers."""
+    (in this process when ``workers`` is 0). ``func`` must be importable by spawned workers;
+    ``initializer(*initargs)`` runs once per worker first (to load models once, say)."""
     batches = _batched(items, batch_size)
     if workers == 0:
+        if initializer is not None:
+            initializer(*initargs)
         for batch in batches:
             yield from zip(batch, map(func, map(to_arg, batch)))
         return
     depth = inflight or 2 * workers
     # spawn, not fork: the caller may be a threaded orchestrator process
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer, initargs) as pool:
         pending: deque = deque()
         for batch in batches:
             chunk = max(1, len(batch) // (2 * workers))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import posixpath
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -26,7 +28,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import list_shards, read_range
 from photogenic.imaging.decode import decode_rgb
-from photogenic.paths import join
+from photogenic.paths import is_url, join
 
 MANIFEST = "manifest.parquet"
 QUARANTINE = "quarantine.parquet"
@@ -61,6 +63,17 @@ class Dataset:
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             return pq.read_table(handle, columns=columns)
 
+    def manifest_schema(self, drop: list[str] = ()) -> pa.Schema:
+        with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
+            schema = pq.read_schema(handle)
+        return pa.schema([f for f in schema if f.name not in drop])
+
+    def iter_manifest(self, batch_size: int, drop: list[str] = ()) -> Iterator[pa.RecordBatch]:
+        """The manifest in record batches, streamed from the file (never loaded whole)."""
+        columns = [n for n in self.manifest_schema().names if n not in drop]
+        with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_size, columns=columns)
+
     def read_quarantine(self) -> pa.Table:
         path = join(self._root, QUARANTINE)
         if not self.fs.exists(path):
@@ -74,9 +87,17 @@ class Dataset:
             return {}
         return json.loads(self.fs.cat_file(path))
 
+    def shard_path(self, shard: str) -> str:
+        """Where a manifest's ``shard`` value points: relative to this dataset's folder (a
+        derived dataset points into its input's shards, ``../ingested/shards/...``), or absolute."""
+        if is_url(shard) or posixpath.isabs(shard):
+            return shard
+        full = join(self.path, shard)
+        return full if is_url(full) else posixpath.normpath(full)
+
     def image_bytes(self, row: dict[str, Any]) -> bytes:
         """The original bytes of one manifest row's image: one ranged read."""
-        return read_range(join(self.path, row["shard"]), int(row["offset"]), int(row["length"]))
+        return read_range(self.shard_path(row["shard"]), int(row["offset"]), int(row["length"]))
 
     def load_image(self, row: dict[str, Any], max_pixels: int | None = None) -> Image.Image:
         """The row's image as RGB, orientation applied, decoded the same way ingest checked it."""
@@ -85,9 +106,9 @@ class Dataset:
     # -- writing -------------------------------------------------------------------------------
     def write(self, manifest: pa.Table, quarantine: pa.Table, card: dict[str, Any]) -> DatasetRef:
         """Write the tables and card atomically, manifest last; return the new ref."""
-        write_bytes(join(self.path, QUARANTINE), _parquet_bytes(quarantine))
+        write_bytes(join(self.path, QUARANTINE), parquet_bytes(quarantine))
         write_text(join(self.path, CARD), json.dumps(card, indent=2, sort_keys=True) + "\n")
-        manifest_bytes = _parquet_bytes(manifest)
+        manifest_bytes = parquet_bytes(manifest)
         write_bytes(self.manifest_path, manifest_bytes)
         return DatasetRef(
             name=self.name,
@@ -120,7 +141,7 @@ class Dataset:
         return removed
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
+def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     # zstd keeps manifests small; statistics let readers prune by sample_id and scores
     pq.write_table(table, sink, compression="zstd", write_statistics=True)

@@ -130,3 +130,37 @@ def ingest_suites(params: IngestGateParams) -> GateSuites:
     ]
     dataset = [gxe.ExpectColumnMaxToBeBetween(column="quarantine_share", max_value=params.max_quarantine_share)]
     return GateSuites(manifest=manifest, dataset=dataset)
+
+
+class AutoFilterGateParams(GateParams):
+    min_rows: int = Field(1, ge=0, description="Fewest candidates the filter may leave.")
+    max_rows: int | None = Field(None, ge=0, description="Most candidates (e.g. the curation budget).")
+    min_short_side: int | None = Field(None, ge=1)
+    max_aspect_ratio: float | None = Field(None, ge=1.0)
+    #: metadata name -> (min, max), as configured in filter.metadata.thresholds
+    metadata_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+
+
+@register_suite("auto_filter", AutoFilterGateParams)
+def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
+    """The candidate pool: unique samples, and every survivor's scores present and inside the
+    thresholds that were configured (a survivor outside them means the cascade is broken)."""
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows, max_value=params.max_rows),
+        gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+    ]
+    if params.min_short_side is not None:
+        manifest += [
+            gxe.ExpectColumnValuesToNotBeNull(column="score_size_short_side"),
+            gxe.ExpectColumnValuesToBeBetween(column="score_size_short_side", min_value=params.min_short_side),
+        ]
+    if params.max_aspect_ratio is not None:
+        manifest += [
+            gxe.ExpectColumnValuesToNotBeNull(column="score_size_aspect_ratio"),
+            gxe.ExpectColumnValuesToBeBetween(column="score_size_aspect_ratio", max_value=params.max_aspect_ratio),
+        ]
+    for name, (low, high) in sorted(params.metadata_bounds.items()):
+        # rows without the metadata are null here, and GE's column checks skip nulls
+        manifest.append(gxe.ExpectColumnValuesToBeBetween(column=f"score_metadata_{name}", min_value=low, max_value=high))
+    return GateSuites(manifest=manifest, dataset=[])

@@ -57,6 +57,22 @@ def _ingest_gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _run_auto_filter(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.auto_filter import auto_filter
+
+    result = auto_filter(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"funnel": dict(result.funnel), "rejections": result.reasons})
+
+
+def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
+    settings = config.filter
+    return {
+        "min_short_side": settings.size.min_short_side if settings.size.enabled else None,
+        "max_aspect_ratio": settings.size.max_aspect_ratio if settings.size.enabled else None,
+        "metadata_bounds": {name: (b.min, b.max) for name, b in settings.metadata.thresholds.items()},
+    }
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
@@ -68,6 +84,16 @@ STAGES: dict[str, StageSpec] = {
             params=("data", "ingest"),
             gate="ingest",
             gate_params=_ingest_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+        ),
+        StageSpec(
+            name="auto_filter",
+            description="Score the ingested dataset with the scorer cascade, cheap scorers first, and "
+            "write the candidate pool for human curation, with every score and rejection reason.",
+            run=_run_auto_filter,
+            params=("data", "filter"),
+            gate="auto_filter",
+            gate_params=_auto_filter_gate_params,
             resources=Resources(cpus=2, memory_gb=4),
         ),
     ]

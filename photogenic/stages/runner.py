@@ -31,7 +31,9 @@ def check_output(name: str, ref: DatasetRef, config: RunConfig, raise_on_failure
         return None
     from photogenic.quality import run_gate
 
-    manifest = Dataset(ref.path).read_manifest().drop_columns(["caption_raw"]).to_pandas()
+    table = Dataset(ref.path).read_manifest()
+    # raw caption bytes are kept for audit, not checked; pandas would carry them as objects
+    manifest = table.drop_columns([c for c in ("caption_raw",) if c in table.column_names]).to_pandas()
     params: dict[str, Any] = spec.gate_params(config) if spec.gate_params else {}
     result = run_gate(spec.gate, manifest, quarantine_rows=ref.quarantined, params=params, docs_dir=quality_dir(ref))
     log.info("quality gate %s on %s: %s", spec.gate, ref.name, "passed" if result.success else "FAILED")

@@ -1,0 +1,43 @@
+"""What a scorer is: a named, versioned, costed step of the cascade.
+
+A scorer scores a batch of manifest rows (and their pixels, when it needs them) into columns
+named ``score_<name>`` or ``score_<name>_<part>``, and says for each row whether its thresholds
+reject it, and why. The cascade orders scorers by ``cost_ms`` and gives each only the rows that
+survived the cheaper ones, which is where its speed comes from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+Columns = dict[str, list[Any]]
+
+
+class Scorer(ABC):
+    #: short name: the prefix of its columns and the name rejections carry
+    name: ClassVar[str]
+    #: bump when a change alters its scores, so recorded scores can be told apart
+    version: ClassVar[str]
+    #: rough cost per image in milliseconds on one CPU core, for ordering the cascade
+    cost_ms: ClassVar[float]
+    #: whether ``score`` needs decoded pixels; if not, it runs on manifest rows in the main process
+    needs_pixels: ClassVar[bool] = False
+
+    def column(self, part: str | None = None) -> str:
+        return f"score_{self.name}" + (f"_{part}" if part else "")
+
+    @abstractmethod
+    def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
+        """Columns for the rows (each list as long as ``rows``); ``images`` are HxWx3 uint8 RGB
+        arrays when ``needs_pixels``, else None."""
+
+    @abstractmethod
+    def reasons(self, columns: Columns) -> list[str | None]:
+        """Per row: why the thresholds reject it, or None to keep it."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the funnel report and run metadata say about this scorer."""
+        return {"name": self.name, "version": self.version, "cost_ms": self.cost_ms}

@@ -1,0 +1,1 @@
+"""The concrete scorers of the auto-filter cascade."""

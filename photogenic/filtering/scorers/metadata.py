@@ -1,0 +1,43 @@
+"""Thresholds on numeric source metadata (``meta_<name>`` columns written by ingest)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from photogenic.config import MetadataFilterConfig
+from photogenic.dataset.schema import META_PREFIX
+from photogenic.filtering.scorer import Columns, Scorer
+
+
+class MetadataScorer(Scorer):
+    name = "metadata"
+    version = "1"
+    cost_ms = 0.001
+
+    def __init__(self, config: MetadataFilterConfig):
+        self.config = config
+
+    def score(self, rows: list[dict[str, Any]], images=None) -> Columns:
+        # the values are already in the manifest: the columns record which ones were judged
+        return {
+            self.column(name): [row.get(f"{META_PREFIX}{name}") for row in rows] for name in self.config.thresholds
+        }
+
+    def reasons(self, columns: Columns) -> list[str | None]:
+        count = len(next(iter(columns.values()), []))
+        out: list[str | None] = [None] * count
+        for name, bounds in self.config.thresholds.items():
+            for i, value in enumerate(columns[self.column(name)]):
+                if out[i] is not None:
+                    continue
+                if value is None:
+                    if self.config.missing == "reject":
+                        out[i] = f"no {name} in the source metadata (filter.metadata.missing=reject)"
+                elif bounds.min is not None and value < bounds.min:
+                    out[i] = f"{name} {value:g} < filter.metadata.thresholds.{name}.min={bounds.min:g}"
+                elif bounds.max is not None and value > bounds.max:
+                    out[i] = f"{name} {value:g} > filter.metadata.thresholds.{name}.max={bounds.max:g}"
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "thresholds": self.config.model_dump()}

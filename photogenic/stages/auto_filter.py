@@ -1,0 +1,98 @@
+"""Auto-filter: run the scorer cascade over the ingested dataset and write the candidate pool.
+
+The candidate dataset's manifest holds the surviving rows with every score they received; its
+images stay in the input dataset's shards (the manifest points there), because filtering makes
+no new pixels. The rejected rows, with their scores, the scorer that rejected them and why, are
+written beside it in ``rejected.parquet``, so a rejection can always be audited and undone.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from photogenic.config import RunConfig
+from photogenic.dataset.atomic import write_bytes
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.schema import QUARANTINE_SCHEMA
+from photogenic.dataset.store import Dataset, parquet_bytes
+from photogenic.errors import DataError
+from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, order, run_cascade
+from photogenic.filtering.scorer import Scorer
+from photogenic.filtering.scorers.metadata import MetadataScorer
+from photogenic.filtering.scorers.size import SizeScorer
+from photogenic.paths import dataset_dir, is_url, join
+
+log = logging.getLogger(__name__)
+
+REJECTED = "rejected.parquet"
+
+
+@dataclass
+class FilterResult:
+    ref: DatasetRef
+    funnel: list[tuple[str, int]]
+    reasons: dict[str, int]
+
+
+def build_scorers(config: RunConfig) -> list[Scorer]:
+    """The scorers the config enables, in cascade order."""
+    settings = config.filter
+    scorers: list[Scorer] = []
+    if settings.size.enabled:
+        scorers.append(SizeScorer(settings.size))
+    if settings.metadata.thresholds:
+        scorers.append(MetadataScorer(settings.metadata))
+    return order(scorers)
+
+
+def auto_filter(config: RunConfig, progress: bool = True) -> FilterResult:
+    settings = config.filter
+    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
+    if not source.exists():
+        raise DataError(
+            f"The dataset {settings.input!r} (filter.input) does not exist at {source.path}; run ingest first."
+        )
+    scorers = build_scorers(config)
+    result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress)
+    target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
+    ref = _write(source, target, result, scorers, config)
+    log.info("auto-filter %s → %s: %s", settings.input, settings.output,
+             " → ".join(f"{name} {count}" for name, count in result.funnel))
+    return FilterResult(ref=ref, funnel=result.funnel, reasons=dict(result.reasons))
+
+
+def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: list[Scorer],
+           config: RunConfig) -> DatasetRef:
+    table = _repoint_shards(result.table, source, target)
+    survivors = table.filter(pa.compute.is_null(table[REJECTED_BY])).drop_columns([REJECTED_BY, REASON])
+    rejected = table.filter(pa.compute.is_valid(table[REJECTED_BY]))
+    write_bytes(join(target.path, REJECTED), parquet_bytes(rejected))
+    card: dict[str, Any] = {
+        "name": target.name,
+        "stage": "auto_filter",
+        "input": source.name,
+        "rows": survivors.num_rows,
+        "rejected": rejected.num_rows,
+        "funnel": [{"after": name, "rows": count} for name, count in result.funnel],
+        "rejections_by_scorer": dict(sorted(result.reasons.items())),
+        "scorers": [s.describe() for s in scorers],
+        "params": config.filter.model_dump(mode="json"),
+    }
+    # filtering quarantines nothing: a row it cannot use is a rejection, with its reason
+    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card)
+
+
+def _repoint_shards(table: pa.Table, source: Dataset, target: Dataset) -> pa.Table:
+    """Shard paths are relative to the manifest's folder: point them from the new folder at the
+    input dataset's shards (or keep them absolute when the data lives at a URL)."""
+    def repoint(shard: str) -> str:
+        full = source.shard_path(shard)
+        return full if is_url(full) or posixpath.isabs(shard) else posixpath.relpath(full, target.path)
+
+    shards = [repoint(s) for s in table["shard"].to_pylist()]
+    return table.set_column(table.schema.get_field_index("shard"), "shard", pa.array(shards, pa.string()))

@@ -1,0 +1,116 @@
+"""The auto-filter cascade: ordering, survivors-only scoring, recorded reasons, the funnel, and
+the candidate dataset it writes."""
+
+import hashlib
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from photogenic.dataset.store import Dataset
+from photogenic.errors import DataError, QualityGateError
+from photogenic.filtering.cascade import REJECTED_BY, order, run_cascade
+from photogenic.filtering.scorer import Scorer
+from photogenic.stages.auto_filter import REJECTED, auto_filter, build_scorers
+from photogenic.stages.ingest import ingest
+from photogenic.stages.runner import check_output
+from tests.conftest import config_for, image_bytes, wds_members, write_tar
+
+SIZES = [(64, 48), (300, 200), (900, 200), (256, 256), (100, 400), (320, 240)]
+
+
+@pytest.fixture
+def ingested(tmp_path):
+    root = tmp_path / "data"
+    members = []
+    for key, size in enumerate(SIZES):
+        members += wds_members(f"{key:09d}", image_bytes(size, seed=key), f"photo {key}", {"likes": key * 10})
+    members += wds_members("000000099", image_bytes((200, 200), seed=99), "no likes recorded")
+    write_tar(root / "raw" / "p.tar", members)
+    ingest(config_for(root, "ingest.sources.0.uri=raw/p.tar"), progress=False)
+    return root
+
+
+class CountingPixelScorer(Scorer):
+    """A real pixel scorer (mean brightness) that counts the rows it is given."""
+
+    name, version, cost_ms, needs_pixels = "brightness", "1", 1.0, True
+    seen: list[str] = []
+
+    def score(self, rows, images):
+        type(self).seen.extend(r["sample_id"] for r in rows)
+        return {self.column(): [float(np.asarray(image).mean()) for image in images]}
+
+    def reasons(self, columns):
+        return [None if v > 0 else "black" for v in columns[self.column()]]
+
+
+def _key(row):
+    return row["source"].rsplit("#", 1)[1]
+
+
+def test_size_and_metadata_rejections_are_recorded_with_reasons(ingested):
+    config = config_for(ingested, "filter.workers=0", "filter.metadata.thresholds.likes.min=15",
+                        "filter.metadata.thresholds.likes.max=45")
+    result = auto_filter(config, progress=False)
+    rejected = {_key(r): r for r in pq.read_table(ingested / "datasets/candidates" / REJECTED).to_pylist()}
+    assert rejected["000000000"]["filter_rejected_by"] == "size"
+    assert "short side 48 px < filter.size.min_short_side=128" in rejected["000000000"]["filter_reason"]
+    assert "aspect ratio 4.50 > filter.size.max_aspect_ratio=3.0" in rejected["000000002"]["filter_reason"]
+    assert "likes 10 < filter.metadata.thresholds.likes.min=15" in rejected["000000001"]["filter_reason"]
+    assert "likes 50 > filter.metadata.thresholds.likes.max=45" in rejected["000000005"]["filter_reason"]
+    kept = {_key(r) for r in Dataset(result.ref.path).read_manifest().to_pylist()}
+    assert "short side 100 px" in rejected["000000004"]["filter_reason"]
+    assert kept == {"000000003", "000000099"}  # missing metadata is kept by default
+    assert result.funnel == [("input", 7), ("size", 4), ("metadata", 2)]
+    # a rejected row's later scores stay null: the metadata scorer never saw it
+    assert rejected["000000000"]["score_metadata_likes"] is None
+    assert check_output("auto_filter", result.ref, config).success
+
+
+def test_missing_metadata_can_be_rejected(ingested):
+    config = config_for(ingested, "filter.workers=0", "filter.metadata.thresholds.likes.min=0",
+                        "filter.metadata.missing=reject")
+    auto_filter(config, progress=False)
+    rejected = {_key(r): r["filter_reason"] for r in pq.read_table(ingested / "datasets/candidates" / REJECTED).to_pylist()}
+    assert "no likes in the source metadata" in rejected["000000099"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_pixel_scorers_see_only_the_survivors_of_cheaper_ones(ingested, workers):
+    config = config_for(ingested)
+    CountingPixelScorer.seen = []
+    scorers = order([CountingPixelScorer()] + build_scorers(config))
+    assert [s.name for s in scorers] == ["size", "brightness"]
+    result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=workers, batch_size=3,
+                         progress=False)
+    survivors = result.survivors.to_pylist()
+    assert len(survivors) == 4 and all(r["score_brightness"] > 0 for r in survivors)
+    rejected = result.table.filter(result.table[REJECTED_BY].is_valid()).to_pylist()
+    assert all(r["score_brightness"] is None for r in rejected)
+    if workers == 0:  # counted in this process: exactly the size survivors, each once
+        assert sorted(CountingPixelScorer.seen) == sorted(r["sample_id"] for r in survivors)
+
+
+def test_candidates_point_at_the_input_shards(ingested):
+    result = auto_filter(config_for(ingested, "filter.workers=0"), progress=False)
+    candidates = Dataset(result.ref.path)
+    rows = candidates.read_manifest().to_pylist()
+    assert all(r["shard"].startswith("../ingested/shards/") for r in rows)
+    for row in rows:
+        assert hashlib.sha256(candidates.image_bytes(row)).hexdigest() == row["sample_id"]
+    card = candidates.read_card()
+    assert card["funnel"][0] == {"after": "input", "rows": 7} and card["rejected"] == 3
+
+
+def test_gate_refuses_survivors_outside_the_thresholds(ingested):
+    config = config_for(ingested, "filter.workers=0")
+    result = auto_filter(config, progress=False)
+    stricter = config_for(ingested, "filter.size.min_short_side=250")  # what the gate expects
+    with pytest.raises(QualityGateError, match="score_size_short_side"):
+        check_output("auto_filter", result.ref, stricter)
+
+
+def test_missing_input_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="filter.input.*run ingest first"):
+        auto_filter(config_for(tmp_path / "data"), progress=False)
