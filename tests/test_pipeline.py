@@ -18,7 +18,7 @@ def _small_pool(project, n=12):
     """Hand-made shards where the sample pool lives, with a duplicate and a corrupt file."""
     members = []
     for key in range(n):
-        members += wds_members(f"{key:09d}", image_bytes(seed=key % (n - 1)), f"photo {key}", {"likes": key})
+        members += wds_members(f"{key:09d}", image_bytes((200, 160), seed=key % (n - 1)), f"photo {key}", {"likes": key})
     members += wds_members(f"{n:09d}", b"\xff\xd8\xff broken", "corrupt")
     write_tar(project / "data" / "raw" / "sample-pool" / "00000.tar", members)
 
@@ -47,17 +47,22 @@ def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
     ingest_meta = run.steps["ingest"].run_metadata
     assert ingest_meta["counts"]["added"] == 11 and ingest_meta["counts"]["duplicates"] == 1
     assert ingest_meta["counts"]["quarantined"] == 1
-    gate_meta = run.steps["quality_gate"].run_metadata["quality_gate"]
+    gate_meta = run.steps["gate_ingest"].run_metadata["quality_gate"]
     assert gate_meta["success"] is True
-    md5 = run.steps["version_dataset"].run_metadata["dvc_md5"]
-    ref = run.steps["version_dataset"].outputs["versioned_dataset"][0].load()
+    md5 = run.steps["version_ingest"].run_metadata["dvc_md5"]
+    ref = run.steps["version_ingest"].outputs["versioned_dataset"][0].load()
     assert ref.dvc_md5 == md5 and md5.endswith(".dir")
 
     # dvc.lock, the remote and the versions log agree, and `dvc pull` restores the dataset
     lock = read_lock(dvc_project)
     assert lock["stages"]["ingest"]["outs"][0] == {**lock["stages"]["ingest"]["outs"][0], "path": "data/datasets/ingested", "md5": md5}
     versions = [json.loads(line) for line in (dvc_project / "data" / "versions.jsonl").read_text().splitlines()]
-    assert versions[-1]["dvc_md5"] == md5 and versions[-1]["run"]["id"] == str(run.id)
+    ingest_version = next(v for v in versions if v["dataset"] == "ingested")
+    assert ingest_version["dvc_md5"] == md5 and ingest_version["run"]["id"] == str(run.id)
+    # the candidate pool came next, filtered, gated and versioned the same way
+    assert run.steps["auto_filter"].run_metadata["funnel"]["input"] == 11
+    assert run.steps["gate_auto_filter"].run_metadata["quality_gate"]["success"] is True
+    assert lock["stages"]["auto_filter"]["outs"][0]["path"] == "data/datasets/candidates"
     assert yaml.safe_load((dvc_project / "params.yaml").read_text()) == config.resolved()
 
     manifest = (dvc_project / "data/datasets/ingested/manifest.parquet").read_bytes()
@@ -86,8 +91,8 @@ def test_zenml_pipeline_stops_at_a_failed_gate(dvc_project, monkeypatch):
         run_pipeline("data_curation", _config(dvc_project, "ingest.gate.max_quarantine_share=0.0"), progress=False)
     run = Client().get_pipeline("data_curation").last_run
     assert run.status.value == "failed"
-    assert run.steps["quality_gate"].run_metadata["quality_gate"]["success"] is False
-    assert "version_dataset" not in run.steps or run.steps["version_dataset"].status.value != "completed"
+    assert run.steps["gate_ingest"].run_metadata["quality_gate"]["success"] is False
+    assert "version_ingest" not in run.steps or run.steps["version_ingest"].status.value != "completed"
     assert "ingest" not in read_lock(dvc_project).get("stages", {})  # nothing was versioned
 
 
@@ -113,14 +118,15 @@ def test_dvc_repro_and_zenml_make_the_same_dataset(dvc_project, monkeypatch):
     done = dvc("repro")
     assert done.returncode == 0, done.stderr + done.stdout
     stages = read_lock(dvc_project)["stages"]
-    assert set(stages) == {"sample_pool", "ingest"}
+    assert set(stages) == {"sample_pool", "ingest", "auto_filter"}
     out = stages["ingest"]["outs"][0]
+    candidates_md5 = stages["auto_filter"]["outs"][0]["md5"]
     assert out["path"] == "data/datasets/ingested"
     card = json.loads((dvc_project / "data/datasets/ingested/dataset.json").read_text())
     assert card["rows"] + card["quarantined"] + card["duplicates_collapsed"] == 80
     assert "didn't change" in dvc("repro").stdout  # nothing changed: nothing runs
 
-    shutil.rmtree(dvc_project / "data" / "datasets" / "ingested")
+    shutil.rmtree(dvc_project / "data" / "datasets")
     monkeypatch.chdir(dvc_project)
     from photogenic.runtime import prepare_environment
 
@@ -128,4 +134,6 @@ def test_dvc_repro_and_zenml_make_the_same_dataset(dvc_project, monkeypatch):
     from pipelines.run import run_pipeline
 
     run_pipeline("data_curation", config, progress=False)
-    assert read_lock(dvc_project)["stages"]["ingest"]["outs"][0]["md5"] == out["md5"]
+    stages = read_lock(dvc_project)["stages"]
+    assert stages["ingest"]["outs"][0]["md5"] == out["md5"]
+    assert stages["auto_filter"]["outs"][0]["md5"] == candidates_md5

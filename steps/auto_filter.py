@@ -1,0 +1,27 @@
+"""ZenML step: the auto-filter cascade over the (versioned) ingested dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from zenml import log_metadata, step
+
+from photogenic.config import config_from_dict
+from photogenic.dataset.ref import DatasetRef
+from photogenic.errors import ConfigError
+from photogenic.stages.registry import get_stage
+from photogenic.stages.runner import run_stage
+from steps.settings import step_settings
+
+SPEC = get_stage("auto_filter")
+
+
+@step(enable_cache=False, settings=step_settings(SPEC))
+def auto_filter(dataset: DatasetRef, config: dict, progress: bool = True) -> Annotated[DatasetRef, "candidates"]:
+    cfg = config_from_dict(config)
+    if dataset.name != cfg.filter.input:
+        raise ConfigError(f"auto_filter received dataset {dataset.name!r} but filter.input is {cfg.filter.input!r}.")
+    output = run_stage(SPEC.name, cfg, progress=progress)
+    log_metadata(metadata={"funnel": output.stats["funnel"], "rejections": output.stats["rejections"],
+                           "dataset": output.ref.model_dump(), "input_dvc_md5": dataset.dvc_md5})
+    return output.ref
