@@ -111,6 +111,16 @@ class MetadataFilterConfig(_Section):
     missing: Literal["keep", "reject"] = Field("keep", description="rows without the metadata")
 
 
+class DedupFilterConfig(_Section):
+    """Near-duplicate clusters by perceptual hash; one member of each is kept."""
+
+    enabled: bool = True
+    max_distance: int = Field(6, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    keep_best_by: str | None = Field(
+        "score_technical_quality", description="Score column that picks the member kept (higher wins)."
+    )
+
+
 class FilterConfig(_Section):
     input: DatasetName = Field("ingested", description="Dataset to filter.")
     output: DatasetName = Field("candidates", description="The candidate pool for human curation.")
@@ -118,6 +128,7 @@ class FilterConfig(_Section):
     batch_size: int = Field(32, ge=1)
     size: SizeFilterConfig = Field(default_factory=SizeFilterConfig)
     metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
+    dedup: DedupFilterConfig = Field(default_factory=DedupFilterConfig)
 
 
 

@@ -62,7 +62,7 @@ def test_size_and_metadata_rejections_are_recorded_with_reasons(ingested):
     kept = {_key(r) for r in Dataset(result.ref.path).read_manifest().to_pylist()}
     assert "short side 100 px" in rejected["000000004"]["filter_reason"]
     assert kept == {"000000003", "000000099"}  # missing metadata is kept by default
-    assert result.funnel == [("input", 7), ("size", 4), ("metadata", 2)]
+    assert result.funnel == [("input", 7), ("size", 4), ("metadata", 2), ("dedup", 2)]
     # a rejected row's later scores stay null: the metadata scorer never saw it
     assert rejected["000000000"]["score_metadata_likes"] is None
     assert check_output("auto_filter", result.ref, config).success
@@ -81,7 +81,7 @@ def test_pixel_scorers_see_only_the_survivors_of_cheaper_ones(ingested, workers)
     config = config_for(ingested)
     CountingPixelScorer.seen = []
     scorers = order([CountingPixelScorer()] + build_scorers(config))
-    assert [s.name for s in scorers] == ["size", "brightness"]
+    assert [s.name for s in scorers] == ["size", "brightness", "dedup"]
     result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=workers, batch_size=3,
                          progress=False)
     survivors = result.survivors.to_pylist()
@@ -114,3 +114,39 @@ def test_gate_refuses_survivors_outside_the_thresholds(ingested):
 def test_missing_input_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="filter.input.*run ingest first"):
         auto_filter(config_for(tmp_path / "data"), progress=False)
+
+
+def test_near_duplicates_keep_the_best_scoring_copy(tmp_path):
+    import io
+
+    from PIL import Image
+
+    root = tmp_path / "data"
+    original = Image.open(io.BytesIO(image_bytes((320, 320), seed=5)))
+    smaller = io.BytesIO()
+    original.resize((240, 240), Image.LANCZOS).point(lambda v: min(255, int(v * 1.04))).save(smaller, "JPEG", quality=80)
+    members = (wds_members("000000000", smaller.getvalue(), "small copy")
+               + wds_members("000000001", image_bytes((320, 320), seed=5), "original")
+               + wds_members("000000002", image_bytes((320, 320), seed=6), "another picture"))
+    write_tar(root / "raw" / "p.tar", members)
+    ingest(config_for(root, "ingest.sources.0.uri=raw/p.tar"), progress=False)
+    config = config_for(root, "filter.workers=0", "filter.dedup.keep_best_by=score_size_short_side")
+    result = auto_filter(config, progress=False)
+    kept = {_key(r): r for r in Dataset(result.ref.path).read_manifest().to_pylist()}
+    assert set(kept) == {"000000001", "000000002"}  # the larger copy wins
+    rejected = pq.read_table(root / "datasets/candidates" / REJECTED).to_pylist()
+    assert [_key(r) for r in rejected] == ["000000000"]
+    assert rejected[0]["filter_rejected_by"] == "dedup"
+    assert rejected[0]["filter_reason"].startswith(f"near-duplicate of {kept['000000001']['sample_id']}")
+    assert rejected[0]["score_dedup_cluster"] == kept["000000001"]["score_dedup_cluster"]
+    assert kept["000000002"]["score_dedup_cluster"] == kept["000000002"]["sample_id"]
+    assert check_output("auto_filter", result.ref, config).success
+    # a candidate pool holding two members of one cluster fails its gate
+    import pandas as pd
+
+    from photogenic.quality import run_gate
+
+    frame = Dataset(result.ref.path).read_manifest().drop_columns(["caption_raw"]).to_pandas()
+    frame = pd.concat([frame, frame.iloc[[0]].assign(sample_id="f" * 64)])
+    gate = run_gate("auto_filter", frame, quarantine_rows=0, params={"dedup": True}, docs_dir=None)
+    assert not gate.success and any("score_dedup_cluster" in line for line in gate.failed)

@@ -19,7 +19,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from photogenic.dataset.store import Dataset
-from photogenic.filtering.scorer import Columns, Scorer
+from photogenic.filtering.scorer import Columns, GlobalScorer, Scorer
 from photogenic.parallel import ordered_map
 
 REJECTED_BY = "filter_rejected_by"
@@ -63,8 +63,9 @@ class _Batch:
 
 
 def order(scorers: list[Scorer]) -> list[Scorer]:
-    """Manifest-only scorers first, then pixel scorers; cheapest first within each."""
-    return sorted(scorers, key=lambda s: (s.needs_pixels, s.cost_ms))
+    """Manifest-only scorers first, then pixel scorers, cheapest first within each; pool-wide
+    scorers decide last (their per-row part still runs in cost order)."""
+    return sorted(scorers, key=lambda s: (isinstance(s, GlobalScorer), s.needs_pixels, s.cost_ms))
 
 
 def run_cascade(dataset: Dataset, scorers: list[Scorer], *, workers: int = 2, batch_size: int = 32,
@@ -92,7 +93,19 @@ def run_cascade(dataset: Dataset, scorers: list[Scorer], *, workers: int = 2, ba
                 batch.apply(scorer, index, columns, reasons)
             done.append(batch)
             bar.update(len(batch.rows))
+    for scorer in scorers:
+        if isinstance(scorer, GlobalScorer):
+            _decide(done, scorer)
     return _result(dataset, done, scorers)
+
+
+def _decide(batches: list[_Batch], scorer: GlobalScorer) -> None:
+    """Run a pool-wide decision on every row still alive, and write its verdicts back."""
+    alive = [(batch, i) for batch in batches for i in batch.alive()]
+    survivors = [{**batch.rows[i], **{k: v[i] for k, v in batch.columns.items()}} for batch, i in alive]
+    columns, reasons = scorer.decide(survivors)
+    for j, (batch, i) in enumerate(alive):
+        batch.apply(scorer, [i], {name: [values[j]] for name, values in columns.items()}, [reasons[j]])
 
 
 def _batches(dataset: Dataset, size: int) -> Iterator[_Batch]:

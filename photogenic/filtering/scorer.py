@@ -41,3 +41,13 @@ class Scorer(ABC):
     def describe(self) -> dict[str, Any]:
         """What the funnel report and run metadata say about this scorer."""
         return {"name": self.name, "version": self.version, "cost_ms": self.cost_ms}
+
+
+class GlobalScorer(Scorer):
+    """A scorer whose verdict needs the whole pool (near-duplicate clusters, concept quotas):
+    ``score`` runs per batch like any scorer, then ``decide`` runs once on every row that
+    survived all per-row scorers, after the cascade has seen the whole pool."""
+
+    @abstractmethod
+    def decide(self, survivors: list[dict[str, Any]]) -> tuple[Columns, list[str | None]]:
+        """Columns and rejection reasons for the survivors (rows carry every score so far)."""

@@ -139,6 +139,8 @@ class AutoFilterGateParams(GateParams):
     max_aspect_ratio: float | None = Field(None, ge=1.0)
     #: metadata name -> (min, max), as configured in filter.metadata.thresholds
     metadata_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    #: near-duplicate clustering ran: no cluster may be represented twice among the survivors
+    dedup: bool = False
 
 
 @register_suite("auto_filter", AutoFilterGateParams)
@@ -159,6 +161,11 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
         manifest += [
             gxe.ExpectColumnValuesToNotBeNull(column="score_size_aspect_ratio"),
             gxe.ExpectColumnValuesToBeBetween(column="score_size_aspect_ratio", max_value=params.max_aspect_ratio),
+        ]
+    if params.dedup:
+        manifest += [
+            gxe.ExpectColumnValuesToNotBeNull(column="score_dedup_cluster"),
+            gxe.ExpectColumnValuesToBeUnique(column="score_dedup_cluster"),
         ]
     for name, (low, high) in sorted(params.metadata_bounds.items()):
         # rows without the metadata are null here, and GE's column checks skip nulls

@@ -23,6 +23,7 @@ from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import DataError
 from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, order, run_cascade
 from photogenic.filtering.scorer import Scorer
+from photogenic.filtering.scorers.dedup import DuplicateScorer
 from photogenic.filtering.scorers.metadata import MetadataScorer
 from photogenic.filtering.scorers.size import SizeScorer
 from photogenic.paths import dataset_dir, is_url, join
@@ -47,6 +48,8 @@ def build_scorers(config: RunConfig) -> list[Scorer]:
         scorers.append(SizeScorer(settings.size))
     if settings.metadata.thresholds:
         scorers.append(MetadataScorer(settings.metadata))
+    if settings.dedup.enabled:
+        scorers.append(DuplicateScorer(settings.dedup))
     return order(scorers)
 
 

@@ -70,6 +70,7 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
         "min_short_side": settings.size.min_short_side if settings.size.enabled else None,
         "max_aspect_ratio": settings.size.max_aspect_ratio if settings.size.enabled else None,
         "metadata_bounds": {name: (b.min, b.max) for name, b in settings.metadata.thresholds.items()},
+        "dedup": settings.dedup.enabled,
     }
 
 
