@@ -111,6 +111,16 @@ class MetadataFilterConfig(_Section):
     missing: Literal["keep", "reject"] = Field("keep", description="rows without the metadata")
 
 
+class TechnicalFilterConfig(_Section):
+    """Weight-free technical quality (photogenic.scoring.technical)."""
+
+    enabled: bool = True
+    min_quality: float = Field(0.6, ge=0.0, le=1.0, description="Combined technical_quality below this is rejected.")
+    min_component: float = Field(
+        0.2, ge=0.0, le=1.0, description="Any single measure's [0,1] score below this is rejected, and named."
+    )
+
+
 class DedupFilterConfig(_Section):
     """Near-duplicate clusters by perceptual hash; one member of each is kept."""
 
@@ -128,6 +138,7 @@ class FilterConfig(_Section):
     batch_size: int = Field(32, ge=1)
     size: SizeFilterConfig = Field(default_factory=SizeFilterConfig)
     metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
+    technical: TechnicalFilterConfig = Field(default_factory=TechnicalFilterConfig)
     dedup: DedupFilterConfig = Field(default_factory=DedupFilterConfig)
 
 

@@ -26,6 +26,7 @@ from photogenic.filtering.scorer import Scorer
 from photogenic.filtering.scorers.dedup import DuplicateScorer
 from photogenic.filtering.scorers.metadata import MetadataScorer
 from photogenic.filtering.scorers.size import SizeScorer
+from photogenic.filtering.scorers.technical import TechnicalScorer
 from photogenic.paths import dataset_dir, is_url, join
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def build_scorers(config: RunConfig) -> list[Scorer]:
         scorers.append(SizeScorer(settings.size))
     if settings.metadata.thresholds:
         scorers.append(MetadataScorer(settings.metadata))
+    if settings.technical.enabled:
+        scorers.append(TechnicalScorer(settings.technical))
     if settings.dedup.enabled:
         scorers.append(DuplicateScorer(settings.dedup))
     return order(scorers)
