@@ -1,0 +1,66 @@
+"""The auto-filter's decisions against the sample pool's hidden ground truth.
+
+Runs ingest and the auto-filter with the default config on a sample pool and prints the recall
+of photogenic samples (how many of them survive to the candidate pool) and the precision lift
+(the photogenic share of the candidates over the pool's base rate), plus the funnel.
+
+    python benchmarks/filter_quality.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import OUT, result, sample_pool  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 1,000-image pool instead of 4,000")
+    args = parser.parse_args()
+
+    import pyarrow.parquet as pq
+
+    from photogenic.config import load_config
+    from photogenic.dataset.store import Dataset
+    from photogenic.stages.auto_filter import auto_filter
+    from photogenic.stages.ingest import ingest
+
+    n = 1000 if args.quick else 4000
+    pool = sample_pool(n)
+    root = OUT / f"filter-quality-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml",
+                         [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar"])
+    ingest(config, progress=False)
+    filtered = auto_filter(config, progress=False)
+
+    truth = {r["key"]: r for r in pq.read_table(pool / "ground_truth.parquet").to_pylist()}
+    kept = [row["source"].rsplit("#", 1)[1] for row in Dataset(filtered.ref.path).read_manifest(["source"]).to_pylist()]
+    # a copy (near or exact duplicate) stands for its original's scene: the filter keeps one
+    # member of each duplicate cluster, and which one is its choice, so recall and precision are
+    # counted per scene, not per file
+    scene = {key: row["near_duplicate_of"] or key for key, row in truth.items()}
+    photogenic_scenes = {key for key, row in truth.items() if row["photogenic"]}
+    kept_scenes = {scene[key] for key in kept}
+    hits = len(photogenic_scenes & kept_scenes)
+    base_rate = len(photogenic_scenes) / len(set(scene.values()))
+    precision = hits / len(kept_scenes) if kept_scenes else 0.0
+    print(f"pool: {n} samples, {len(set(scene.values()))} scenes, {len(photogenic_scenes)} photogenic "
+          f"(base rate {base_rate:.3f})")
+    print("funnel: " + " → ".join(f"{name} {count}" for name, count in filtered.funnel))
+    print(f"candidates: {len(kept)} ({len(kept_scenes)} scenes), photogenic among them: {hits} "
+          f"(precision {precision:.3f})")
+    print("rejections by scorer: " + ", ".join(f"{k} {v}" for k, v in sorted(filtered.reasons.items())))
+    recall = hits / len(photogenic_scenes)
+    result("photogenic_recall", recall, ">=", 0.9)
+    result("precision_lift", precision / base_rate, ">=", 2.0)
+
+
+if __name__ == "__main__":
+    main()
