@@ -52,6 +52,10 @@ def ordered_map(
         while pending:
             done, future = pending.popleft()
             yield from zip(done, future.get())
+        # let workers exit on their own: terminating them (what leaving the block does) can kill
+        # a worker while a native thread pool is still up, which aborts it noisily
+        pool.close()
+        pool.join()
 
 
 def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
