@@ -20,6 +20,6 @@ def data_curation(config: dict, progress: bool = True) -> None:
     ingested = ingest(config=config, progress=progress)
     gated = quality_gate(ingested, config=config, stage="ingest", id="gate_ingest")
     versioned = version_dataset(gated, config=config, stage="ingest", id="version_ingest")
-    candidates = auto_filter(versioned, config=config, progress=progress)
+    candidates, _ = auto_filter(versioned, config=config, progress=progress)
     gated_candidates = quality_gate(candidates, config=config, stage="auto_filter", id="gate_auto_filter")
     version_dataset(gated_candidates, config=config, stage="auto_filter", id="version_auto_filter")

@@ -108,6 +108,8 @@ def test_candidates_point_at_the_input_shards(ingested):
         assert hashlib.sha256(candidates.image_bytes(row)).hexdigest() == row["sample_id"]
     card = candidates.read_card()
     assert card["funnel"][0] == {"after": "input", "rows": 7} and card["rejected"] == 3
+    report = (ingested / "datasets" / "candidates.funnel.html").read_text()
+    assert result.report.endswith("candidates.funnel.html") and "short side 48 px" in report
 
 
 def test_gate_refuses_survivors_outside_the_thresholds(ingested):

@@ -65,6 +65,8 @@ def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
     assert run.steps["auto_filter"].run_metadata["funnel"]["input"] == 11
     assert run.steps["gate_auto_filter"].run_metadata["quality_gate"]["success"] is True
     assert lock["stages"]["auto_filter"]["outs"][0]["path"] == "data/datasets/candidates"
+    funnel_html = run.steps["auto_filter"].outputs["funnel_report"][0].load()
+    assert "<svg" in funnel_html and (dvc_project / "data/datasets/candidates.funnel.html").read_text() == funnel_html
     assert yaml.safe_load((dvc_project / "params.yaml").read_text()) == config.resolved()
 
     manifest = (dvc_project / "data/datasets/ingested/manifest.parquet").read_bytes()

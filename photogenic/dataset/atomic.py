@@ -61,6 +61,11 @@ def write_text(path: str, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def read_text(path: str) -> str:
+    fs, target = filesystem(path)
+    return fs.cat_file(target).decode("utf-8")
+
+
 def remove_stale_temporaries(folder: str) -> list[str]:
     """Delete temporary files an interrupted writer left in ``folder`` (never referenced)."""
     fs, root = filesystem(folder)

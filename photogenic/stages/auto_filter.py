@@ -22,6 +22,7 @@ from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import DataError
 from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, order, run_cascade
+from photogenic.filtering.report import write_funnel_report
 from photogenic.filtering.scorer import Scorer
 from photogenic.filtering.scorers.dedup import DuplicateScorer
 from photogenic.filtering.scorers.metadata import MetadataScorer
@@ -39,6 +40,8 @@ class FilterResult:
     ref: DatasetRef
     funnel: list[tuple[str, int]]
     reasons: dict[str, int]
+    #: the funnel report (HTML), beside the dataset folder
+    report: str
 
 
 def build_scorers(config: RunConfig) -> list[Scorer]:
@@ -67,9 +70,16 @@ def auto_filter(config: RunConfig, progress: bool = True) -> FilterResult:
     result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress)
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
     ref = _write(source, target, result, scorers, config)
+    # beside the dataset, not in it: the report is for people, the dataset's md5 is for DVC
+    report = write_funnel_report(result, source, [s.describe() for s in scorers], report_path(target))
     log.info("auto-filter %s → %s: %s", settings.input, settings.output,
              " → ".join(f"{name} {count}" for name, count in result.funnel))
-    return FilterResult(ref=ref, funnel=result.funnel, reasons=dict(result.reasons))
+    log.info("funnel report: %s", report)
+    return FilterResult(ref=ref, funnel=result.funnel, reasons=dict(result.reasons), report=report)
+
+
+def report_path(dataset: Dataset) -> str:
+    return f"{dataset.path}.funnel.html"
 
 
 def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: list[Scorer],

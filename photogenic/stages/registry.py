@@ -26,6 +26,8 @@ class Resources:
 class StageOutput:
     ref: DatasetRef
     stats: dict[str, Any] = field(default_factory=dict)
+    #: HTML reports the stage wrote (name -> path), for people and for the orchestrator's UI
+    reports: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def _run_auto_filter(config: RunConfig, progress: bool) -> StageOutput:
     from photogenic.stages.auto_filter import auto_filter
 
     result = auto_filter(config, progress=progress)
-    return StageOutput(ref=result.ref, stats={"funnel": dict(result.funnel), "rejections": result.reasons})
+    return StageOutput(ref=result.ref, stats={"funnel": dict(result.funnel), "rejections": result.reasons},
+                       reports={"funnel_report": result.report})
 
 
 def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
