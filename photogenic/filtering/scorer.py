@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 
 Columns = dict[str, list[Any]]
 
@@ -25,6 +26,10 @@ class Scorer(ABC):
     cost_ms: ClassVar[float]
     #: whether ``score`` needs decoded pixels; if not, it runs on manifest rows in the main process
     needs_pixels: ClassVar[bool] = False
+
+    def __init__(self, config: BaseModel | None = None):
+        #: the scorer's config section: its thresholds
+        self.config = config
 
     def column(self, part: str | None = None) -> str:
         return f"score_{self.name}" + (f"_{part}" if part else "")
@@ -40,7 +45,10 @@ class Scorer(ABC):
 
     def describe(self) -> dict[str, Any]:
         """What the funnel report and run metadata say about this scorer."""
-        return {"name": self.name, "version": self.version, "cost_ms": self.cost_ms}
+        described = {"name": self.name, "version": self.version, "cost_ms": self.cost_ms}
+        if self.config is not None:
+            described["thresholds"] = self.config.model_dump(mode="json")
+        return described
 
 
 class GlobalScorer(Scorer):

@@ -20,8 +20,7 @@ class DuplicateScorer(GlobalScorer):
     cost_ms = 0.3
     needs_pixels = True
 
-    def __init__(self, config: DedupFilterConfig):
-        self.config = config
+    config: DedupFilterConfig
 
     def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
         # stored as signed int64 (Parquet has no unsigned 64-bit statistics worth having)
@@ -47,5 +46,3 @@ class DuplicateScorer(GlobalScorer):
         ]
         return {self.column("cluster"): representative}, reasons
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "thresholds": self.config.model_dump()}

@@ -14,8 +14,7 @@ class MetadataScorer(Scorer):
     version = "1"
     cost_ms = 0.001
 
-    def __init__(self, config: MetadataFilterConfig):
-        self.config = config
+    config: MetadataFilterConfig
 
     def score(self, rows: list[dict[str, Any]], images=None) -> Columns:
         # the values are already in the manifest: the columns record which ones were judged
@@ -39,5 +38,3 @@ class MetadataScorer(Scorer):
                     out[i] = f"{name} {value:g} > filter.metadata.thresholds.{name}.max={bounds.max:g}"
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "thresholds": self.config.model_dump()}

@@ -13,8 +13,7 @@ class SizeScorer(Scorer):
     version = "1"
     cost_ms = 0.001
 
-    def __init__(self, config: SizeFilterConfig):
-        self.config = config
+    config: SizeFilterConfig
 
     def score(self, rows: list[dict[str, Any]], images=None) -> Columns:
         short = [min(r["width"], r["height"]) for r in rows]
@@ -33,5 +32,3 @@ class SizeScorer(Scorer):
                 out.append(None)
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "thresholds": self.config.model_dump()}

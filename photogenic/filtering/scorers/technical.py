@@ -35,8 +35,7 @@ class TechnicalScorer(Scorer):
     cost_ms = 6.0
     needs_pixels = True
 
-    def __init__(self, config: TechnicalFilterConfig):
-        self.config = config
+    config: TechnicalFilterConfig
 
     def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
         columns: Columns = {}
@@ -68,6 +67,5 @@ class TechnicalScorer(Scorer):
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
-            "thresholds": self.config.model_dump(),
             "column_thresholds": {self.column("quality"): {"min": self.config.min_quality}},
         }
