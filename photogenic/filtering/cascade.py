@@ -131,6 +131,8 @@ def _score_pixels(task: tuple[str, list[dict[str, Any]]]) -> list[tuple[Columns,
     """In a worker: decode each surviving image once, run the pixel scorers in cost order, each
     on the rows the ones before it kept. Rows a scorer never saw get None in its columns."""
     path, rows = task
+    if not _WORKER_SCORERS:  # only manifest scorers configured: no pixels to read at all
+        return []
     dataset = Dataset(path)
     images = [np.asarray(dataset.load_image(row)) for row in rows]
     alive = list(range(len(rows)))
