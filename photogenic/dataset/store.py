@@ -63,16 +63,19 @@ class Dataset:
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             return pq.read_table(handle, columns=columns)
 
-    def manifest_schema(self, drop: list[str] = ()) -> pa.Schema:
+    def manifest_schema(self) -> pa.Schema:
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
-            schema = pq.read_schema(handle)
-        return pa.schema([f for f in schema if f.name not in drop])
+            return pq.read_schema(handle)
 
-    def iter_manifest(self, batch_size: int, drop: list[str] = ()) -> Iterator[pa.RecordBatch]:
-        """The manifest in record batches, streamed from the file (never loaded whole)."""
-        columns = [n for n in self.manifest_schema().names if n not in drop]
+    def num_rows(self) -> int:
+        """The manifest's row count, from the Parquet footer alone."""
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_size, columns=columns)
+            return pq.ParquetFile(handle).metadata.num_rows
+
+    def iter_manifest(self, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """The manifest in record batches, streamed from the file (never loaded whole)."""
+        with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_size)
 
     def read_quarantine(self) -> pa.Table:
         path = join(self._root, QUARANTINE)

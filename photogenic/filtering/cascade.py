@@ -73,7 +73,7 @@ def run_cascade(dataset: Dataset, scorers: list[Scorer], *, workers: int = 2, ba
     scorers = order(scorers)
     row_scorers = [s for s in scorers if not s.needs_pixels]
     pixel_scorers = [s for s in scorers if s.needs_pixels]
-    total = dataset.read_manifest(columns=["sample_id"]).num_rows
+    total = dataset.num_rows()
 
     def prepare(batch: _Batch) -> tuple[str, list[dict[str, Any]]]:
         """Runs in the main process as the batch is sent: the manifest-only scorers."""
