@@ -12,7 +12,6 @@ from zenml.client import Client
 
 from photogenic.config import RunConfig
 from photogenic.errors import ConfigError, PhotogenicError
-from photogenic.quality import GateResult
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
 
@@ -51,9 +50,6 @@ def _raise_user_error(run_name: str) -> None:
     for step_name, step_run in run.steps.items():
         if step_run.status.value != "failed":
             continue
-        gate = step_run.run_metadata.get("quality_gate")
-        if gate:
-            GateResult.from_dict(gate).raise_for_failure()
         error_type = _user_error_type(step_run.exception_info)
         if error_type is not None:
             raise error_type(f"{step_run.exception_info.message} (step {step_name} of run {run_name})")

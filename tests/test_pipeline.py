@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from photogenic.config import load_config
+from photogenic.errors import QualityGateError
 from photogenic.versioning.dvc import read_lock, write_params
 from tests.conftest import image_bytes, wds_members, write_tar
 
@@ -91,7 +92,7 @@ def test_zenml_pipeline_stops_at_a_failed_gate(dvc_project, monkeypatch):
     from pipelines.run import run_pipeline
 
     # a ceiling of 0 quarantined rows: the corrupt file must fail the gate
-    with pytest.raises(Exception, match="quarantine"):
+    with pytest.raises(QualityGateError, match="quarantine_share.*step gate_ingest of run"):
         run_pipeline("data_curation", _config(dvc_project, "ingest.gate.max_quarantine_share=0.0"), progress=False)
     run = Client().get_pipeline("data_curation").last_run
     assert run.status.value == "failed"
