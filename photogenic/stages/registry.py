@@ -42,6 +42,20 @@ class StageSpec:
     #: parameters of that suite, taken from the config
     gate_params: Callable[[RunConfig], dict[str, Any]] | None = None
     resources: Resources = Resources()
+    #: config keys (dotted) whose values name the datasets the stage reads, e.g. "filter.input"
+    inputs: tuple[str, ...] = ()
+    #: config keys (dotted) whose values name the datasets the stage writes, e.g. "filter.output"
+    outputs: tuple[str, ...] = ()
+
+    def dataset_names(self, config: RunConfig, keys: tuple[str, ...]) -> list[str]:
+        """The dataset names that ``keys`` (``self.inputs`` or ``self.outputs``) hold in ``config``."""
+        names = []
+        for key in keys:
+            node: Any = config
+            for part in key.split("."):
+                node = getattr(node, part)
+            names.append(node)
+        return names
 
 
 def _run_ingest(config: RunConfig, progress: bool) -> StageOutput:
@@ -89,6 +103,7 @@ STAGES: dict[str, StageSpec] = {
             gate="ingest",
             gate_params=_ingest_gate_params,
             resources=Resources(cpus=2, memory_gb=4),
+            outputs=("ingest.output",),
         ),
         StageSpec(
             name="auto_filter",
@@ -99,6 +114,8 @@ STAGES: dict[str, StageSpec] = {
             gate="auto_filter",
             gate_params=_auto_filter_gate_params,
             resources=Resources(cpus=2, memory_gb=4),
+            inputs=("filter.input",),
+            outputs=("filter.output",),
         ),
     ]
 }
