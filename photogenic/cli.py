@@ -64,6 +64,8 @@ def run(
     set_: SetOption = None,
     pipeline: Annotated[str, typer.Option(help="Pipeline to run.")] = "data_curation",
     quiet: QuietOption = False,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse steps whose code, config and "
+                                        "input md5s are unchanged.")] = True,
 ) -> None:
     """Run a pipeline with ZenML on the active stack (the local one by default)."""
     from photogenic.config import load_config
@@ -73,7 +75,7 @@ def run(
     prepare_environment()
     from pipelines.run import run_pipeline  # imports ZenML: only when a pipeline runs
 
-    summary = run_pipeline(pipeline, cfg, config_path=config, progress=not quiet)
+    summary = run_pipeline(pipeline, cfg, config_path=config, progress=not quiet, cache=cache)
     typer.echo(summary)
 
 

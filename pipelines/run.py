@@ -18,8 +18,12 @@ from pipelines.data_curation import data_curation
 PIPELINES = {"data_curation": data_curation}
 
 
-def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True) -> str:
-    """Run pipeline ``name`` with ``config``; return a summary of what it produced and where."""
+def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,
+                 cache: bool = True) -> str:
+    """Run pipeline ``name`` with ``config``; return a summary of what it produced and where.
+
+    Steps are cached (``cache=False`` runs every one): a rerun with nothing changed skips them
+    all, and the datasets the cached steps refer to are then restored from DVC where missing."""
     if name not in PIPELINES:
         raise ConfigError(f"Unknown pipeline {name!r}; the pipelines are: {', '.join(PIPELINES)}.")
     resolved = config.resolved()
@@ -29,7 +33,7 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
     _ensure_zenml_repository(Path.cwd())
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     try:
-        run = PIPELINES[name].with_options(run_name=run_name)(config=resolved, progress=progress)
+        run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache)(config=resolved, progress=progress)
     except RuntimeError:
         _raise_user_error(run_name)
         raise
@@ -39,7 +43,32 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         with contextlib.suppress(KeyError):
             log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")},
                          run_id_name_or_prefix=run_name)
-    return _summary(run)
+    restored = _restore_outputs(run, config)
+    return _summary(run, restored)
+
+
+def _restore_outputs(run, config: RunConfig) -> list[str]:
+    """Leave every dataset the run refers to on disk, as a run that executed would have.
+
+    A cached step does not write its dataset; if the folder is missing or holds another version,
+    that version is restored from DVC, and dvc.lock is brought back to it (the params.yaml just
+    written describes it)."""
+    from photogenic.versioning.dvc import commit_stage, locked_md5
+    from photogenic.versioning.restore import ensure_dataset
+
+    restored = []
+    run = Client().get_pipeline_run(run.id)
+    for step_run in run.steps.values():
+        for artifact in step_run.outputs.get("versioned_dataset", []):
+            ref = artifact.load()
+            if not ref.dvc_md5:
+                continue
+            if ensure_dataset(ref) == "restored":
+                restored.append(ref.name)
+            project = require_project(".")
+            if locked_md5(project, str(Path(ref.path).resolve().relative_to(project))) != ref.dvc_md5:
+                commit_stage(project, step_run.config.parameters["stage"], push=False)
+    return restored
 
 
 def _raise_user_error(run_name: str) -> None:
@@ -72,9 +101,12 @@ def _ensure_zenml_repository(root: Path) -> None:
         Client.initialize(root=root)
 
 
-def _summary(run) -> str:
+def _summary(run, restored: list[str] = ()) -> str:
     run = Client().get_pipeline_run(run.id)
-    lines = [f"ZenML run {run.name} ({run.id}): {run.status.value}"]
+    cached = [name for name, step_run in run.steps.items() if step_run.status.value == "cached"]
+    lines = [f"ZenML run {run.name} ({run.id}): {run.status.value}, "
+             f"{len(cached)} of {len(run.steps)} steps cached"]
+    lines += [f"  dataset {name} restored from DVC (its step was cached)" for name in restored]
     gate_reports = [
         step_run.run_metadata["quality_gate"].get("docs_index")
         for step_run in run.steps.values() if "quality_gate" in step_run.run_metadata

@@ -13,18 +13,20 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.errors import ConfigError
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
+from photogenic.versioning.restore import ensure_dataset
 from steps.settings import step_settings
 
 SPEC = get_stage("auto_filter")
 
 
-@step(enable_cache=False, settings=step_settings(SPEC))
+@step(enable_cache=True, settings=step_settings(SPEC))
 def auto_filter(
     dataset: DatasetRef, config: dict, progress: bool = True
 ) -> tuple[Annotated[DatasetRef, "candidates"], Annotated[HTMLString, "funnel_report"]]:
     cfg = config_from_dict(config)
     if dataset.name != cfg.filter.input:
         raise ConfigError(f"auto_filter received dataset {dataset.name!r} but filter.input is {cfg.filter.input!r}.")
+    ensure_dataset(dataset)  # a cached upstream step leaves its dataset where a rerun would
     output = run_stage(SPEC.name, cfg, progress=progress)
     report = output.reports["funnel_report"]
     log_metadata(metadata={"funnel": output.stats["funnel"], "rejections": output.stats["rejections"],

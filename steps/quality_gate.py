@@ -11,7 +11,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.runner import check_output
 
 
-@step(enable_cache=False)
+@step(enable_cache=True)
 def quality_gate(dataset: DatasetRef, config: dict, stage: str) -> Annotated[DatasetRef, "gated_dataset"]:
     result = check_output(stage, dataset, config_from_dict(config), raise_on_failure=False)
     if result is not None:

@@ -1,16 +1,45 @@
-"""Step settings derived from a stage's declared resources."""
+"""Step settings derived from a stage's declared resources.
+
+What ZenML 0.98's Kubeflow orchestrator honours (read from its source, not its docs):
+- CPU and memory limits and ``gpu_count`` come from ``ResourceSettings``;
+- a GPU is requested (``set_accelerator_type`` + ``set_accelerator_limit``) only when
+  ``gpu_count > 0`` *and* the step's orchestrator settings carry the node selector key
+  ``accelerator``, whose value becomes the accelerator type (the Kubernetes resource name);
+- the settings must give that selector as the top-level ``node_selectors`` field: the settings
+  model rebuilds ``pod_settings`` from it on validation, so a ``pod_settings=...`` passed directly
+  is silently replaced; every other pod setting (tolerations, volumes, labels) is dropped with a
+  warning under KFP 2.x. Tolerations therefore live in the native KFP pipeline (photogenic/kfp).
+
+The ``orchestrator.kubeflow`` key applies these only when the active stack's orchestrator is
+Kubeflow; the local orchestrator ignores them.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from zenml.config import ResourceSettings
 
 from photogenic.stages.registry import StageSpec
 
+#: the node selector key ZenML's Kubeflow orchestrator reads the accelerator type from
+ACCELERATOR_SELECTOR = "accelerator"
+#: the Kubernetes extended resource a GPU step requests
+GPU_RESOURCE = "nvidia.com/gpu"
+KUBEFLOW_SETTINGS_KEY = "orchestrator.kubeflow"
 
-def step_settings(spec: StageSpec) -> dict:
+
+def step_settings(spec: StageSpec) -> dict[str, Any]:
     resources = spec.resources
-    return {
+    settings: dict[str, Any] = {
         "resources": ResourceSettings(
             cpu_count=resources.cpus, memory=f"{resources.memory_gb}GB", gpu_count=resources.gpus or None
         )
     }
+    if resources.gpus:
+        from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import KubeflowOrchestratorSettings
+
+        settings[KUBEFLOW_SETTINGS_KEY] = KubeflowOrchestratorSettings(
+            node_selectors={ACCELERATOR_SELECTOR: GPU_RESOURCE}
+        )
+    return settings

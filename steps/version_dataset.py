@@ -11,7 +11,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.versioning.record import version_output
 
 
-@step(enable_cache=False)
+@step(enable_cache=True)
 def version_dataset(dataset: DatasetRef, config: dict, stage: str) -> Annotated[DatasetRef, "versioned_dataset"]:
     cfg = config_from_dict(config)
     if not cfg.dvc.enabled:

@@ -46,6 +46,11 @@ class StageSpec:
     inputs: tuple[str, ...] = ()
     #: config keys (dotted) whose values name the datasets the stage writes, e.g. "filter.output"
     outputs: tuple[str, ...] = ()
+    #: files the stage reads from outside the datasets (sources, annotation exports): a function of
+    #: the config returning name -> path, URL or glob (relative paths under data.root). Their md5s
+    #: (photogenic.versioning.fingerprint) go into the ZenML cache key, the model lineage tags and
+    #: `photogenic retrain`'s "did anything change" check.
+    external_inputs: Callable[[RunConfig], dict[str, str]] | None = None
 
     def dataset_names(self, config: RunConfig, keys: tuple[str, ...]) -> list[str]:
         """The dataset names that ``keys`` (``self.inputs`` or ``self.outputs``) hold in ``config``."""
@@ -71,6 +76,10 @@ def _ingest_gate_params(config: RunConfig) -> dict[str, Any]:
         "max_quarantine_share": config.ingest.gate.max_quarantine_share,
         "min_rows": config.ingest.gate.min_rows,
     }
+
+
+def _ingest_sources(config: RunConfig) -> dict[str, str]:
+    return {f"source{i}": source.uri for i, source in enumerate(config.ingest.sources)}
 
 
 def _run_auto_filter(config: RunConfig, progress: bool) -> StageOutput:
@@ -104,6 +113,7 @@ STAGES: dict[str, StageSpec] = {
             gate_params=_ingest_gate_params,
             resources=Resources(cpus=2, memory_gb=4),
             outputs=("ingest.output",),
+            external_inputs=_ingest_sources,
         ),
         StageSpec(
             name="auto_filter",

@@ -1,0 +1,93 @@
+"""Making sure the dataset a DatasetRef names is on disk, restoring it from DVC when not.
+
+A cached ZenML step does not run, so it does not write its dataset: when the folder was deleted
+(or replaced by another version, e.g. by a `dvc repro` with other parameters) the cached ref
+points at nothing. Every ref carries its DVC md5, so the version it names is restored from DVC:
+``dvc checkout``/``dvc pull`` when dvc.lock records that very version, else straight from the
+DVC cache by md5 (DVC 3's cache layout: ``files/md5/<2>/<30>``, a ``.dir`` object listing the
+folder's files). The restored folder is checked against the ref's content hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.store import Dataset
+from photogenic.errors import DataError
+from photogenic.paths import is_url
+from photogenic.versioning.dvc import locked_md5, require_project, run_dvc
+
+log = logging.getLogger(__name__)
+
+
+def is_present(ref: DatasetRef) -> bool:
+    dataset = Dataset(ref.path)
+    return dataset.exists() and dataset.ref().content_hash == ref.content_hash
+
+
+def ensure_dataset(ref: DatasetRef, project: Path | None = None) -> str:
+    """Return "present" if the dataset on disk is the version ``ref`` names, "restored" after
+    restoring it from DVC; raise DataError when it can be neither found nor restored."""
+    if is_present(ref):
+        return "present"
+    if not ref.dvc_md5:
+        raise DataError(
+            f"Dataset {ref.name!r} at {ref.path} is missing or is another version than the one this run "
+            "refers to, and that version was never versioned with DVC, so it cannot be restored. Rerun "
+            "without the step cache (`photogenic run --no-cache`)."
+        )
+    if is_url(ref.path):
+        raise DataError(f"Dataset {ref.name!r} at {ref.path} is missing or another version than this run refers to; "
+                        f"restore DVC version {ref.dvc_md5} there with `dvc pull` on a machine that holds the project.")
+    project = project or require_project(".")
+    rel = os.path.relpath(Path(ref.path).resolve(), project)
+    if locked_md5(project, rel) == ref.dvc_md5:
+        try:
+            run_dvc(project, "checkout", "--force", rel)
+        except DataError:
+            run_dvc(project, "pull", "--force", rel)
+    else:
+        _checkout_from_cache(project, ref.dvc_md5, Path(ref.path))
+    if not is_present(ref):
+        raise DataError(f"Restoring dataset {ref.name!r} (DVC md5 {ref.dvc_md5}) from DVC did not give back its "
+                        f"content (manifest sha256 {ref.content_hash}).")
+    log.info("restored dataset %s (DVC md5 %s) from DVC", ref.name, ref.dvc_md5)
+    return "restored"
+
+
+def _cache_dir(project: Path) -> Path:
+    configured = run_dvc(project, "cache", "dir").strip()
+    return Path(configured) if configured else project / ".dvc" / "cache"
+
+
+def _object(cache: Path, md5: str) -> Path:
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _checkout_from_cache(project: Path, md5: str, target: Path) -> None:
+    cache = _cache_dir(project)
+    listing = _object(cache, md5)
+    if not listing.exists():
+        raise DataError(
+            f"DVC version {md5} of {target} is neither what dvc.lock records nor in the DVC cache {cache}. "
+            "Check out the dvc.lock that recorded it (`git log -- dvc.lock`) and run `dvc pull`."
+        )
+    entries = json.loads(listing.read_text(encoding="utf-8"))
+    staging = target.with_name(f".{target.name}.restoring")
+    shutil.rmtree(staging, ignore_errors=True)
+    for entry in entries:
+        dest = staging / entry["relpath"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_object(cache, entry["md5"]), dest)
+    # the whole folder swaps in at once: never half an old and half a new version
+    backup = target.with_name(f".{target.name}.replaced")
+    shutil.rmtree(backup, ignore_errors=True)
+    if target.exists():
+        target.rename(backup)
+    staging.rename(target)
+    shutil.rmtree(backup, ignore_errors=True)
