@@ -14,19 +14,8 @@ from typing import Any
 from photogenic.config import config_from_dict
 from photogenic.errors import DataError
 from photogenic.stages.registry import get_stage
+from photogenic.stages.runner import stage_config  # noqa: F401 - the pipelines' import point
 from photogenic.versioning.fingerprint import external_md5s
-
-#: sections every stage step gets besides its declared ones (where data lives, how it is versioned)
-COMMON_SECTIONS = ("data", "dvc")
-
-
-def stage_config(stage: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The part of the resolved config a stage's steps take: the sections the stage declares
-    (as dvc.yaml's params do) plus the common ones. A step's parameters are its cache key, so a
-    change to another stage's settings does not re-run it; sections left out take their
-    defaults, which is why a stage must declare every section it reads."""
-    sections = dict.fromkeys((*COMMON_SECTIONS, *get_stage(stage).params))
-    return {name: config[name] for name in sections if name in config}
 
 
 def stage_external_md5s(stage: str, config: dict[str, Any]) -> dict[str, str]:

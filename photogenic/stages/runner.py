@@ -13,6 +13,19 @@ from photogenic.stages.registry import StageOutput, get_stage
 log = logging.getLogger(__name__)
 
 
+#: sections every stage's steps get besides its declared ones (where data lives, how it is versioned)
+COMMON_SECTIONS = ("data", "dvc")
+
+
+def stage_config(stage: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The part of the resolved config a stage's steps take: the sections the stage declares
+    (as dvc.yaml's params do) plus the common ones. A ZenML step's parameters are its cache key,
+    so a change to another stage's settings does not re-run it; sections left out take their
+    defaults, which is why a stage must declare every section it reads."""
+    sections = dict.fromkeys((*COMMON_SECTIONS, *get_stage(stage).params))
+    return {name: config[name] for name in sections if name in config}
+
+
 def run_stage(name: str, config: RunConfig, progress: bool = True) -> StageOutput:
     return get_stage(name).run(config, progress)
 

@@ -1,0 +1,133 @@
+"""Checks that a runner's wiring matches the stage declarations (photogenic.stages.registry).
+
+Each function returns the problems it finds, one sentence each (empty: in step). The tests run
+them on the project's dvc.yaml, ZenML pipelines and KFP pipeline, so a stage added to the
+registry but not to a runner, an output a runner writes but the stage does not declare, or a
+parameter section no config knows, fails the suite.
+
+dvc.yaml is checked, not generated: its stages also list the code each stage depends on (which
+the registry does not declare), and hand-kept entries stay readable in review.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from photogenic.config import RunConfig
+from photogenic.stages.registry import STAGES, StageSpec
+
+#: dvc.yaml stages that are not photogenic stages (they make raw inputs, not datasets)
+DVC_ONLY_STAGES = {"sample_pool"}
+
+
+def dataset_path_template(key: str) -> str:
+    """How dvc.yaml names the dataset folder a config key holds."""
+    return "${data.root}/datasets/${" + key + "}"
+
+
+def config_sections() -> set[str]:
+    return set(RunConfig.model_fields)
+
+
+def check_registry(stages: dict[str, StageSpec] = STAGES) -> list[str]:
+    problems = []
+    sections = config_sections()
+    for name, spec in stages.items():
+        for section in spec.params:
+            if section not in sections:
+                problems.append(f"stage {name}: parameter section {section!r} is not a RunConfig section")
+        for key in (*spec.inputs, *spec.outputs):
+            if not _is_config_key(key):
+                problems.append(f"stage {name}: dataset key {key!r} is not a key of the config")
+            elif key.split(".")[0] not in spec.params:
+                problems.append(f"stage {name}: dataset key {key!r} lies in a section the stage does not declare")
+    return problems
+
+
+def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -> list[str]:
+    problems = []
+    declared = dvc.get("stages", {})
+    sections = config_sections()
+    for name in declared:
+        if name not in stages and name not in DVC_ONLY_STAGES:
+            problems.append(f"dvc.yaml: stage {name} is not declared in the registry")
+    for name, spec in stages.items():
+        entry = declared.get(name)
+        if entry is None:
+            problems.append(f"dvc.yaml: stage {name} is missing")
+            continue
+        cmd = " ".join(entry.get("cmd", [])) if isinstance(entry.get("cmd"), list) else entry.get("cmd", "")
+        if f"photogenic step {name} " not in f"{cmd} ":
+            problems.append(f"dvc.yaml: stage {name} does not run `photogenic step {name}` (cmd: {cmd})")
+        params = [p if isinstance(p, str) else next(iter(p)) for p in entry.get("params", [])]
+        for section in params:
+            if section not in sections:
+                problems.append(f"dvc.yaml: stage {name}: parameter section {section!r} is unknown to the config")
+        if set(params) != set(spec.params):
+            problems.append(f"dvc.yaml: stage {name}: params {sorted(params)} differ from the declared {sorted(spec.params)}")
+        outs = [o if isinstance(o, str) else next(iter(o)) for o in entry.get("outs", [])]
+        wanted_outs = {dataset_path_template(key) for key in spec.outputs}
+        for out in outs:
+            if out not in wanted_outs:
+                problems.append(f"dvc.yaml: stage {name}: output {out} is not declared by the stage")
+        for out in sorted(wanted_outs - set(outs)):
+            problems.append(f"dvc.yaml: stage {name}: declared output {out} is missing from outs")
+        deps = set(entry.get("deps", []))
+        for key in spec.inputs:
+            if dataset_path_template(key) not in deps:
+                problems.append(f"dvc.yaml: stage {name}: declared input {dataset_path_template(key)} is missing from deps")
+    return problems
+
+
+def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict[str, StageSpec] = STAGES,
+                            required: set[str] | None = None) -> list[str]:
+    """``invocations``: invocation id -> {"step": step name, "parameters": {...}, "inputs": [names],
+    "spec": the stage its module declares, "gpu_count": ...} (see tests/test_runner_drift.py for how a prepared ZenML pipeline gives it).
+    Every stage in ``required`` (default: all) must appear, with its gate and version steps."""
+    from photogenic.stages.runner import stage_config  # the steps' own rule for which sections they take
+
+    problems = []
+    required = set(stages) if required is None else required
+    by_step: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for invocation_id, info in invocations.items():
+        by_step.setdefault(info["step"], []).append((invocation_id, info))
+    for name in sorted(required):
+        if name not in by_step:
+            problems.append(f"ZenML: stage {name} has no step in the pipeline")
+    for name, spec in stages.items():
+        for invocation_id, info in by_step.get(name, []):
+            if len(info["inputs"]) != len(spec.inputs):
+                problems.append(f"ZenML: step {invocation_id} takes {len(info['inputs'])} datasets, the stage declares "
+                                f"{len(spec.inputs)} ({', '.join(spec.inputs) or 'none'})")
+            sections = set(info["parameters"].get("config", {}))
+            wanted = set(stage_config(name, {s: {} for s in config_sections()}))
+            if sections != wanted:
+                problems.append(f"ZenML: step {invocation_id} gets config sections {sorted(sections)}, "
+                                f"the stage declares {sorted(wanted)}")
+            if spec.external_inputs is not None and "external_md5s" not in info["parameters"]:
+                problems.append(f"ZenML: step {invocation_id} does not key its cache on its external inputs' md5s")
+            if info.get("gpu_count") != (spec.resources.gpus or None):
+                problems.append(f"ZenML: step {invocation_id} requests {info.get('gpu_count')} GPUs, the stage "
+                                f"declares {spec.resources.gpus}")
+        if name in by_step:
+            for kind in ("quality_gate", "version_dataset"):
+                if not any(i["parameters"].get("stage") == name for i in invocations.values() if i["step"] == kind):
+                    problems.append(f"ZenML: stage {name} has no {kind} step")
+    for invocation_id, info in invocations.items():
+        declared = info.get("spec")  # the SPEC a stage step's module declares it runs
+        if declared is not None and declared != info["step"]:
+            problems.append(f"ZenML: step {invocation_id} ({info['step']}) runs stage {declared}: name them alike")
+        if declared is not None and declared not in stages:
+            problems.append(f"ZenML: step {invocation_id} runs {declared}, which the registry does not declare")
+    return problems
+
+
+def _is_config_key(key: str) -> bool:
+    from pydantic import BaseModel
+
+    model: Any = RunConfig
+    for part in key.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return False
+        model = model.model_fields[part].annotation
+    return True

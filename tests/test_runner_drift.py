@@ -1,0 +1,102 @@
+"""The runners (dvc.yaml, the ZenML pipelines, the KFP pipeline) stay in step with the stage
+declarations; and the drift checks themselves catch what they are meant to."""
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from photogenic.stages import drift
+from photogenic.stages.registry import STAGES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _dvc_yaml():
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_registry_declarations_name_real_config_keys():
+    assert drift.check_registry() == []
+
+
+def test_dvc_yaml_matches_the_registry():
+    assert drift.check_dvc_yaml(_dvc_yaml()) == []
+
+
+def test_dvc_yaml_check_catches_drift():
+    dvc = _dvc_yaml()
+    missing = copy.deepcopy(dvc)
+    del missing["stages"]["auto_filter"]
+    assert drift.check_dvc_yaml(missing) == ["dvc.yaml: stage auto_filter is missing"]
+
+    undeclared = copy.deepcopy(dvc)
+    undeclared["stages"]["ingest"]["outs"].append("${data.root}/datasets/extra")
+    assert any("output ${data.root}/datasets/extra is not declared" in p for p in drift.check_dvc_yaml(undeclared))
+
+    unknown = copy.deepcopy(dvc)
+    unknown["stages"]["ingest"]["params"].append("ingestion")
+    problems = drift.check_dvc_yaml(unknown)
+    assert any("'ingestion' is unknown to the config" in p for p in problems)
+
+    stray = copy.deepcopy(dvc)
+    stray["stages"]["caption_old"] = {"cmd": "photogenic step caption_old"}
+    assert "dvc.yaml: stage caption_old is not declared in the registry" in drift.check_dvc_yaml(stray)
+
+
+def _zenml_invocations(pipeline, config):
+    import importlib
+
+    pipeline.prepare(config=config, progress=False)
+    found = {}
+    for invocation_id, invocation in pipeline.invocations.items():
+        step = invocation.step
+        module = importlib.import_module(type(step).__module__ if type(step).__module__ != "zenml.steps.decorated_step"
+                                         else step.source_object.__module__)
+        resources = step.configuration.settings.get("resources")
+        found[invocation_id] = {
+            "step": step.name,
+            "parameters": dict(invocation.parameters),
+            "inputs": list(invocation.input_artifacts),
+            "spec": getattr(getattr(module, "SPEC", None), "name", None),
+            "gpu_count": resources.gpu_count if resources is not None else None,
+        }
+    return found
+
+
+def test_zenml_pipelines_match_the_registry(tmp_path):
+    from photogenic.config import load_config
+    from pipelines.run import PIPELINES
+
+    config = load_config(None, [f"data.root={tmp_path}"]).resolved()
+    union = {}
+    for name, pipeline in PIPELINES.items():
+        invocations = _zenml_invocations(pipeline, config)
+        problems = drift.check_zenml_invocations(invocations, required=set())
+        assert problems == [], name
+        union.update({f"{name}:{k}": v for k, v in invocations.items()})
+    # every declared stage runs in some pipeline
+    assert drift.check_zenml_invocations(union) == []
+
+
+def test_zenml_check_catches_drift(tmp_path):
+    from photogenic.config import load_config
+    from pipelines.data_curation import data_curation
+
+    config = load_config(None, [f"data.root={tmp_path}"]).resolved()
+    invocations = _zenml_invocations(data_curation, config)
+    assert {"ingest", "auto_filter"} <= {info["spec"] for info in invocations.values()}
+    fewer = {k: v for k, v in invocations.items() if k != "auto_filter"}
+    assert drift.check_zenml_invocations(fewer) == ["ZenML: stage auto_filter has no step in the pipeline"]
+
+    whole_config = copy.deepcopy(invocations)
+    whole_config["auto_filter"]["parameters"]["config"] = config
+    assert any("gets config sections" in p for p in drift.check_zenml_invocations(whole_config))
+
+    no_gate = {k: v for k, v in invocations.items() if k != "gate_ingest"}
+    assert drift.check_zenml_invocations(no_gate) == ["ZenML: stage ingest has no quality_gate step"]
+
+    gpu = copy.deepcopy(invocations)
+    gpu["ingest"]["gpu_count"] = 1
+    assert any("requests 1 GPUs" in p for p in drift.check_zenml_invocations(gpu))
+    assert set(STAGES) <= {info["step"] for info in invocations.values()}
