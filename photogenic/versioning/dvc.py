@@ -63,9 +63,24 @@ def run_dvc(project: Path, *args: str) -> str:
     return done.stdout
 
 
-def commit_stage(project: Path, stage: str, push: bool) -> list[OutputVersion]:
-    """Record the current outputs of ``stage`` in dvc.lock and the cache (and the remote)."""
-    run_dvc(project, "commit", "--force", stage)
+def commit_stage(project: Path, stage: str, push: bool, allow_missing_deps: bool = False) -> list[OutputVersion]:
+    """Record the current outputs of ``stage`` in dvc.lock and the cache (and the remote).
+
+    ``allow_missing_deps``: a cluster pod holds only the datasets it pulled, not every path the
+    stage depends on in dvc.yaml (the raw pool, when the sources are elsewhere); the deps it lacks
+    are recorded without an md5 (DVC's own ``allow_missing``, which its command line does not offer).
+    """
+    if allow_missing_deps:
+        from dvc.repo import Repo
+
+        # what `dvc commit --force` does, minus the run cache (which would hash the missing deps)
+        with Repo(str(project)) as repo, repo.lock:
+            for found in repo.stage.collect(stage):
+                found.save(allow_missing=True, run_cache=False)
+                found.commit(allow_missing=True)
+                found.dump(update_pipeline=False)
+    else:
+        run_dvc(project, "commit", "--force", stage)
     if push:
         run_dvc(project, "push", stage)
     return stage_outputs(project, stage)

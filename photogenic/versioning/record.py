@@ -15,14 +15,15 @@ from photogenic.versioning.log import record_version
 log = logging.getLogger(__name__)
 
 
-def version_output(stage: str, ref: DatasetRef, config: RunConfig, run: dict[str, Any]) -> DatasetRef:
+def version_output(stage: str, ref: DatasetRef, config: RunConfig, run: dict[str, Any],
+                   allow_missing_deps: bool = False) -> DatasetRef:
     """Commit ``stage``'s outputs to DVC and return ``ref`` carrying its DVC md5.
 
     The dataset must be one of the stage's outs in dvc.yaml (whose paths come from params.yaml,
     the resolved config), otherwise dvc.lock could not describe it: that is an error.
     """
     project = require_project(".")
-    outputs = commit_stage(project, stage, push=config.dvc.push)
+    outputs = commit_stage(project, stage, push=config.dvc.push, allow_missing_deps=allow_missing_deps)
     wanted = Path(ref.path).resolve()
     md5 = next((o.md5 for o in outputs if (project / o.path).resolve() == wanted), None)
     if md5 is None:

@@ -20,7 +20,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
 from photogenic.paths import is_url
-from photogenic.versioning.dvc import locked_md5, require_project, run_dvc
+from photogenic.versioning.dvc import locked_md5, read_lock, require_project, run_dvc
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,13 @@ def is_present(ref: DatasetRef) -> bool:
     return dataset.exists() and dataset.ref().content_hash == ref.content_hash
 
 
-def ensure_dataset(ref: DatasetRef, project: Path | None = None) -> str:
+def ensure_dataset(ref: DatasetRef, project: Path | None = None, stage: str | None = None) -> str:
     """Return "present" if the dataset on disk is the version ``ref`` names, "restored" after
-    restoring it from DVC; raise DataError when it can be neither found nor restored."""
+    restoring it from DVC; raise DataError when it can be neither found nor restored.
+
+    ``stage`` (the dvc.yaml stage that writes the dataset) lets a version that is neither in
+    dvc.lock nor in the cache come from the DVC remote: it is recorded as that stage's output in
+    dvc.lock and pulled, as on a cluster node whose image knows nothing of this run's versions."""
     if is_present(ref):
         return "present"
     if not ref.dvc_md5:
@@ -51,13 +55,29 @@ def ensure_dataset(ref: DatasetRef, project: Path | None = None) -> str:
             run_dvc(project, "checkout", "--force", rel)
         except DataError:
             run_dvc(project, "pull", "--force", rel)
-    else:
+    elif _object(_cache_dir(project), ref.dvc_md5).exists() or stage is None:
         _checkout_from_cache(project, ref.dvc_md5, Path(ref.path))
+    else:
+        record_locked_output(project, stage, rel, ref.dvc_md5)
+        run_dvc(project, "pull", "--force", rel)
     if not is_present(ref):
         raise DataError(f"Restoring dataset {ref.name!r} (DVC md5 {ref.dvc_md5}) from DVC did not give back its "
                         f"content (manifest sha256 {ref.content_hash}).")
     log.info("restored dataset %s (DVC md5 %s) from DVC", ref.name, ref.dvc_md5)
     return "restored"
+
+
+def record_locked_output(project: Path, stage: str, path: str, md5: str) -> None:
+    """Write ``md5`` as the version of ``stage``'s output ``path`` in dvc.lock (what `dvc pull` reads)."""
+    import yaml
+
+    from photogenic.dataset.atomic import write_text
+
+    lock = read_lock(project) or {"schema": "2.0", "stages": {}}
+    entry = lock.setdefault("stages", {}).setdefault(stage, {"cmd": f"photogenic step {stage}"})
+    outs = [o for o in entry.get("outs", []) if os.path.normpath(o["path"]) != os.path.normpath(path)]
+    entry["outs"] = [*outs, {"path": path, "hash": "md5", "md5": md5}]
+    write_text(str(project / "dvc.lock"), yaml.safe_dump(lock, sort_keys=False))
 
 
 def _cache_dir(project: Path) -> Path:

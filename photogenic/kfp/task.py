@@ -1,0 +1,133 @@
+"""What every KFP step runs: one declared stage, between a DVC pull and a DVC push.
+
+In a cluster container there is no git checkout and no data: the image holds the project (code,
+dvc.yaml, configs, .dvc/config), so the task turns on DVC's ``core.no_scm``, points the default
+remote at the run's ``dvc_remote`` when given, pulls each input dataset by the DVC md5 its
+upstream task reported, runs ``photogenic step``'s core (stage + quality gate), commits and
+pushes the output, and reports ``{"stage": ..., "datasets": {name: DatasetRef}}`` as its output
+for the tasks downstream. The same function serves the local runs under ``kfp.local``.
+
+    python -m photogenic.kfp.task --stage ingest --config-file configs/default.yaml ... --output PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from photogenic.config import RunConfig, load_config
+from photogenic.dataset.ref import DatasetRef
+from photogenic.errors import ConfigError
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
+from photogenic.paths import is_url
+from photogenic.stages.registry import get_stage
+
+log = logging.getLogger(__name__)
+
+
+def task_config(stage: str, values: dict[str, Any]) -> RunConfig:
+    """The run config a task uses: the config file (a path in the image or a URL), then the
+    pipeline parameters as overrides."""
+    path = values.get("config_file") or None
+    if path and is_url(path):
+        import tempfile
+
+        from photogenic.dataset.atomic import read_text
+
+        local = Path(tempfile.mkdtemp()) / "config.yaml"
+        local.write_text(read_text(path), encoding="utf-8")
+        path = str(local)
+    return load_config(path, parameter_overrides(values, get_stage(stage).params))
+
+
+def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: str = "", run_name: str = "") -> str:
+    from photogenic.stages.runner import check_output, run_stage
+    from photogenic.versioning.restore import ensure_dataset
+
+    spec = get_stage(stage)
+    config = task_config(stage, values)
+    project = _prepare_dvc(config, values.get("dvc_remote") or "")
+    if project is not None:
+        from photogenic.versioning.dvc import write_params
+
+        write_params(project, config.resolved())  # dvc.yaml reads its paths and params here
+    produced: dict[str, tuple[str, DatasetRef]] = {}
+    for text in upstream:
+        if text:
+            report = json.loads(text)
+            for name, ref in report["datasets"].items():
+                produced[name] = (report["stage"], DatasetRef.model_validate(ref))
+    for name in spec.dataset_names(config, spec.inputs):
+        if name not in produced:
+            raise ConfigError(
+                f"Stage {stage} reads dataset {name!r}, which no upstream task of this pipeline produced "
+                f"(they produced: {', '.join(produced) or 'nothing'}). The pipeline was compiled with other "
+                "dataset names than this run's config uses: recompile it with this config."
+            )
+        producer, ref = produced[name]
+        state = ensure_dataset(ref, project=project, stage=producer) if project else "present"
+        log.info("input %s (DVC md5 %s): %s", name, ref.dvc_md5, state)
+    output = run_stage(stage, config, progress=False)
+    check_output(stage, output.ref, config)
+    ref = output.ref
+    if project is not None:
+        from photogenic.versioning.record import version_output
+
+        run = {"runner": "kfp", "id": run_id, "name": run_name, "dataset_version": values.get("dataset_version", "")}
+        # a pod holds only what it pulled: dvc.yaml deps it lacks (the raw pool) stay unhashed
+        ref = version_output(stage, ref, config, run=run, allow_missing_deps=True)
+    log.info("%s: %d rows, %d quarantined, DVC md5 %s", stage, ref.rows, ref.quarantined, ref.dvc_md5)
+    return json.dumps({"stage": stage, "datasets": {ref.name: ref.model_dump()}, "stats": output.stats}, default=str)
+
+
+def _prepare_dvc(config: RunConfig, remote: str) -> Path | None:
+    """The DVC project the task versions into (None when dvc.enabled is false)."""
+    if not config.dvc.enabled:
+        return None
+    from photogenic.versioning.dvc import find_project, run_dvc
+    from photogenic.versioning.log import git_commit
+
+    project = find_project(".")
+    if project is None:
+        project = Path.cwd()
+        run_dvc(project, "init", "--no-scm")
+    elif git_commit(project) is None:
+        # an image holds the project without .git: DVC must not look for one
+        run_dvc(project, "config", "core.no_scm", "true")
+    if remote:
+        run_dvc(project, "remote", "add", "--default", "--force", "run", remote)
+    return project
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True)
+    for parameter in PIPELINE_PARAMETERS:
+        parser.add_argument(f"--{parameter.name.replace('_', '-')}", dest=parameter.name, default=None)
+    parser.add_argument("--upstream", action="append", default=[], help="An upstream task's output (JSON).")
+    parser.add_argument("--run-id", default="")
+    parser.add_argument("--run-name", default="")
+    parser.add_argument("--output", required=True, help="Where to write this task's output (JSON).")
+    args = parser.parse_args(argv)
+    values = {}
+    for parameter in PIPELINE_PARAMETERS:
+        raw = getattr(args, parameter.name)
+        if raw is None:
+            values[parameter.name] = parameter.default
+        elif parameter.type is list:
+            values[parameter.name] = json.loads(raw) if raw.strip() else []
+        else:
+            values[parameter.name] = parameter.type(raw)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from photogenic.dataset.atomic import write_text
+
+    result = run_task(args.stage, values, args.upstream, run_id=args.run_id, run_name=args.run_name)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.output, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""The native KFP pipeline: compiled IR (every stage, typed parameters, GPUs exactly on GPU
+stages), upload/schedule against a stand-in client, and a whole run under kfp.local."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from photogenic.config import load_config
+from photogenic.errors import ConfigError
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
+from photogenic.kfp.pipeline import KfpOptions, compile_pipeline, stage_graph
+from photogenic.stages import registry
+from photogenic.stages.registry import STAGES, Resources
+
+
+def _compile(tmp_path, stages=STAGES, monkeypatch=None, options=None):
+    if monkeypatch is not None:
+        monkeypatch.setattr(registry, "STAGES", stages)
+        monkeypatch.setattr("photogenic.kfp.pipeline.STAGES", stages)
+    path = tmp_path / "pipeline.yaml"
+    compile_pipeline(load_config(None), str(path), options or KfpOptions(image="registry.example/photogenic:abc"))
+    docs = list(yaml.safe_load_all(path.read_text()))
+    return docs[0], (docs[1] if len(docs) > 1 else {})
+
+
+def _executor(ir, stage):
+    return ir["deploymentSpec"]["executors"][ir["components"][f"comp-{stage.replace('_', '-')}"]["executorLabel"]]
+
+
+def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
+    ir, platform = _compile(tmp_path)
+    tasks = ir["root"]["dag"]["tasks"]
+    assert {t.replace("-", "_") for t in tasks} == set(STAGES)
+    assert tasks["auto-filter"]["dependentTasks"] == ["ingest"]
+    types = {name: p["parameterType"] for name, p in ir["root"]["inputDefinitions"]["parameters"].items()}
+    assert types == {"config_file": "STRING", "source_uris": "LIST", "dataset_version": "STRING",
+                     "model_checkpoint": "STRING", "steps": "NUMBER_INTEGER", "seed": "NUMBER_INTEGER",
+                     "overrides": "LIST", "dvc_remote": "STRING"}
+    for stage, spec in STAGES.items():
+        container = _executor(ir, stage)["container"]
+        assert container["image"] == "registry.example/photogenic:abc"
+        assert container["command"] == ["python", "-m", "photogenic.kfp.task"]
+        assert container["args"][:2] == ["--stage", stage]
+        assert container["resources"]["cpuRequest"] == spec.resources.cpus
+        # the declared stages on main are CPU stages: no GPU, no GPU node pool
+        assert "accelerator" not in container["resources"]
+    assert not platform  # no kfp-kubernetes settings on CPU stages
+
+
+def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
+    stages = dict(STAGES)
+    stages["auto_filter"] = replace(STAGES["auto_filter"], resources=Resources(cpus=4, memory_gb=16, gpus=2))
+    ir, platform = _compile(tmp_path, stages, monkeypatch)
+    gpu = _executor(ir, "auto_filter")["container"]["resources"]
+    assert gpu["accelerator"]["resourceType"] == "nvidia.com/gpu" and gpu["accelerator"]["resourceCount"] == "2"
+    assert "accelerator" not in _executor(ir, "ingest")["container"]["resources"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(k8s) == {"exec-auto-filter"}
+    assert k8s["exec-auto-filter"]["nodeSelector"] == {"labels": {"nvidia.com/gpu.present": "true"}}
+    assert k8s["exec-auto-filter"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                       "effect": "NoSchedule"}]
+
+
+def test_stage_graph_follows_the_declared_datasets():
+    config = load_config(None)
+    assert stage_graph(config) == [("ingest", []), ("auto_filter", ["ingest"])]
+    renamed = load_config(None, ["filter.input=elsewhere"])
+    assert stage_graph(renamed) == [("ingest", []), ("auto_filter", [])]
+
+
+def test_parameters_become_overrides_of_declared_fields():
+    assert parameter_overrides({"source_uris": ["s3://b/{0..3}.tar"]}, ("data", "ingest")) == [
+        'ingest.sources=[{"kind": "webdataset", "uri": "s3://b/{0..3}.tar"}]']
+    assert parameter_overrides({"seed": -1, "steps": 0, "model_checkpoint": ""}, ("ingest",)) == []
+    with pytest.raises(ConfigError, match="model_checkpoint='x'.*no stage section"):
+        parameter_overrides({"model_checkpoint": "x"}, ("data", "ingest"))
+    assert {p.name for p in PIPELINE_PARAMETERS} >= {"config_file", "source_uris", "dataset_version",
+                                                     "model_checkpoint", "steps", "seed"}
+
+
+@pytest.mark.slow
+def test_whole_pipeline_runs_under_kfp_local(dvc_project, monkeypatch, tmp_path):
+    from photogenic.kfp.pipeline import run_locally
+    from photogenic.versioning.dvc import read_lock
+    from tests.test_pipeline import _small_pool
+
+    _small_pool(dvc_project)
+    monkeypatch.chdir(dvc_project)
+    overrides = ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2", "filter.technical.enabled=false"]
+    values = {"config_file": "configs/default.yaml", "overrides": overrides, "dataset_version": "nightly-1"}
+    outputs = run_locally(load_config(None), values, str(tmp_path / "kfp-root"))
+    assert set(outputs) == set(STAGES)
+    candidates = outputs["auto_filter"]["datasets"]["candidates"]
+    assert candidates["rows"] > 0 and candidates["dvc_md5"].endswith(".dir")
+    lock = read_lock(dvc_project)["stages"]
+    assert lock["auto_filter"]["outs"][0]["md5"] == candidates["dvc_md5"]
+    assert lock["ingest"]["outs"][0]["md5"] == outputs["ingest"]["datasets"]["ingested"]["dvc_md5"]
+    versions = [json.loads(line) for line in (dvc_project / "data/versions.jsonl").read_text().splitlines()]
+    assert {v["run"]["runner"] for v in versions} == {"kfp"}
+    assert {v["run"]["dataset_version"] for v in versions} == {"nightly-1"}
+
+
+def _container_command(ir, stage, inputs, output):
+    """The compiled command line of ``stage`` with KFP's placeholders filled in, as the KFP
+    launcher fills them in a pod."""
+    import re
+
+    container = _executor(ir, stage)["container"]
+
+    def fill(arg):
+        arg = re.sub(r"\{\{\$\.inputs\.parameters\['(\w+)'\]\}\}", lambda m: inputs[m.group(1)], arg)
+        return re.sub(r"\{\{\$\.outputs\.parameters\['result'\]\.output_file\}\}", str(output), arg)
+
+    return [sys.executable if part == "python" else part for part in container["command"]] + [
+        fill(a) for a in container["args"]]
+
+
+def _pod(dvc_project, tmp_path, name):
+    """A fresh copy of the project as the image holds it: no .git, no DVC cache, no data."""
+    import shutil
+
+    pod = tmp_path / name
+    shutil.copytree(dvc_project, pod, ignore=shutil.ignore_patterns(".git", "cache", "data", "tmp"))
+    return pod
+
+
+@pytest.mark.slow
+def test_container_tasks_pass_datasets_through_the_dvc_remote(dvc_project, tmp_path):
+    """Two pods, as on the cluster: ingest pushes its dataset to the run's DVC remote, and the
+    auto-filter pod, which never saw it, pulls it by the md5 ingest reported."""
+    from tests.test_pipeline import _small_pool
+
+    ir, _ = _compile(tmp_path)
+    sources = tmp_path / "bucket" / "shards"
+    _small_pool(tmp_path / "bucket-root")  # writes data/raw/sample-pool/00000.tar under it
+    sources.mkdir(parents=True)
+    (tmp_path / "bucket-root/data/raw/sample-pool/00000.tar").rename(sources / "00000.tar")
+    remote = tmp_path / "bucket" / "dvc"
+    inputs = {p.name: (json.dumps(p.default) if isinstance(p.default, list) else str(p.default))
+              for p in PIPELINE_PARAMETERS}
+    inputs.update({"source_uris": json.dumps([str(sources / "*.tar")]), "dvc_remote": str(remote),
+                   "overrides": json.dumps(["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2",
+                                            "filter.technical.enabled=false"]),
+                   "run_id": "run-1", "run_name": "photogenic-run-1"})
+    ingest_pod = _pod(dvc_project, tmp_path, "pod-ingest")
+    done = subprocess.run(_container_command(ir, "ingest", inputs, ingest_pod / "out.json"), cwd=ingest_pod,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ingested = json.loads((ingest_pod / "out.json").read_text())
+    md5 = ingested["datasets"]["ingested"]["dvc_md5"]
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).exists()  # pushed
+    assert "no_scm = true" in (ingest_pod / ".dvc/config").read_text()
+
+    filter_pod = _pod(dvc_project, tmp_path, "pod-filter")
+    inputs["upstream_0"] = json.dumps(ingested)
+    done = subprocess.run(_container_command(ir, "auto_filter", inputs, filter_pod / "out.json"), cwd=filter_pod,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((filter_pod / "out.json").read_text())
+    assert result["datasets"]["candidates"]["rows"] > 0
+    assert (filter_pod / "data/datasets/ingested/manifest.parquet").exists()  # pulled by md5
