@@ -164,3 +164,72 @@ def test_container_tasks_pass_datasets_through_the_dvc_remote(dvc_project, tmp_p
     result = json.loads((filter_pod / "out.json").read_text())
     assert result["datasets"]["candidates"]["rows"] > 0
     assert (filter_pod / "data/datasets/ingested/manifest.parquet").exists()  # pulled by md5
+
+
+class FakeKfpClient:
+    """Records the calls photogenic makes, answering as kfp.Client's server would."""
+
+    def __init__(self, pipelines=None):
+        from types import SimpleNamespace as NS
+
+        self.ns = NS
+        self.pipelines = dict(pipelines or {})  # name -> id
+        self.versions = {pid: [f"{pid}-v0"] for pid in self.pipelines.values()}
+        self.calls = []
+
+    def get_pipeline_id(self, name):
+        return self.pipelines.get(name)
+
+    def upload_pipeline(self, path, pipeline_name=None, description=None):
+        yaml.safe_load(Path(path).read_text())  # a real package
+        self.calls.append(("upload_pipeline", pipeline_name))
+        pid = f"p-{len(self.pipelines)}"
+        self.pipelines[pipeline_name] = pid
+        self.versions[pid] = [f"{pid}-v0"]
+        return self.ns(pipeline_id=pid)
+
+    def upload_pipeline_version(self, path, pipeline_version_name, pipeline_id=None, description=None):
+        self.calls.append(("upload_pipeline_version", pipeline_version_name, pipeline_id))
+        self.versions[pipeline_id].append(f"{pipeline_id}-v{len(self.versions[pipeline_id])}")
+        return self.ns(pipeline_version_id=self.versions[pipeline_id][-1])
+
+    def list_pipeline_versions(self, pipeline_id, sort_by=None, page_size=None):
+        assert sort_by == "created_at desc"
+        ids = list(reversed(self.versions[pipeline_id]))[:page_size]
+        return self.ns(pipeline_versions=[self.ns(pipeline_version_id=i) for i in ids])
+
+    def create_experiment(self, name):
+        self.calls.append(("create_experiment", name))
+        return self.ns(experiment_id=f"e-{name}")
+
+    def create_recurring_run(self, **kwargs):
+        self.calls.append(("create_recurring_run", kwargs))
+        return self.ns(recurring_run_id="r-1")
+
+
+def test_upload_creates_then_versions_the_pipeline(tmp_path):
+    from photogenic.kfp.client import upload
+
+    package = tmp_path / "p.yaml"
+    compile_pipeline(load_config(None), str(package))
+    client = FakeKfpClient()
+    first = upload(client, str(package), "photogenic", version_name="v1")
+    assert first == {"pipeline_id": "p-0", "version_id": "p-0-v0", "created": "pipeline"}
+    second = upload(client, str(package), "photogenic", version_name="v2")
+    assert second == {"pipeline_id": "p-0", "version_id": "p-0-v1", "created": "version"}
+    assert client.calls == [("upload_pipeline", "photogenic"), ("upload_pipeline_version", "v2", "p-0")]
+
+
+def test_schedule_makes_a_recurring_run_without_catchup_one_at_a_time():
+    from photogenic.kfp.client import schedule
+
+    client = FakeKfpClient({"photogenic": "p-7"})
+    out = schedule(client, "photogenic", "0 0 3 * * *", "nightly", params={"seed": 1})
+    assert out["recurring_run_id"] == "r-1" and out["version_id"] == "p-7-v0"
+    kwargs = client.calls[-1][1]
+    assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["no_catchup"] is True
+    assert kwargs["max_concurrency"] == 1 and kwargs["pipeline_id"] == "p-7" and kwargs["params"] == {"seed": 1}
+    with pytest.raises(ConfigError, match="6-field cron.*did you mean '0 0 3 \\* \\* \\*'"):
+        schedule(client, "photogenic", "0 3 * * *", "nightly")
+    with pytest.raises(ConfigError, match="kfp upload"):
+        schedule(FakeKfpClient(), "photogenic", "0 0 3 * * *", "nightly")
