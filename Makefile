@@ -12,7 +12,7 @@ export ZENML_LOGGING_VERBOSITY ?= WARN
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-slow bench clean-data
+.PHONY: install demo test test-slow bench clean-data image image-cpu
 
 install: $(STAMP)
 
@@ -47,3 +47,14 @@ requirements.lock:
 
 clean-data:
 	rm -rf data/raw data/datasets data/versions.jsonl .zen-home .zen
+
+## image: the project image for the cluster (CUDA); image-cpu: its CPU variant (needs a Docker engine)
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE ?= photogenic:$(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+DOCKER_BUILD = docker build -f infra/docker/Dockerfile --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+	--build-arg BUILD_DATE=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+image:
+	$(DOCKER_BUILD) -t $(IMAGE) .
+image-cpu:
+	$(DOCKER_BUILD) --build-arg BASE_IMAGE=debian:bookworm-slim \
+		--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t $(IMAGE)-cpu .
