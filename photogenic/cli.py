@@ -66,6 +66,8 @@ def run(
     quiet: QuietOption = False,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse steps whose code, config and "
                                         "input md5s are unchanged.")] = True,
+    zenml_config: Annotated[Optional[Path], typer.Option(help="ZenML run configuration for the stack, e.g. "
+                                                         "infra/zenml/kubeflow-run.yaml.")] = None,
 ) -> None:
     """Run a pipeline with ZenML on the active stack (the local one by default)."""
     from photogenic.config import load_config
@@ -75,7 +77,8 @@ def run(
     prepare_environment()
     from pipelines.run import run_pipeline  # imports ZenML: only when a pipeline runs
 
-    summary = run_pipeline(pipeline, cfg, config_path=config, progress=not quiet, cache=cache)
+    summary = run_pipeline(pipeline, cfg, config_path=config, progress=not quiet, cache=cache,
+                           zenml_config=zenml_config)
     typer.echo(summary)
 
 

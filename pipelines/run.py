@@ -19,11 +19,13 @@ PIPELINES = {"data_curation": data_curation}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,
-                 cache: bool = True) -> str:
+                 cache: bool = True, zenml_config: Path | None = None) -> str:
     """Run pipeline ``name`` with ``config``; return a summary of what it produced and where.
 
     Steps are cached (``cache=False`` runs every one): a rerun with nothing changed skips them
-    all, and the datasets the cached steps refer to are then restored from DVC where missing."""
+    all, and the datasets the cached steps refer to are then restored from DVC where missing.
+    ``zenml_config``: a ZenML run configuration (e.g. infra/zenml/kubeflow-run.yaml: the parent
+    image and orchestrator settings for a cluster stack)."""
     if name not in PIPELINES:
         raise ConfigError(f"Unknown pipeline {name!r}; the pipelines are: {', '.join(PIPELINES)}.")
     resolved = config.resolved()
@@ -33,7 +35,9 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
     _ensure_zenml_repository(Path.cwd())
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     try:
-        run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache)(config=resolved, progress=progress)
+        options = {"config_path": str(zenml_config)} if zenml_config else {}
+        run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache, **options)(
+            config=resolved, progress=progress)
     except RuntimeError:
         _raise_user_error(run_name)
         raise

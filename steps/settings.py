@@ -10,6 +10,10 @@ What ZenML 0.98's Kubeflow orchestrator honours (read from its source, not its d
   is silently replaced; every other pod setting (tolerations, volumes, labels) is dropped with a
   warning under KFP 2.x. Tolerations therefore live in the native KFP pipeline (photogenic/kfp).
 
+- memory is *not* set: the orchestrator hands ``ResourceSettings.get_memory()`` (a float, in GB)
+  to KFP's ``set_memory_limit``, which accepts only strings ("32G") and fails the compilation
+  with a TypeError. The declared memory is requested by the native KFP pipeline instead.
+
 The ``orchestrator.kubeflow`` key applies these only when the active stack's orchestrator is
 Kubeflow; the local orchestrator ignores them.
 """
@@ -32,9 +36,8 @@ KUBEFLOW_SETTINGS_KEY = "orchestrator.kubeflow"
 def step_settings(spec: StageSpec) -> dict[str, Any]:
     resources = spec.resources
     settings: dict[str, Any] = {
-        "resources": ResourceSettings(
-            cpu_count=resources.cpus, memory=f"{resources.memory_gb}GB", gpu_count=resources.gpus or None
-        )
+        # no memory: see the module docstring
+        "resources": ResourceSettings(cpu_count=resources.cpus, gpu_count=resources.gpus or None)
     }
     if resources.gpus:
         from zenml.integrations.kubeflow.flavors.kubeflow_orchestrator_flavor import KubeflowOrchestratorSettings
