@@ -206,6 +206,71 @@ def kfp_schedule(
     typer.echo(json.dumps(result))
 
 
+# -- lineage and scheduled retraining ----------------------------------------------------------------
+lineage_app = typer.Typer(help="Which data made which model, and where a sample went.", no_args_is_help=True)
+app.add_typer(lineage_app, name="lineage")
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@lineage_app.command("model")
+def lineage_model(
+    spec: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (e.g. photogenic-t2i@champion).")],
+    config: ConfigOption = Path("params.yaml"),
+    as_json: JsonOption = False,
+) -> None:
+    """A model version's chain: runs, every dataset version (DVC md5), sources, annotation exports, commit."""
+    from photogenic.config import load_config
+    from photogenic.lineage.format import format_model_lineage
+    from photogenic.lineage.query import model_lineage
+
+    cfg = load_config(config if config and config.exists() else None)
+    result = model_lineage(spec, cfg.data.root)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_model_lineage(result))
+
+
+@lineage_app.command("sample")
+def lineage_sample(
+    sample_id: Annotated[str, typer.Argument(help="The sample's id (sha256 of its image bytes).")],
+    config: ConfigOption = Path("params.yaml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Every dataset version and model version a sample went into (for a data deletion request)."""
+    from photogenic.config import load_config
+    from photogenic.lineage.format import format_sample_lineage
+    from photogenic.lineage.query import sample_lineage
+
+    cfg = load_config(config if config and config.exists() else None)
+    result = sample_lineage(sample_id, cfg.data.root)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_sample_lineage(result))
+
+
+@app.command("retrain")
+def retrain(
+    config: ConfigOption = Path("configs/default.yaml"),
+    set_: SetOption = None,
+    model: Annotated[str, typer.Option(help="Registered model to compare with.")] = "photogenic-t2i",
+    alias: Annotated[str, typer.Option(help="Its alias for the model in service.")] = "champion",
+    pipeline: Annotated[Optional[str], typer.Option(help="Pipeline to run (default: the whole recipe).")] = None,
+    force: Annotated[bool, typer.Option(help="Run even when nothing changed.")] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Rerun the recipe only when the sources or annotation exports changed since the champion."""
+    from photogenic.config import load_config
+    from photogenic.lineage.retrain import retrain_decision
+    from photogenic.runtime import prepare_environment
+
+    cfg = load_config(config, set_ or [])
+    decision = retrain_decision(cfg, model, alias)
+    typer.echo(decision.message())
+    if not decision.changed and not force:
+        return
+    prepare_environment()
+    from pipelines.run import PIPELINES, run_pipeline
+
+    name = pipeline or ("emu" if "emu" in PIPELINES else "data_curation")
+    typer.echo(run_pipeline(name, cfg, config_path=config, progress=not quiet))
+
+
 def main() -> None:
     # only photogenic's own loggers: ZenML, DVC and GE print through their own handlers, and a
     # root handler here would print their lines twice

@@ -10,6 +10,7 @@ folder's files). The restored folder is checked against the ref's content hash.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -80,9 +81,16 @@ def record_locked_output(project: Path, stage: str, path: str, md5: str) -> None
     write_text(str(project / "dvc.lock"), yaml.safe_dump(lock, sort_keys=False))
 
 
+@functools.lru_cache(maxsize=8)
 def _cache_dir(project: Path) -> Path:
     configured = run_dvc(project, "cache", "dir").strip()
     return Path(configured) if configured else project / ".dvc" / "cache"
+
+
+def cache_object(project: Path, md5: str) -> Path | None:
+    """The DVC cache file holding object ``md5`` (a file, or a folder's ``.dir`` listing), if cached."""
+    path = _object(_cache_dir(project), md5)
+    return path if path.exists() else None
 
 
 def _object(cache: Path, md5: str) -> Path:

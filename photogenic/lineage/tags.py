@@ -1,0 +1,76 @@
+"""The MLflow model version tags that carry lineage, named in one place.
+
+Whoever registers a model version (the training pipeline's promote step) tags it with
+``model_version_tags(...)``; ``photogenic lineage`` and ``photogenic retrain`` read them back.
+
+    photogenic.dvc_md5.<dataset>        DVC md5 of each dataset version the model was made from
+    photogenic.rows.<dataset>           its row count
+    photogenic.input_md5.<stage>.<name> md5 of each file a stage read from outside the datasets
+                                        (ingest's sources, curation's annotation exports)
+    photogenic.run.runner / .id / .name the pipeline run that made the model (zenml, kfp, dvc)
+    photogenic.git_commit               the code's commit
+    photogenic.config_md5               md5 of the resolved run config (JSON, sorted keys)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from photogenic.config import RunConfig
+from photogenic.dataset.ref import DatasetRef
+
+PREFIX = "photogenic."
+DVC_MD5 = PREFIX + "dvc_md5."
+ROWS = PREFIX + "rows."
+INPUT_MD5 = PREFIX + "input_md5."
+RUN = PREFIX + "run."
+GIT_COMMIT = PREFIX + "git_commit"
+CONFIG_MD5 = PREFIX + "config_md5"
+
+#: the registered model and alias `photogenic retrain` compares against by default
+DEFAULT_MODEL = "photogenic-t2i"
+CHAMPION_ALIAS = "champion"
+
+
+def config_md5(config: RunConfig) -> str:
+    return hashlib.md5(json.dumps(config.resolved(), sort_keys=True).encode()).hexdigest()  # noqa: S324
+
+
+def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, str]:
+    """``<stage>.<name>`` -> md5 of every external input the (given) declared stages read."""
+    from photogenic.stages.registry import STAGES
+    from photogenic.versioning.fingerprint import external_md5s
+
+    found = {}
+    for name, spec in STAGES.items():
+        if stages is None or name in stages:
+            found.update({f"{name}.{key}": md5 for key, md5 in external_md5s(spec, config).items()})
+    return found
+
+
+def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[str, Any],
+                       git_commit: str | None = None) -> dict[str, str]:
+    """The lineage tags of a model version made by ``run`` from ``datasets`` with ``config``."""
+    tags = {GIT_COMMIT: git_commit or "", CONFIG_MD5: config_md5(config)}
+    for ref in datasets:
+        if not ref.dvc_md5:
+            raise ValueError(f"dataset {ref.name} is not versioned (no DVC md5): its lineage would be lost")
+        tags[DVC_MD5 + ref.name] = ref.dvc_md5
+        tags[ROWS + ref.name] = str(ref.rows)
+    tags.update({INPUT_MD5 + key: md5 for key, md5 in input_md5s(config).items()})
+    tags.update({RUN + key: str(run.get(key, "")) for key in ("runner", "id", "name")})
+    return tags
+
+
+def read_tags(tags: dict[str, str]) -> dict[str, Any]:
+    """Lineage tags of a model version, grouped."""
+    return {
+        "datasets": {k[len(DVC_MD5):]: v for k, v in tags.items() if k.startswith(DVC_MD5)},
+        "rows": {k[len(ROWS):]: int(v) for k, v in tags.items() if k.startswith(ROWS)},
+        "inputs": {k[len(INPUT_MD5):]: v for k, v in tags.items() if k.startswith(INPUT_MD5)},
+        "run": {k[len(RUN):]: v for k, v in tags.items() if k.startswith(RUN)},
+        "git_commit": tags.get(GIT_COMMIT),
+        "config_md5": tags.get(CONFIG_MD5),
+    }
