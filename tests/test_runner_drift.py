@@ -100,3 +100,25 @@ def test_zenml_check_catches_drift(tmp_path):
     gpu["ingest"]["gpu_count"] = 1
     assert any("requests 1 GPUs" in p for p in drift.check_zenml_invocations(gpu))
     assert set(STAGES) <= {info["step"] for info in invocations.values()}
+
+
+def test_kfp_pipeline_matches_the_registry(tmp_path):
+    from photogenic.config import load_config
+    from photogenic.kfp.pipeline import compile_pipeline
+
+    config = load_config(None)
+    path = tmp_path / "p.yaml"
+    compile_pipeline(config, str(path))
+    ir = next(yaml.safe_load_all(path.read_text()))
+    assert drift.check_kfp_ir(ir, config) == []
+
+    fewer = copy.deepcopy(ir)
+    del fewer["root"]["dag"]["tasks"]["auto-filter"]
+    assert drift.check_kfp_ir(fewer, config) == ["KFP: stage auto_filter has no task"]
+    unordered = copy.deepcopy(ir)
+    unordered["root"]["dag"]["tasks"]["auto-filter"]["dependentTasks"] = []
+    assert any("follows []" in p for p in drift.check_kfp_ir(unordered, config))
+    gpu = copy.deepcopy(ir)
+    executor = gpu["components"]["comp-ingest"]["executorLabel"]
+    gpu["deploymentSpec"]["executors"][executor]["container"]["resources"]["accelerator"] = {"resourceCount": "1"}
+    assert drift.check_kfp_ir(gpu, config) == ["KFP: task ingest requests 1 GPUs, the stage declares 0"]

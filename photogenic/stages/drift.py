@@ -131,3 +131,37 @@ def _is_config_key(key: str) -> bool:
             return False
         model = model.model_fields[part].annotation
     return True
+
+
+def check_kfp_ir(ir: dict[str, Any], config: RunConfig, stages: dict[str, StageSpec] = STAGES) -> list[str]:
+    """A compiled KFP pipeline (IR YAML, first document) against the declarations: one task per
+    stage running it, upstream tasks = the stages writing its input datasets, GPUs as declared."""
+    from photogenic.kfp.pipeline import stage_graph
+
+    problems = []
+    tasks = ir.get("root", {}).get("dag", {}).get("tasks", {})
+    by_stage = {}
+    for task_name, task in tasks.items():
+        component = ir["components"][task["componentRef"]["name"]]
+        container = ir["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+        args = container.get("args", [])
+        stage = args[args.index("--stage") + 1] if "--stage" in args else None
+        if stage not in stages:
+            problems.append(f"KFP: task {task_name} runs {stage!r}, which the registry does not declare")
+            continue
+        by_stage[stage] = (task_name, task, container)
+    names = {stage: task_name for stage, (task_name, _, _) in by_stage.items()}
+    for stage, upstream in stage_graph(config, stages):
+        if stage not in by_stage:
+            problems.append(f"KFP: stage {stage} has no task")
+            continue
+        task_name, task, container = by_stage[stage]
+        wanted = sorted(names.get(u, u) for u in upstream)
+        if sorted(task.get("dependentTasks", [])) != wanted:
+            problems.append(f"KFP: task {task_name} follows {task.get('dependentTasks', [])}, the declared datasets "
+                            f"make it follow {wanted}")
+        accelerator = container.get("resources", {}).get("accelerator")
+        gpus = int(accelerator.get("resourceCount", accelerator.get("count", 0))) if accelerator else 0
+        if gpus != stages[stage].resources.gpus:
+            problems.append(f"KFP: task {task_name} requests {gpus} GPUs, the stage declares {stages[stage].resources.gpus}")
+    return problems
