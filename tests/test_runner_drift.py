@@ -46,6 +46,7 @@ def test_dvc_yaml_check_catches_drift():
 
 def _zenml_invocations(pipeline, config):
     import importlib
+    import inspect
 
     pipeline.prepare(config=config, progress=False)
     found = {}
@@ -60,6 +61,8 @@ def _zenml_invocations(pipeline, config):
             "inputs": list(invocation.input_artifacts),
             "spec": getattr(getattr(module, "SPEC", None), "name", None),
             "gpu_count": resources.gpu_count if resources is not None else None,
+            # the step's own code calls ensure_dataset on its inputs (see steps/auto_filter.py)
+            "restores_inputs": "ensure_dataset(" in inspect.getsource(module),
         }
     return found
 
@@ -95,6 +98,10 @@ def test_zenml_check_catches_drift(tmp_path):
 
     no_gate = {k: v for k, v in invocations.items() if k != "gate_ingest"}
     assert drift.check_zenml_invocations(no_gate) == ["ZenML: stage ingest has no quality_gate step"]
+
+    lazy = copy.deepcopy(invocations)
+    lazy["auto_filter"]["restores_inputs"] = False
+    assert any("does not restore its input datasets" in p for p in drift.check_zenml_invocations(lazy))
 
     gpu = copy.deepcopy(invocations)
     gpu["ingest"]["gpu_count"] = 1

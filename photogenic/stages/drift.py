@@ -104,6 +104,10 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
             if sections != wanted:
                 problems.append(f"ZenML: step {invocation_id} gets config sections {sorted(sections)}, "
                                 f"the stage declares {sorted(wanted)}")
+            if spec.inputs and not info.get("restores_inputs", True):
+                problems.append(f"ZenML: step {invocation_id} does not restore its input datasets "
+                                "(photogenic.versioning.restore.ensure_dataset) before running: a cached upstream "
+                                "step leaves none on disk")
             if spec.external_inputs is not None and "external_md5s" not in info["parameters"]:
                 problems.append(f"ZenML: step {invocation_id} does not key its cache on its external inputs' md5s")
             if info.get("gpu_count") != (spec.resources.gpus or None):
