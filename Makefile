@@ -12,7 +12,7 @@ export ZENML_LOGGING_VERBOSITY ?= WARN
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-slow bench clean-data image image-cpu
+.PHONY: install demo test test-slow bench clean-data image image-cpu dashboards test-browser
 
 install: $(STAMP)
 
@@ -58,3 +58,13 @@ image:
 image-cpu:
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=debian:bookworm-slim \
 		--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t $(IMAGE)-cpu .
+
+## dashboards: the ZenML dashboard (runs, steps, artifacts) and the MLflow UI (models, tags) on 127.0.0.1
+dashboards: install
+	photogenic dashboards
+
+## test-browser: open both dashboards after a small run in headless Chromium (Debian's chromium and
+## chromium-driver; installed here with apt when missing, as root does in CI)
+test-browser: install
+	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+	$(PY) -m pytest -q -m slow tests/test_dashboards.py

@@ -53,7 +53,9 @@ def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, 
 def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[str, Any],
                        git_commit: str | None = None) -> dict[str, str]:
     """The lineage tags of a model version made by ``run`` from ``datasets`` with ``config``."""
-    tags = {GIT_COMMIT: git_commit or "", CONFIG_MD5: config_md5(config)}
+    from photogenic.versioning.log import git_commit as checked_out
+
+    tags = {GIT_COMMIT: git_commit or checked_out() or "", CONFIG_MD5: config_md5(config)}
     for ref in datasets:
         if not ref.dvc_md5:
             raise ValueError(f"dataset {ref.name} is not versioned (no DVC md5): its lineage would be lost")
