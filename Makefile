@@ -35,7 +35,7 @@ test: install
 
 ## test-slow: the tests marked slow
 test-slow: install
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m "slow and not browser"
 
 ## bench: every benchmark, quick versions
 bench: install
@@ -60,11 +60,16 @@ image-cpu:
 		--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t $(IMAGE)-cpu .
 
 ## dashboards: the ZenML dashboard (runs, steps, artifacts) and the MLflow UI (models, tags) on 127.0.0.1
-dashboards: install
+DASHBOARDS_STAMP := $(VENV)/.dashboards-stamp
+$(DASHBOARDS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dashboards]'
+	touch $(DASHBOARDS_STAMP)
+
+dashboards: $(DASHBOARDS_STAMP)
 	photogenic dashboards
 
 ## test-browser: open both dashboards after a small run in headless Chromium (Debian's chromium and
 ## chromium-driver; installed here with apt when missing, as root does in CI)
-test-browser: install
+test-browser: $(DASHBOARDS_STAMP)
 	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
-	$(PY) -m pytest -q -m slow tests/test_dashboards.py
+	$(PY) -m pytest -q -m browser tests/test_dashboards.py

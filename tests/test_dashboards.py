@@ -11,7 +11,7 @@ import pytest
 
 from tests.test_pipeline import _config, _small_pool
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def _free_port():
