@@ -38,7 +38,7 @@ def upstream_datasets(config: RunConfig, name: str) -> list[tuple[str, str]]:
         for dataset in spec.dataset_names(config, spec.inputs):
             if dataset not in seen:
                 seen.add(dataset)
-                chain.append((producers[dataset].name if dataset in producers else "?", dataset))
+                chain.append((producers[dataset].name if dataset in producers else "unknown", dataset))
                 queue.append(dataset)
     return chain
 
