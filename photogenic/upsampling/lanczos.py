@@ -6,7 +6,10 @@ scale factor, so an upsampled image reads soft next to a native one; the technic
 scorer and a model trained on it would both learn that softness. A light unsharp mask (radius
 1 output pixel, 60 %, threshold 2 levels) restores edge contrast without lifting flat areas'
 JPEG noise (the threshold) or adding halos (the small radius); ``upsample.sharpen_percent=0``
-turns it off. benchmarks/upsample.py measures both against full-resolution ground truth.
+turns it off. benchmarks/upsample.py measures it against the sample pool's full-resolution
+originals (x4 from 48-90 px): it adds about 0.1 dB PSNR and a little SSIM over plain Lanczos,
+which beats bicubic on PSNR by about 0.3 dB while bicubic's smoother result keeps about 0.001
+more SSIM; stronger or wider masks trade SSIM for PSNR.
 """
 
 from __future__ import annotations
