@@ -129,36 +129,3 @@ def test_every_registered_stage_has_a_dvc_stage_with_its_declared_datasets():
         assert [f"${{data.root}}/datasets/${{{key}}}" for key in spec.outputs] == stage["outs"]
         assert all(f"${{data.root}}/datasets/${{{key}}}" in stage["deps"] for key in spec.inputs)
 
-
-@pytest.mark.slow
-def test_dvc_repro_packages_and_the_card_names_the_upstream_versions(dvc_project, monkeypatch):
-    """`dvc repro package` runs upsample then package as plain processes; the card records the
-    upsampled dataset's DVC md5 as dvc.lock has it, and a second clean repro makes the same md5."""
-    import shutil
-    import subprocess
-    import sys
-
-    from photogenic.versioning.dvc import read_lock, write_params
-
-    monkeypatch.chdir(dvc_project)
-    make_captioned(dvc_project / "data")
-    config = load_config(dvc_project / "configs" / "default.yaml",
-                         ["package.validation_share=0.4", "upsample.workers=0", "package.workers=0"])
-    write_params(dvc_project, config.resolved())
-    dvc = lambda *args: subprocess.run([sys.executable, "-m", "dvc", *args], cwd=dvc_project,  # noqa: E731
-                                       capture_output=True, text=True)
-    done = dvc("repro", "package")
-    assert done.returncode == 0, done.stderr + done.stdout
-    stages = read_lock(dvc_project)["stages"]
-    upsampled_md5 = stages["upsample"]["outs"][0]["md5"]
-    training_md5 = stages["package"]["outs"][0]["md5"]
-    card = (dvc_project / "data/datasets/training_set/README.md").read_text()
-    assert f"| upsampled | upsample | 8 | {upsampled_md5} |" in card
-
-    shutil.rmtree(dvc_project / "data/datasets/upsampled")
-    shutil.rmtree(dvc_project / "data/datasets/training_set")
-    done = dvc("repro", "--force", "package")
-    assert done.returncode == 0, done.stderr + done.stdout
-    stages = read_lock(dvc_project)["stages"]
-    assert stages["upsample"]["outs"][0]["md5"] == upsampled_md5
-    assert stages["package"]["outs"][0]["md5"] == training_md5
