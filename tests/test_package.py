@@ -14,7 +14,7 @@ from PIL import Image
 
 from photogenic.config import load_config
 from photogenic.dataset.store import Dataset
-from photogenic.errors import DataError
+from photogenic.errors import ConfigError, DataError
 from photogenic.packaging.buckets import cover_scale, make_buckets, nearest_bucket
 from photogenic.packaging.split import VALIDATION, split_of
 from photogenic.stages.package import package
@@ -95,10 +95,28 @@ def test_the_gate_refuses_an_empty_validation_split_and_images_under_the_resolut
     config, result = _packaged(tmp_path, "package.validation_share=0.0")
     gate = check_output("package", result.ref, config, raise_on_failure=False)
     assert not gate.success and any("split" in line for line in gate.failed)
-    # packaging at a higher resolution than the rows were upsampled to: refused
-    config, result = _packaged(tmp_path, "package.resolution=192")
-    gate = check_output("package", result.ref, config, raise_on_failure=False)
+    # a training set whose images are under the training resolution: refused by the gate...
+    config, result = _packaged(tmp_path, "package.validation_share=0.4")
+    higher = load_config(None, [f"data.root={tmp_path / 'data'}", "package.resolution=192"])
+    gate = check_output("package", result.ref, higher, raise_on_failure=False)
     assert not gate.success and any("source_short_side" in line for line in gate.failed)
+    # ... and never made: packaging above the resolution rows were upsampled to is a config error
+    with pytest.raises(ConfigError, match="upsample.min_short_side"):
+        package(higher, progress=False)
+
+
+def test_a_random_crop_is_seeded_per_sample_and_inside_the_image():
+    from photogenic.packaging.images import pack
+
+    image = Image.new("RGB", (600, 128), (10, 20, 30))  # wider than the widest bucket
+    bucket = nearest_bucket(600, 128, make_buckets(128, 16, 3.0))
+    first = pack(image, bucket, "random", "a" * 64, "png", 95)
+    assert first == pack(image, bucket, "random", "a" * 64, "png", 95)
+    offsets = {pack(image, bucket, "random", f"{i:064x}", "png", 95).crop_left for i in range(20)}
+    assert len(offsets) > 1
+    resized = first.resized
+    assert all(0 <= left <= resized[0] - bucket.width for left in offsets)
+    assert Image.open(io.BytesIO(first.data)).size == (bucket.width, bucket.height)
 
 
 def test_packaging_twice_gives_the_same_bytes(tmp_path):

@@ -27,7 +27,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter
 from photogenic.dataset.store import SHARDS, Dataset, discard_version
-from photogenic.errors import DataError
+from photogenic.errors import ConfigError, DataError
 from photogenic.packaging.buckets import make_buckets, nearest_bucket
 from photogenic.packaging.card import describe_upstream, render_card
 from photogenic.packaging.images import EXTENSIONS, pack_encoded
@@ -85,6 +85,11 @@ def package(config: RunConfig, progress: bool = True) -> PackageResult:
     if not source.exists():
         raise DataError(f"The dataset {settings.input!r} (package.input) does not exist at {source.path}; "
                         "run the upsample stage first.")
+    if settings.input == config.upsample.output and config.upsample.min_short_side < settings.resolution:
+        raise ConfigError(
+            f"package.resolution is {settings.resolution} px but upsample.min_short_side is "
+            f"{config.upsample.min_short_side}: rows between the two would be enlarged while packaging. Set "
+            "upsample.min_short_side to the training resolution (package.resolution) and upsample again.")
     names = source.manifest_schema().names
     missing = [c for c in _NEEDED if c not in names]
     if missing:
