@@ -91,6 +91,18 @@ def test_missing_input_and_missing_checkpoint_are_clear_errors(tmp_path):
         bad = load_config(None, [f"data.root={tmp_path / 'data'}", "upsample.backend=diffusion", *overrides])
         with pytest.raises(ConfigError, match=pattern):
             upsample(bad, progress=False)
+    with pytest.raises(ConfigError, match="upsample.input and upsample.output"):
+        upsample(load_config(None, [f"data.root={tmp_path / 'data'}", "upsample.output=captioned"]), progress=False)
+
+
+def test_a_bad_checkpoint_leaves_the_previous_version_intact(tmp_path):
+    config = make_captioned(tmp_path / "data")
+    before = upsample(config, progress=False).ref
+    bad = load_config(None, [f"data.root={tmp_path / 'data'}", "upsample.backend=diffusion",
+                             f"upsample.diffusion.checkpoint={tmp_path / 'nowhere'}"])
+    with pytest.raises(ConfigError):
+        upsample(bad, progress=False)
+    assert Dataset(before.path).ref().content_hash == before.content_hash
 
 
 def test_a_diffusion_checkpoint_asks_for_a_gpu():

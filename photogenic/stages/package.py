@@ -81,6 +81,9 @@ class PackageResult:
 
 def package(config: RunConfig, progress: bool = True) -> PackageResult:
     settings = config.package
+    if settings.input == settings.output:
+        raise ConfigError(f"package.input and package.output are both {settings.input!r}; a stage never "
+                          "rewrites its input: name the output another dataset.")
     source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
     if not source.exists():
         raise DataError(f"The dataset {settings.input!r} (package.input) does not exist at {source.path}; "

@@ -29,7 +29,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter
 from photogenic.dataset.store import SHARDS, Dataset, discard_version, repoint_shards
-from photogenic.errors import DataError
+from photogenic.errors import ConfigError, DataError
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
 from photogenic.upsampling.columns import UPSAMPLE_COLUMNS
@@ -49,6 +49,9 @@ class UpsampleResult:
 
 def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     settings = config.upsample
+    if settings.input == settings.output:
+        raise ConfigError(f"upsample.input and upsample.output are both {settings.input!r}; a stage never "
+                          "rewrites its input: name the output another dataset.")
     source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
     if not source.exists():
         raise DataError(f"The dataset {settings.input!r} (upsample.input) does not exist at {source.path}; "
@@ -57,12 +60,18 @@ def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     if settings.backend == "diffusion" and CAPTION not in table.column_names:
         raise DataError(f"The dataset {settings.input!r} (upsample.input) has no {CAPTION!r} column, which the "
                         "diffusion upscaler is conditioned on; upsample the caption stage's output.")
+    already = [name for name in UPSAMPLE_COLUMNS if name in table.column_names]
+    if already:
+        raise DataError(f"The dataset {settings.input!r} (upsample.input) already has the columns {already}: it "
+                        "was upsampled before; upsample the caption stage's output instead.")
     rows = table.select([c for c in ("sample_id", "shard", "offset", "length", "width", "height", CAPTION)
                          if c in table.column_names]).to_pylist()
     todo = [i for i, r in enumerate(rows) if needs_upsampling(r["width"], r["height"], settings.min_short_side)]
     log.info("upsample %s: %d rows, %d with short side < %d px (%s)", settings.input, len(rows), len(todo),
              settings.min_short_side, settings.backend)
 
+    # load the model before anything is removed: a bad checkpoint leaves the last version intact
+    upscaler = _load_upscaler(config) if settings.backend == "diffusion" and todo else None
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
     discard_version(target)
     writer = ShardWriter(target.shards_dir, first_index=0, max_images=settings.shard_max_images,
@@ -70,7 +79,7 @@ def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     columns: dict[str, list] = {name: [None] * len(rows) for name in UPSAMPLE_COLUMNS}
     stored: dict[str, Any] = {}  # sha256 -> StoredImage: identical new images are stored once
     try:
-        made = _diffusion(config, source, rows, todo, progress) if settings.backend == "diffusion" \
+        made = _diffusion(config, upscaler, source, rows, todo, progress) if upscaler is not None \
             else _lanczos(config, source, rows, todo, progress)
         for index, data, backend, scale, seed in made:
             digest = hashlib.sha256(data).hexdigest()
@@ -93,9 +102,6 @@ def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
 
     manifest = repoint_shards(table, source, target)
     for name, dtype in UPSAMPLE_COLUMNS.items():
-        if name in manifest.column_names:
-            raise DataError(f"The dataset {settings.input!r} already has a {name!r} column: it was upsampled "
-                            "before; upsample the caption stage's output instead.")
         manifest = manifest.append_column(pa.field(name, dtype), pa.array(columns[name], dtype))
     stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
              "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
@@ -124,15 +130,18 @@ def _lanczos(config: RunConfig, source: Dataset, rows: list[dict], todo: list[in
         yield index, data, "lanczos", scale, sample_seed(settings.seed, row["sample_id"])
 
 
-def _diffusion(config: RunConfig, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
+def _load_upscaler(config: RunConfig):
+    from photogenic.upsampling.diffusion import DiffusionUpscaler
+
+    return DiffusionUpscaler(config.upsample.diffusion, config.data.root)
+
+
+def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
     """Batches of same-size, same-pass-count images through the pipeline, in manifest order
     within each group; the groups themselves go in order of their first row."""
-    from photogenic.upsampling.diffusion import DiffusionUpscaler, Job
+    from photogenic.upsampling.diffusion import Job
 
     settings = config.upsample
-    if not todo:
-        return
-    upscaler = DiffusionUpscaler(settings.diffusion, config.data.root)
     groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
     for index in todo:
         row = rows[index]
