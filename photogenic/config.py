@@ -146,6 +146,72 @@ class FilterConfig(_Section):
 
 
 
+class DiffusionUpsampleConfig(_Section):
+    """A diffusers upscaler, used when ``upsample.backend`` is ``diffusion``."""
+
+    checkpoint: str | None = Field(
+        None, description="Local folder or hub id of a diffusers upscale pipeline, e.g. "
+        "stabilityai/stable-diffusion-x4-upscaler (x4) or stabilityai/sd-x2-latent-upscaler (latent x2).")
+    pipeline: Literal["x4", "latent"] = Field(
+        "x4", description="x4: StableDiffusionUpscalePipeline; latent: StableDiffusionLatentUpscalePipeline.")
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(7.5, ge=0.0)
+    noise_level: int = Field(20, ge=0, description="x4 only: noise added to the low-resolution image.")
+    batch_size: int = Field(4, ge=1, description="Images per pipeline call (same-size images batch together).")
+    device: str = Field("auto", description="torch device; auto picks cuda when available.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    gpus: int = Field(1, ge=0, description="GPUs the stage requests from a cluster when this backend is configured.")
+
+
+class UpsampleConfig(_Section):
+    """Emu upsampled every curated image under its training size. Rows whose short side is below
+    ``min_short_side`` get new pixels (new shards, content-addressed); the originals stay."""
+
+    input: DatasetName = Field("captioned", description="Dataset to upsample (has training_caption).")
+    output: DatasetName = "upsampled"
+    min_short_side: int = Field(128, ge=1, description="Short side below which a row is upsampled: the "
+                                "training resolution (package.resolution).")
+    backend: Literal["lanczos", "diffusion"] = Field(
+        "lanczos", description="lanczos: classical resampling, needs no weights; diffusion: upsample.diffusion.")
+    sharpen_percent: int = Field(
+        60, ge=0, le=500, description="lanczos: unsharp-mask strength after resampling (0 = none).")
+    sharpen_radius: float = Field(1.0, ge=0.0, description="lanczos: unsharp-mask radius in output pixels.")
+    sharpen_threshold: int = Field(2, ge=0, le=255, description="lanczos: levels below which no sharpening.")
+    seed: int = Field(0, description="Mixed with each sample_id into that sample's seed.")
+    workers: int = Field(2, ge=0, description="lanczos: resampling processes; 0 runs in the main process.")
+    batch_size: int = Field(16, ge=1, description="lanczos: rows sent to the workers at a time.")
+    shard_max_images: int = Field(10_000, ge=1)
+    shard_max_bytes: int = Field(2**30, ge=1)
+    diffusion: DiffusionUpsampleConfig = Field(default_factory=DiffusionUpsampleConfig)
+
+
+class PackageGateConfig(_Section):
+    min_rows: int = Field(1, ge=0)
+
+
+class PackageConfig(_Section):
+    """The training set: images cropped to aspect-ratio buckets at the training resolution,
+    captions attached, a validation split by a stable hash of sample_id, and a dataset card."""
+
+    input: DatasetName = Field("upsampled", description="Dataset to package.")
+    output: DatasetName = "training_set"
+    resolution: int = Field(128, ge=16, description="Training resolution: buckets hold about resolution² pixels.")
+    bucket_step: int = Field(16, ge=1, description="Bucket sides are multiples of this (the VAE/U-Net stride).")
+    max_aspect_ratio: float = Field(3.0, ge=1.0, description="Widest (and tallest) bucket.")
+    crop: Literal["center", "random"] = Field(
+        "center", description="Where the bucket is cut from the resized image; random is seeded per sample.")
+    validation_share: float = Field(0.05, ge=0.0, le=1.0)
+    split_salt: str = Field("photogenic-validation", description="Mixed into the split hash; change it to draw "
+                            "a different validation set.")
+    image_format: Literal["png", "jpeg", "webp"] = "png"
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    workers: int = Field(2, ge=0)
+    batch_size: int = Field(32, ge=1)
+    shard_max_images: int = Field(10_000, ge=1)
+    shard_max_bytes: int = Field(2**30, ge=1)
+    gate: PackageGateConfig = Field(default_factory=PackageGateConfig)
+
+
 class DvcConfig(_Section):
     enabled: bool = Field(True, description="Version every dataset a run produces with DVC.")
     push: bool = Field(True, description="Push versioned datasets to the default DVC remote.")
@@ -159,6 +225,8 @@ class RunConfig(_Section):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
     dvc: DvcConfig = Field(default_factory=DvcConfig)
+    upsample: UpsampleConfig = Field(default_factory=UpsampleConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
 
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in, as plain data (JSON/YAML-safe)."""

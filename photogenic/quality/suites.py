@@ -171,3 +171,60 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
         # rows without the metadata are null here, and GE's column checks skip nulls
         manifest.append(gxe.ExpectColumnValuesToBeBetween(column=f"score_metadata_{name}", min_value=low, max_value=high))
     return GateSuites(manifest=manifest, dataset=[])
+
+
+class UpsampleGateParams(GateParams):
+    min_short_side: int = Field(128, ge=1, description="Every row's training image reaches this short side.")
+    min_rows: int = Field(1, ge=0)
+
+
+#: upsample_backend values (null: the row needed no upsampling)
+UPSAMPLE_BACKENDS = ("lanczos", "diffusion-x4", "diffusion-latent")
+
+
+@register_suite("upsample", UpsampleGateParams)
+def upsample_suites(params: UpsampleGateParams) -> GateSuites:
+    """The upsampled dataset: every row's training image (upsampled or original) reaches the
+    target short side, and each new image is recorded with its content hash and backend."""
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+        gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_short_side"),
+        gxe.ExpectColumnValuesToBeBetween(column="training_short_side", min_value=params.min_short_side),
+        gxe.ExpectColumnValuesToBeInSet(column="upsample_backend", value_set=list(UPSAMPLE_BACKENDS)),
+        gxe.ExpectColumnValuesToMatchRegex(column="upsampled_sha256", regex=SHA256_HEX),
+        gxe.ExpectColumnValuesToBeBetween(column="upsample_scale", min_value=1.0, strict_min=True),
+    ]
+    return GateSuites(manifest=manifest, dataset=[])
+
+
+class TrainingSetGateParams(GateParams):
+    resolution: int = Field(128, ge=1, description="The training resolution every image must reach.")
+    buckets: list[str] = Field(default_factory=list, description="Allowed bucket names (WxH).")
+    min_rows: int = Field(1, ge=0)
+
+
+@register_suite("training_set", TrainingSetGateParams)
+def training_set_suites(params: TrainingSetGateParams) -> GateSuites:
+    """The packaged training set: no sample twice (so train and validation are disjoint: a
+    sample has one split), both splits present, every caption non-empty text, every image
+    packaged from at least the training resolution (never enlarged while packaging) into one of
+    the configured buckets."""
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in
+          ("sample_id", "shard", "offset", "length", "width", "height", "caption", "split", "bucket")),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=SHA256_HEX),
+        gxe.ExpectColumnValuesToMatchRegex(column="caption", regex=r"\S"),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation"]),
+        gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "validation"]),
+        gxe.ExpectColumnValuesToBeBetween(column="source_short_side", min_value=params.resolution),
+        gxe.ExpectColumnValuesToBeBetween(column="resize_scale", max_value=1.0),
+        gxe.ExpectColumnValuesToBeBetween(column="length", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="offset", min_value=0),
+    ]
+    if params.buckets:
+        manifest.append(gxe.ExpectColumnValuesToBeInSet(column="bucket", value_set=list(params.buckets)))
+    return GateSuites(manifest=manifest, dataset=[])

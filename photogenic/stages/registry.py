@@ -46,6 +46,13 @@ class StageSpec:
     inputs: tuple[str, ...] = ()
     #: config keys (dotted) whose values name the datasets the stage writes, e.g. "filter.output"
     outputs: tuple[str, ...] = ()
+    #: resources that depend on the config (e.g. a GPU only when a model backend is configured);
+    #: ``resources`` is what the stage needs with the embedded default
+    config_resources: Callable[[RunConfig], Resources] | None = None
+
+    def resources_for(self, config: RunConfig) -> Resources:
+        """What the stage needs to run with ``config``."""
+        return self.config_resources(config) if self.config_resources else self.resources
 
     def dataset_names(self, config: RunConfig, keys: tuple[str, ...]) -> list[str]:
         """The dataset names that ``keys`` (``self.inputs`` or ``self.outputs``) hold in ``config``."""
@@ -91,6 +98,40 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _run_upsample(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.upsample import upsample
+
+    result = upsample(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats)
+
+
+def _upsample_gate_params(config: RunConfig) -> dict[str, Any]:
+    return {"min_short_side": config.upsample.min_short_side}
+
+
+def _run_package(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.package import package
+
+    result = package(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats, reports={"dataset_card": result.card})
+
+
+def _package_gate_params(config: RunConfig) -> dict[str, Any]:
+    from photogenic.packaging.buckets import make_buckets
+
+    settings = config.package
+    buckets = make_buckets(settings.resolution, settings.bucket_step, settings.max_aspect_ratio)
+    return {"resolution": settings.resolution, "buckets": [b.name for b in buckets], "min_rows": settings.gate.min_rows}
+
+
+def upsample_resources(config: RunConfig) -> Resources:
+    """A GPU when a diffusion checkpoint is configured; Lanczos runs on CPUs."""
+    settings = config.upsample
+    if settings.backend == "diffusion":
+        return Resources(cpus=4, memory_gb=16, gpus=settings.diffusion.gpus)
+    return Resources(cpus=2, memory_gb=4)
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
@@ -116,6 +157,32 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("filter.input",),
             outputs=("filter.output",),
+        ),
+        StageSpec(
+            name="upsample",
+            description="Upsample every row whose short side is below the training resolution (Lanczos, or a "
+            "diffusers upscaler conditioned on the training caption); new images in new shards, originals kept.",
+            run=_run_upsample,
+            params=("data", "upsample"),
+            gate="upsample",
+            gate_params=_upsample_gate_params,
+            # the embedded default (Lanczos); with upsample.backend=diffusion it asks for a GPU
+            resources=Resources(cpus=2, memory_gb=4),
+            config_resources=upsample_resources,
+            inputs=("upsample.input",),
+            outputs=("upsample.output",),
+        ),
+        StageSpec(
+            name="package",
+            description="Package the training set: aspect-ratio buckets at the training resolution, crop "
+            "coordinates, captions, a stable validation split, WebDataset shards and a dataset card.",
+            run=_run_package,
+            params=("data", "package"),
+            gate="training_set",
+            gate_params=_package_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+            inputs=("package.input",),
+            outputs=("package.output",),
         ),
     ]
 }
