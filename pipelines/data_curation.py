@@ -1,5 +1,5 @@
-"""The data curation pipeline: sources → ingested dataset → candidate pool (each gated and
-versioned).
+"""The data curation pipeline: sources → ingested dataset → candidate pool → curated set (two
+human stages; SIMULATED annotators on the sample pool) → captioned set (each gated and versioned).
 
 Later stages (curation, captions, upsampling, packaging) extend this chain; each
 stage's output passes its quality gate and is versioned before the next stage reads it.
@@ -10,6 +10,8 @@ from __future__ import annotations
 from zenml import pipeline
 
 from steps.auto_filter import auto_filter
+from steps.caption import caption
+from steps.curation import curation
 from steps.ingest import ingest
 from steps.quality_gate import quality_gate
 from steps.version_dataset import version_dataset
@@ -22,4 +24,11 @@ def data_curation(config: dict, progress: bool = True) -> None:
     versioned = version_dataset(gated, config=config, stage="ingest", id="version_ingest")
     candidates, _ = auto_filter(versioned, config=config, progress=progress)
     gated_candidates = quality_gate(candidates, config=config, stage="auto_filter", id="gate_auto_filter")
-    version_dataset(gated_candidates, config=config, stage="auto_filter", id="version_auto_filter")
+    versioned_candidates = version_dataset(gated_candidates, config=config, stage="auto_filter",
+                                           id="version_auto_filter")
+    curated = curation(versioned_candidates, config=config, progress=progress)
+    gated_curated = quality_gate(curated, config=config, stage="curation", id="gate_curation")
+    versioned_curated = version_dataset(gated_curated, config=config, stage="curation", id="version_curation")
+    captioned = caption(versioned_curated, config=config, progress=progress)
+    gated_captioned = quality_gate(captioned, config=config, stage="caption", id="gate_caption")
+    version_dataset(gated_captioned, config=config, stage="caption", id="version_caption")

@@ -43,6 +43,7 @@ from photogenic.curation.submissions import (
 from photogenic.dataset.atomic import filesystem, write_bytes, write_text
 from photogenic.dataset.store import parquet_bytes
 from photogenic.errors import ConfigError, DataError
+from photogenic.paths import join
 
 log = logging.getLogger(__name__)
 
@@ -262,3 +263,53 @@ def _write(layout: CurationLayout, stage: int, table: pa.Table, bad: list[BadRow
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def add_exports(config: RunConfig, files: list[str], stage: int | None = None,
+                skip_bad: bool | None = None) -> dict[int, StageResult]:
+    """``photogenic curation import``: check the files, copy them into their stage's annotations
+    folder (a file already there with the same content is not copied again), and re-import the
+    stage from the whole folder. Importing the same export twice therefore changes nothing."""
+    by_stage: dict[int, list[str]] = defaultdict(list)
+    for path in files:
+        by_stage[read_export(path, stage).stage].append(path)
+    layout = CurationLayout.of(config)
+    results = {}
+    for number in sorted(by_stage):
+        # check the new files together with what is already there before copying anything
+        existing = annotation_files(config, number)
+        fresh = [p for p in by_stage[number] if _twin(p, existing) is None]
+        parsed = [read_export(p, number) for p in existing + fresh]
+        _, bad = check(config, number, parsed)
+        if bad and not (config.curation.skip_bad if skip_bad is None else skip_bad):
+            import_stage(config, number, files=existing + fresh, skip_bad=False)  # raises, listing them
+        for path in fresh:
+            name = path.rsplit("/", 1)[-1]
+            target = join(layout.annotations(number), name)
+            fs, local = filesystem(target)
+            if fs.exists(local):  # same name, other content: keep both
+                stem, _, ext = name.rpartition(".")
+                target = join(layout.annotations(number), f"{stem}-{_digest(path)[:8]}.{ext}")
+            write_bytes(target, _read(path))
+            log.info("stage %d: added %s as %s", number, path, target)
+        if not fresh:
+            log.info("stage %d: every file given is already imported; nothing changes", number)
+        results[number] = import_stage(config, number, skip_bad=skip_bad)
+    return results
+
+
+def _read(path: str) -> bytes:
+    fs, local = filesystem(path)
+    return fs.cat_file(local)
+
+
+def _digest(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(_read(path)).hexdigest()
+
+
+def _twin(path: str, existing: list[str]) -> str | None:
+    """The file under the annotations folder with the same bytes as ``path``, if any."""
+    digest = _digest(path)
+    return next((p for p in existing if _digest(p) == digest), None)

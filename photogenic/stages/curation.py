@@ -61,6 +61,7 @@ def curate(config: RunConfig, progress: bool = True) -> CurationResult:
             files = simulate_stage(config, stage)
             simulated = True
         results[stage] = import_stage(config, stage, files=files)
+        _check_agreement(config, results[stage])
     ref = write_curated(config, results)
     log.info("curation %s → %s: %d candidates → stage 1 selected %d → stage 2 selected %d%s",
              config.curation.input, config.curation.output, candidates(config).num_rows(),
@@ -114,3 +115,15 @@ def _join(manifest: pa.Table, result: pa.Table) -> pa.Table:
         manifest = manifest.append_column(result.schema.field(column), result[column].take(take))
     return manifest
 
+
+
+def _check_agreement(config: RunConfig, result: StageResult) -> None:
+    """A verdict kappa under the floor warns here; with on_low_agreement=fail the quality gate
+    (which checks the same floor) stops the run."""
+    floor, kappa = config.curation.gate.min_agreement, result.verdict_kappa
+    if kappa is None:
+        log.warning("stage %d: no task was seen by two annotators, so agreement cannot be measured "
+                    "(curation.stage%d.overlap)", result.stage, result.stage)
+    elif kappa < floor:
+        log.warning("stage %d: verdict agreement kappa %.3f is below curation.gate.min_agreement %.3f (%s)",
+                    result.stage, kappa, floor, config.curation.gate.on_low_agreement)
