@@ -184,7 +184,9 @@ class CurationConfig(_Section):
     image_url_prefix: str = Field(
         "/data/local-files/?d=", description="Prefix of task image URLs; the default is Label Studio's local-files "
         "storage, serving <image_root>/<path> (start it with LOCAL_FILES_DOCUMENT_ROOT=<abs data.root>).")
-    score_column: str = Field("score_technical_quality", description="Auto-filter score that breaks vote ties.")
+    score_column: str | None = Field(
+        "score_technical_quality", description="Auto-filter score (higher is better) that orders samples with "
+        "equal votes; null: sample id order.")
     skip_bad: bool = Field(False, description="Quarantine bad annotation rows (with reasons) instead of failing.")
     stage1: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
         annotators=["generalist-1", "generalist-2", "generalist-3", "generalist-4"], overlap=0.2, quota=600))

@@ -226,6 +226,8 @@ def _order_key(stage: int, row: dict[str, Any]) -> tuple:
 def _scores(config: RunConfig) -> dict[str, float]:
     dataset = candidates(config)
     column = config.curation.score_column
+    if column is None:
+        return {}
     if column not in dataset.manifest_schema().names:
         scores = sorted(n for n in dataset.manifest_schema().names if n.startswith("score_"))
         raise ConfigError(f"curation.score_column is {column!r}, which the dataset {dataset.name!r} does not have; "
