@@ -187,3 +187,22 @@ def test_unknown_score_column_names_the_key(tmp_path):
 def test_no_annotations_says_what_to_do(world):
     with pytest.raises(DataError, match="No stage-1 annotations under .*label_config.xml"):
         import_stage(world, 1)
+
+
+def test_import_command_reports_a_bad_row_as_one_message(world, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(world.resolved()))
+    bad = write_json(tmp_path / "bad.json", [ls_task(0, 1, ls_annotation(1, 1, {"verdict": "perhaps"}))])
+    done = subprocess.run([sys.executable, "-m", "photogenic.cli", "curation", "import", bad, "--config", str(config)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "bad.json, row 1, field 's1_verdict'" in done.stderr and "--skip-bad" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "photogenic.cli", "curation", "import", bad, "--skip-bad",
+                           "--config", str(config)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '"quarantined": 1' in done.stdout

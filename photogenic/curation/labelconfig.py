@@ -20,7 +20,7 @@ def label_config(stage: int) -> str:
              '  <Text name="alt_text" value="$caption"/>']
     if stage == 1:
         lines += _choice(questions, questions.by_name("verdict"))
-        lines += [f'  <Header value="It does well on:"/>',
+        lines += ['  <Header value="It does well on:"/>',
                   f'  <Choices name="{STAGE1_CRITERIA_CONTROL}" toName="{IMAGE}" choice="multiple" showInline="true">',
                   *(f"    <Choice value={quoteattr(name)} hint={quoteattr(title)}/>" for name, title in CRITERIA.items()),
                   "  </Choices>"]
