@@ -94,9 +94,10 @@ def test_people_exports_win_over_simulated_ones(tmp_path):
         {"completed_by": 5, "created_at": "2026-02-01T10:00:00Z",
          "result": [{"from_name": "s1_verdict", "to_name": "image", "type": "choices",
                      "value": {"choices": ["keep"]}}]}]}]))
-    result = curate(world, progress=False)
+    with pytest.raises(DataError, match="No stage-2 annotations"):
+        curate(world, progress=False)
     stage1 = pq.read_table(CurationLayout.of(world).result(1)).to_pylist()
-    assert [r["sample_id"] for r in stage1] == [sample_id(3)] and result.stages[1].counts["files"] == 1
+    assert [r["sample_id"] for r in stage1] == [sample_id(3)]  # the simulated stage-1 exports were ignored
 
 
 def test_gate_fails_when_agreement_is_below_a_failing_floor(tmp_path):
@@ -117,3 +118,16 @@ def test_gate_fails_over_the_quota(tmp_path):
         pytest.skip("one row only")
     gate = check_output("curation", result.ref, tighter, raise_on_failure=False)
     assert not gate.success
+
+
+def test_a_stage_after_people_is_never_simulated(tmp_path):
+    world = make_world(tmp_path / "data")
+    people = tmp_path / "data/curation/stage1/annotations/team.json"
+    people.parent.mkdir(parents=True)
+    people.write_text(json.dumps([{"id": 1, "data": {"sample_id": sample_id(3), "stage": 1}, "annotations": [
+        {"completed_by": 5, "created_at": "2026-02-01T10:00:00Z",
+         "result": [{"from_name": "s1_verdict", "to_name": "image", "type": "choices",
+                     "value": {"choices": ["keep"]}}]}]}]))
+    with pytest.raises(DataError, match="No stage-2 annotations under"):
+        curate(world, progress=False)
+    assert json.loads(open(CurationLayout.of(world).tasks(2)).read())[0]["data"]["sample_id"] == sample_id(3)

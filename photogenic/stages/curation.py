@@ -54,12 +54,15 @@ class CurationResult:
 def curate(config: RunConfig, progress: bool = True) -> CurationResult:
     results: dict[int, StageResult] = {}
     simulated = False
+    # once people have labelled a stage, no later stage is simulated on their selection
+    may_simulate = config.curation.simulate.enabled
     for stage in (1, 2):
         export_stage(config, stage, progress=progress)
         files = stage_files(config, stage)
-        if not files and config.curation.simulate.enabled:
+        if not files and may_simulate:
             files = simulate_stage(config, stage)
             simulated = True
+        may_simulate = may_simulate and simulated
         results[stage] = import_stage(config, stage, files=files)
         _check_agreement(config, results[stage])
     ref = write_curated(config, results)
