@@ -146,6 +146,78 @@ class FilterConfig(_Section):
 
 
 
+class CurationStageConfig(_Section):
+    """One human curation stage: who annotates, how much overlap, how many samples it keeps."""
+
+    annotators: list[str] = Field(min_length=1, description="Annotator names; tasks are split among them.")
+    overlap: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of tasks given to `raters_per_overlap` annotators, so that "
+        "agreement can be measured; the rest go to one annotator each.")
+    raters_per_overlap: int = Field(2, ge=2, description="Annotators per overlapping task (at most len(annotators)).")
+    quota: int = Field(ge=1, description="Most samples the stage keeps, ordered by votes then auto-filter score.")
+
+
+class SimulatedAnnotatorsConfig(_Section):
+    """SIMULATED annotators for the embedded sample pool: they read its hidden ground truth and
+    write ordinary Label Studio exports, with per-annotator noise and bias."""
+
+    enabled: bool = Field(True, description="Write simulated exports when a stage has none (the demo).")
+    ground_truth: str = Field(
+        "raw/sample-pool/ground_truth.parquet", description="The sample pool's hidden ground truth (under data.root).")
+    noise: float = Field(0.06, ge=0.0, le=0.5, description="Chance that an annotator judges a sample at random.")
+    bias: float = Field(0.1, ge=0.0, le=0.5, description="Per-annotator leniency/strictness drawn from [-bias, bias].")
+    seed: int = 0
+
+
+class CurationGateConfig(_Section):
+    min_agreement: float = Field(0.2, ge=-1.0, le=1.0, description="Floor on each stage's verdict kappa.")
+    on_low_agreement: Literal["warn", "fail"] = Field("warn", description="What a kappa below the floor does.")
+
+
+class CurationConfig(_Section):
+    """Two-stage human curation (candidates -> curated). The quotas are scaled to the ~2,100
+    candidates the embedded pool leaves (Emu: ~20k then 2,000 from a few hundred thousand)."""
+
+    input: DatasetName = Field("candidates", description="The candidate pool the auto-filter wrote.")
+    output: DatasetName = Field("curated", description="The stage-2 selection, with every label.")
+    dir: str = Field("curation", description="Tasks, configs, exports and results (under data.root; DVC-tracked).")
+    image_url_prefix: str = Field(
+        "/data/local-files/?d=", description="Prefix of task image URLs; the default is Label Studio's local-files "
+        "storage, serving <image_root>/<path> (start it with LOCAL_FILES_DOCUMENT_ROOT=<abs data.root>).")
+    score_column: str | None = Field(
+        "score_technical_quality", description="Auto-filter score (higher is better) that orders samples with "
+        "equal votes; null: sample id order.")
+    skip_bad: bool = Field(False, description="Quarantine bad annotation rows (with reasons) instead of failing.")
+    stage1: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
+        annotators=["generalist-1", "generalist-2", "generalist-3", "generalist-4"], overlap=0.2, quota=600))
+    stage2: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
+        annotators=["specialist-1", "specialist-2", "specialist-3"], overlap=0.3, quota=200))
+    simulate: SimulatedAnnotatorsConfig = Field(default_factory=SimulatedAnnotatorsConfig)
+    gate: CurationGateConfig = Field(default_factory=CurationGateConfig)
+
+
+class CaptionModelConfig(_Section):
+    checkpoint: str | None = Field(
+        None, description="A transformers image-to-text checkpoint (local folder or hub id, e.g. a BLIP "
+        "captioner) for rows without a human caption; null: use the alt-text.")
+    max_new_tokens: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("cpu", description="torch device")
+
+
+class CaptionGateConfig(_Section):
+    max_alt_text_share: float = Field(1.0, ge=0.0, le=1.0, description="Largest share of alt-text captions.")
+
+
+class CaptionConfig(_Section):
+    """Training captions: human first, then a captioning model, then the source alt-text."""
+
+    input: DatasetName = Field("curated")
+    output: DatasetName = Field("captioned")
+    min_chars: int = Field(3, ge=1, description="Shorter cleaned captions are unusable.")
+    max_chars: int = Field(300, ge=1, description="Longer ones are cut at a word boundary (original kept).")
+    model: CaptionModelConfig = Field(default_factory=CaptionModelConfig)
+    gate: CaptionGateConfig = Field(default_factory=CaptionGateConfig)
 class DiffusionUpsampleConfig(_Section):
     """A diffusers upscaler, used when ``upsample.backend`` is ``diffusion``."""
 
@@ -224,9 +296,11 @@ class RunConfig(_Section):
     sample_pool: SamplePoolConfig = Field(default_factory=SamplePoolConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
-    dvc: DvcConfig = Field(default_factory=DvcConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
     upsample: UpsampleConfig = Field(default_factory=UpsampleConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)
+    dvc: DvcConfig = Field(default_factory=DvcConfig)
 
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in, as plain data (JSON/YAML-safe)."""

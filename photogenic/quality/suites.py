@@ -173,6 +173,64 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
     return GateSuites(manifest=manifest, dataset=[])
 
 
+class CurationGateParams(GateParams):
+    min_rows: int = Field(1, ge=0, description="Fewest samples the curated set may have.")
+    stage1_quota: int = Field(ge=1, description="curation.stage1.quota")
+    stage2_quota: int = Field(ge=1, description="curation.stage2.quota: the most rows the curated set may have.")
+    min_agreement: float | None = Field(
+        None, description="Floor on each stage's verdict kappa; None when a low agreement only warns.")
+
+
+def _curation_expectations(params: CurationGateParams) -> list[gxe.Expectation]:
+    """What every dataset from curation on carries: a selection within the quotas, and both
+    stages' verdicts (keep, by construction of the selection) and votes on every row."""
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows, max_value=params.stage2_quota),
+        gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+    ]
+    for stage, quota in ((1, params.stage1_quota), (2, params.stage2_quota)):
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=f"stage{stage}_verdict"),
+            gxe.ExpectColumnValuesToBeInSet(column=f"stage{stage}_verdict", value_set=["keep"]),
+            gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_votes", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_rank", min_value=1, max_value=quota),
+        ]
+        if params.min_agreement is not None:
+            expectations += [
+                gxe.ExpectColumnValuesToNotBeNull(column=f"stage{stage}_agreement"),
+                gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_agreement", min_value=params.min_agreement),
+            ]
+    return expectations
+
+
+@register_suite("curation", CurationGateParams)
+def curation_suites(params: CurationGateParams) -> GateSuites:
+    """The curated set: the stage-2 selection, within the quotas, with both stages' verdicts."""
+    return GateSuites(manifest=_curation_expectations(params), dataset=[])
+
+
+class CaptionGateParams(CurationGateParams):
+    min_chars: int = Field(1, ge=1, description="caption.min_chars")
+    max_chars: int = Field(300, ge=1, description="caption.max_chars")
+    max_alt_text_share: float = Field(1.0, ge=0.0, le=1.0, description="Largest share of alt-text captions.")
+
+
+@register_suite("caption", CaptionGateParams)
+def caption_suites(params: CaptionGateParams) -> GateSuites:
+    """The captioned set: the curated set's guarantees, and on every row a non-empty training
+    caption of bounded length whose source is recorded."""
+    manifest = [
+        *_curation_expectations(params),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_caption"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="training_caption", min_value=params.min_chars,
+                                                max_value=params.max_chars),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_caption_source"),
+        gxe.ExpectColumnValuesToBeInSet(column="training_caption_source", value_set=["human", "model", "alt_text"]),
+    ]
+    if params.max_alt_text_share < 1.0:
+        manifest.append(gxe.ExpectColumnValuesToBeInSet(
+            column="training_caption_source", value_set=["human", "model"], mostly=1.0 - params.max_alt_text_share))
 class UpsampleGateParams(GateParams):
     min_short_side: int = Field(128, ge=1, description="Every row's training image reaches this short side.")
     min_rows: int = Field(1, ge=0)

@@ -98,6 +98,38 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _run_curation(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.curation import curate
+
+    result = curate(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats())
+
+
+def _curation_gate_params(config: RunConfig) -> dict[str, Any]:
+    settings = config.curation
+    return {
+        "stage1_quota": settings.stage1.quota,
+        "stage2_quota": settings.stage2.quota,
+        "min_agreement": settings.gate.min_agreement if settings.gate.on_low_agreement == "fail" else None,
+    }
+
+
+def _run_caption(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.caption import caption
+
+    result = caption(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"caption_sources": result.sources, "quarantined": result.quarantined})
+
+
+def _caption_gate_params(config: RunConfig) -> dict[str, Any]:
+    return {
+        **_curation_gate_params(config),
+        "min_chars": config.caption.min_chars,
+        "max_chars": config.caption.max_chars,
+        "max_alt_text_share": config.caption.gate.max_alt_text_share,
+    }
+
+
 def _run_upsample(config: RunConfig, progress: bool) -> StageOutput:
     from photogenic.stages.upsample import upsample
 
@@ -157,6 +189,31 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("filter.input",),
             outputs=("filter.output",),
+        ),
+        StageSpec(
+            name="curation",
+            description="Two human curation stages over the candidate pool: export Label Studio tasks, import "
+            "the annotators' exports (SIMULATED annotators for the sample pool), vote, apply the quotas, and "
+            "write the curated set with every label and the human captions.",
+            run=_run_curation,
+            params=("data", "curation"),
+            gate="curation",
+            gate_params=_curation_gate_params,
+            resources=Resources(cpus=1, memory_gb=2),
+            inputs=("curation.input",),
+            outputs=("curation.output",),
+        ),
+        StageSpec(
+            name="caption",
+            description="Choose each curated image's training caption: human, else a captioning model, else "
+            "the alt-text; cleaned and bounded, its source recorded.",
+            run=_run_caption,
+            params=("data", "caption"),
+            gate="caption",
+            gate_params=_caption_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+            inputs=("caption.input",),
+            outputs=("caption.output",),
         ),
         StageSpec(
             name="upsample",
