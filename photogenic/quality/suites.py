@@ -231,6 +231,9 @@ def caption_suites(params: CaptionGateParams) -> GateSuites:
     if params.max_alt_text_share < 1.0:
         manifest.append(gxe.ExpectColumnValuesToBeInSet(
             column="training_caption_source", value_set=["human", "model"], mostly=1.0 - params.max_alt_text_share))
+    return GateSuites(manifest=manifest, dataset=[])
+
+
 class UpsampleGateParams(GateParams):
     min_short_side: int = Field(128, ge=1, description="Every row's training image reaches this short side.")
     min_rows: int = Field(1, ge=0)
