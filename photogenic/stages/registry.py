@@ -91,6 +91,26 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _run_evaluate(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.evaluation.evaluate import run_evaluation
+
+    result = run_evaluation(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"headline": result.results["headline"], "fid": result.results["fid"],
+                                              "mlflow_run_id": result.results.get("mlflow_run_id")},
+                       reports={"evaluation_report": result.report})
+
+
+def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.dataset.store import Dataset
+    from photogenic.evaluation.evaluate import read_results
+    from photogenic.evaluation.promotion import promote
+    from photogenic.paths import dataset_dir
+
+    folder = dataset_dir(config.data.root, config.evaluate.output)
+    decision = promote(read_results(folder), config.evaluate.promotion)
+    return StageOutput(ref=Dataset(folder, config.evaluate.output).ref(), stats={"promotion": decision.as_dict()})
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
@@ -116,6 +136,27 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("filter.input",),
             outputs=("filter.output",),
+        ),
+        StageSpec(
+            name="evaluate",
+            description="Sample the candidate and the baseline model on the prompt set with the same seeds, "
+            "judge every image, and write pairwise win rates with intervals, FID/KID and the report.",
+            run=_run_evaluate,
+            params=("data", "evaluate"),
+            gate=None,
+            # the GPU count a cluster runner requests comes from evaluate.gpus (steps/evaluate.py)
+            resources=Resources(cpus=2, memory_gb=8),
+            outputs=("evaluate.output",),
+        ),
+        StageSpec(
+            name="promote",
+            description="Give the candidate the registry alias (champion) only if the evaluation shows it beats "
+            "the current champion or the baseline by the configured margin; record the decision on the version.",
+            run=_run_promote,
+            params=("data", "evaluate"),
+            gate=None,
+            resources=Resources(cpus=1, memory_gb=1),
+            inputs=("evaluate.output",),
         ),
     ]
 }
