@@ -169,9 +169,11 @@ class EvaluateJudgesConfig(_Section):
     visual_appeal: list[str] = Field(default_factory=lambda: ["technical_quality"],
                                      description="technical_quality, aesthetic (needs clip_model + aesthetic_head).")
     text_faithfulness: list[str] = Field(default_factory=lambda: ["scene_attributes"],
-                                         description="scene_attributes (sample-world prompts), clip_score (needs clip_model).")
+                                         description="scene_attributes (sample-world prompts), "
+                                         "clip_score (needs clip_model).")
     clip_model: str | None = Field(None, description="Folder (or hub id) of a transformers CLIPModel + processor.")
-    aesthetic_head: str | None = Field(None, description="Aesthetic head weights (.safetensors/.pth) on CLIP embeddings.")
+    aesthetic_head: str | None = Field(None, description="Aesthetic head weights (.safetensors/.pth) on CLIP "
+                                       "image embeddings.")
     tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
     device: str = "auto"
 
@@ -204,7 +206,8 @@ class EvaluateConfig(_Section):
     output: DatasetName = Field("evaluation", description="Dataset of generated images, scores and results.")
     prompts: str = Field("prompts/sample_world.tsv", description="Prompt file (.txt, .csv, .tsv) under data.root.")
     max_prompts: int | None = Field(None, ge=1, description="Use only the first N prompts.")
-    candidate: str | None = Field(None, description="Model A: a diffusers pipeline folder or models:/name/version|@alias.")
+    candidate: str | None = Field(None, description="Model A: a diffusers pipeline folder, models:/name/version "
+                                  "or models:/name@alias.")
     baseline: str | None = Field(None, description="Model B (the pretrained model or the champion), same forms.")
     candidate_label: str = "candidate"
     baseline_label: str = "baseline"

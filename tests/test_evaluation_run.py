@@ -115,7 +115,8 @@ def test_cli_compare_logs_to_mlflow(tmp_path, models, monkeypatch):
     assert "visual_appeal (technical_quality): candidate vs baseline win rate" in result.output
     results = read_results(str(tmp_path / "data" / "datasets" / "evaluation"))
     run = mlflow.get_run(results["mlflow_run_id"])
-    assert run.data.metrics["technical_quality.win_rate"] == pytest.approx(results["headline"]["visual_appeal"]["win_rate"])
+    logged = run.data.metrics["technical_quality.win_rate"]
+    assert logged == pytest.approx(results["headline"]["visual_appeal"]["win_rate"])
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"report.html", "results.json"} <= artifacts
 

@@ -98,7 +98,8 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
 
     dataset = Dataset(dataset_dir(config.data.root, settings.output), settings.output)
     # new shards after any an earlier evaluation left: its manifest stays valid until ours replaces it
-    writer = ShardWriter(dataset.shards_dir, first_index=next_shard_index(list_shards(dataset.shards_dir)), max_images=config.ingest.shard_max_images,
+    first = next_shard_index(list_shards(dataset.shards_dir))
+    writer = ShardWriter(dataset.shards_dir, first_index=first, max_images=config.ingest.shard_max_images,
                          max_bytes=config.ingest.shard_max_bytes)
     stored: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []

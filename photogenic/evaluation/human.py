@@ -383,7 +383,8 @@ def record_human_results(evaluation_folder: str, files: list[str], *, n_boot: in
     folder = Path(evaluation_folder)
     write_text(str(folder / HUMAN_DIR / "outcomes.csv"), outcomes.to_csv(index=False))
     results = read_results(evaluation_folder)
-    results["human"] = {"files": [str(f) for f in files], "raters": int(outcomes["raters"].max() if len(outcomes) else 0),
+    raters = int(outcomes["raters"].max()) if len(outcomes) else 0
+    results["human"] = {"files": [str(f) for f in files], "max_raters_per_pair": raters,
                         "win_rates": json.loads(table.to_json(orient="records"))}
     write_text(str(folder / RESULTS), json.dumps(results, indent=2) + "\n")
     return results["human"]

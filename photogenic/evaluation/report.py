@@ -180,7 +180,8 @@ def _lineage_section(results: dict[str, Any]) -> str:
         shown = "<br>".join(f"{_e(k)} = {_e(v)}" for k, v in sorted(params.items())[:25]) or "—"
         registry = f"{_e(m['registered_name'])} v{_e(m['version'])}" if m.get("registered_name") else "not registered"
         rows.append(f"<tr><td><b>{_e(label)}</b></td><td>{_e(m['spec'])}<br><span class=note>{_e(m['path'])}</span>"
-                    f"</td><td>{registry}</td><td>{_e(m.get('run_id') or '—')}</td><td>{tags}</td><td>{shown}</td></tr>")
+                    f"</td><td>{registry}</td><td>{_e(m.get('run_id') or '—')}</td><td>{tags}</td>"
+                    f"<td>{shown}</td></tr>")
     return ("<h2>Lineage</h2><table><tr><th>model</th><th>spec / folder</th><th>registry</th><th>training run</th>"
             f"<th>model version tags</th><th>run parameters</th></tr>{''.join(rows)}</table>")
 
