@@ -97,7 +97,8 @@ def _colour_labels(pixels: np.ndarray) -> np.ndarray:
     """Per pixel, the index of the world colour it shows, or -1.
 
     Vivid colours by hue (within ``HUE_RADIUS`` degrees, on pixels whose chroma after levelling
-    is at least ``MIN_CHROMA`` of the image's 95th-percentile chroma, and ``MIN_CHROMA_FLOOR``): hue survives lighting grades that RGB distance does not.
+    is at least ``MIN_CHROMA`` of the image's 95th-percentile chroma and ``MIN_CHROMA_FLOOR``):
+    hue survives lighting grades that RGB distance does not.
     The two dull colours (grey, brown) have no reliable hue; they go by RGB distance on the
     levelled pixels.
     """
