@@ -181,6 +181,7 @@ def test_human_round_trip(evaluation, tmp_path):
     assert rows.loc["human_text_faithfulness", "ties"] == len(ids[1::2])
     recorded = record_human_results(evaluation.folder, [str(ls_file), *map(str, page_files)], n_boot=200)
     assert read_results(evaluation.folder)["human"] == json.loads(json.dumps(recorded))
+    assert "Human raters (majority per pair, up to 3 raters)" in Path(evaluation.report).read_text()
 
 
 def _page_downloads(folder: Path, tmp_path: Path, export_id: str, votes: dict[str, str]) -> list[Path]:

@@ -376,7 +376,8 @@ def human_win_rates(evaluation_folder: str, files: list[str], *, n_boot: int = 2
 
 def record_human_results(evaluation_folder: str, files: list[str], *, n_boot: int = 2000, level: float = 0.95,
                          seed: int = 0) -> dict[str, Any]:
-    """``human_win_rates``, written to ``human/outcomes.csv`` and into ``results.json`` (key ``human``)."""
+    """``human_win_rates``, written to ``human/outcomes.csv``, into ``results.json`` (key ``human``)
+    and into the report."""
     from photogenic.evaluation.evaluate import RESULTS, read_results
 
     outcomes, table = human_win_rates(evaluation_folder, files, n_boot=n_boot, level=level, seed=seed)
@@ -387,4 +388,7 @@ def record_human_results(evaluation_folder: str, files: list[str], *, n_boot: in
     results["human"] = {"files": [str(f) for f in files], "max_raters_per_pair": raters,
                         "win_rates": json.loads(table.to_json(orient="records"))}
     write_text(str(folder / RESULTS), json.dumps(results, indent=2) + "\n")
+    from photogenic.evaluation.report import rerender_report
+
+    rerender_report(evaluation_folder)
     return results["human"]

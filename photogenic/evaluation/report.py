@@ -66,6 +66,7 @@ def render_report(results: dict[str, Any], dataset: Dataset, samples: pd.DataFra
         "Dot and whisker: the win rate and its interval; the line marks parity (50%).</p>",
         _winrate_svg(table),
         _winrate_table(table),
+        _human_section(results),
         _fid_section(results),
         _curves_section(results),
         _lineage_section(results),
@@ -124,6 +125,26 @@ def _winrate_table(table: pd.DataFrame) -> str:
         f"<td>{r.losses}</td><td>{_pct(r.win_rate)}</td><td>[{_pct(r.ci_low)}, {_pct(r.ci_high)}]</td>"
         f"<td>{r.p_value:.3g}</td></tr>" for r in table.itertuples())
     return f"<details><summary>table</summary><table>{head}{body}</table></details>"
+
+
+def _human_section(results: dict[str, Any]) -> str:
+    human = results.get("human")
+    if not human:
+        return ("<h2>Human raters</h2><p class=off>off: no votes imported yet (photogenic evaluate export-human, "
+                "then import-human)</p>")
+    table = pd.DataFrame(human["win_rates"])
+    return (f"<h2>Human raters (majority per pair, up to {human.get('max_raters_per_pair', '?')} raters)</h2>"
+            f"{_winrate_svg(table)}{_winrate_table(table)}")
+
+
+def rerender_report(folder: str) -> str:
+    """Write the report of an evaluation folder again from its files (after votes are imported)."""
+    from photogenic.evaluation.evaluate import REPORT, WIN_RATES, read_results
+    from photogenic.paths import join
+
+    dataset = Dataset(folder)
+    table = pd.read_parquet(join(folder, WIN_RATES))
+    return write_report(join(folder, REPORT), read_results(folder), dataset, dataset.read_manifest().to_pandas(), table)
 
 
 def _fid_section(results: dict[str, Any]) -> str:
