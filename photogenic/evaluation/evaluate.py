@@ -226,8 +226,15 @@ def _fid_results(config: RunConfig, extractor, features: dict[str, list[np.ndarr
 def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> str:
     """An MLflow run with the settings, every overall win rate as metrics, and the report."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    mlflow.set_experiment(config.evaluate.experiment)
+    from photogenic.evaluation.models import raise_if_store_unusable
+
+    try:
+        mlflow.set_experiment(config.evaluate.experiment)
+    except MlflowException as exc:
+        raise_if_store_unusable(exc)
+        raise
     a, b = results["model_a"], results["model_b"]
     with mlflow.start_run(run_name=f"evaluate {a} vs {b}") as run:
         mlflow.log_params({"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],

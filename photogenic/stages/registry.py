@@ -107,8 +107,12 @@ def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
     from photogenic.paths import dataset_dir
 
     folder = dataset_dir(config.data.root, config.evaluate.output)
+    ref = Dataset(folder, config.evaluate.output).ref()
+    if not config.evaluate.promotion.enabled:
+        return StageOutput(ref=ref, stats={"promotion": {"promoted": False, "reason": "evaluate.promotion.enabled "
+                                                         "is false"}})
     decision = promote(read_results(folder), config.evaluate.promotion)
-    return StageOutput(ref=Dataset(folder, config.evaluate.output).ref(), stats={"promotion": decision.as_dict()})
+    return StageOutput(ref=ref, stats={"promotion": decision.as_dict()})
 
 
 STAGES: dict[str, StageSpec] = {
