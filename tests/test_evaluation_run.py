@@ -236,3 +236,34 @@ def test_malformed_vote_csv(evaluation, tmp_path):
     bad.write_text("pair,choice\npair-00000,Left\n")
     with pytest.raises(DataError, match="needs the columns"):
         import_votes(evaluation.folder, [str(bad)])
+
+
+def test_rating_page_in_a_headless_browser(evaluation, tmp_path):
+    """The page itself, in a real browser: clicks record votes, and its download imports."""
+    import html
+    import re
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine; the serialisation is covered by test_human_round_trip")
+    export = export_human(evaluation.folder, seed=0)
+    page = (export.folder / "rate_visual_appeal.html").read_text()
+    # a rater clicks "Left" on every pair and types a name; the page's own code serialises the votes
+    clicks = """<script>
+document.querySelectorAll('button[data-choice="Left"]').forEach(function (b) { b.click(); });
+document.getElementById("rater").value = "cara";
+var out = document.createElement("pre"); out.id = "out";
+out.textContent = votesJSON(meta, document.getElementById("rater").value, votes);
+document.body.appendChild(out);
+</script></body>"""
+    (tmp_path / "page.html").write_text(page.replace("</body>", clicks))
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          (tmp_path / "page.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    downloaded = tmp_path / "votes-visual_appeal-cara.json"
+    downloaded.write_text(html.unescape(re.search(r'<pre id="out">(.*?)</pre>', dom, re.S).group(1)))
+    assert f'<span id="count">{export.pairs}</span>' in dom
+    votes = import_votes(evaluation.folder, [str(downloaded)])
+    assert len(votes) == export.pairs and set(votes["choice"]) == {"Left"} and set(votes["rater"]) == {"cara"}
+    outcomes, _ = human_win_rates(evaluation.folder, [str(downloaded)], n_boot=200)
+    lefts = {p["pair_id"]: p["left_model"] for p in read_pairs(evaluation.folder)["pairs"]}
+    assert all((o == 1) == (lefts[pid] == "candidate") for pid, o in zip(outcomes["pair_id"], outcomes["outcome"]))
