@@ -267,3 +267,36 @@ document.body.appendChild(out);
     outcomes, _ = human_win_rates(evaluation.folder, [str(downloaded)], n_boot=200)
     lefts = {p["pair_id"]: p["left_model"] for p in read_pairs(evaluation.folder)["pairs"]}
     assert all((o == 1) == (lefts[pid] == "candidate") for pid, o in zip(outcomes["pair_id"], outcomes["outcome"]))
+
+
+def test_fid_and_kid_against_a_reference_folder(models, tmp_path):
+    import torch
+    from PIL import Image
+
+    class Features(torch.nn.Module):  # a random-weight stand-in for Inception's pool features
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 6, 5, stride=4)
+
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return torch.relu(self.conv(x / 255.0)).mean(dim=(2, 3))
+
+    torch.manual_seed(0)
+    torch.jit.script(Features()).save(str(tmp_path / "features.pt"))
+    reference = tmp_path / "data" / "reference"
+    reference.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(reference / f"{i}.png")
+    config = _config(tmp_path, *models, "evaluate.mlflow=false", f"evaluate.fid.extractor={tmp_path / 'features.pt'}",
+                     "evaluate.fid.reference=reference", "evaluate.fid.input_size=32", "evaluate.fid.kid_subset_size=4",
+                     "evaluate.fid.kid_subsets=3", "evaluate.max_prompts=4")
+    fid = run_evaluation(config, progress=False).results["fid"]
+    assert fid["reference_images"] == 8
+    for label in ("candidate", "baseline"):
+        assert fid[label]["images"] == 4 and fid[label]["fid"] > 0 and np.isfinite(fid[label]["kid"])
+    report = (tmp_path / "data" / "datasets" / "evaluation" / "report.html").read_text()
+    assert "FID / KID against reference (8 images)" in report
+    with pytest.raises(DataError, match="neither a dataset"):
+        run_evaluation(config.model_copy(update={"evaluate": config.evaluate.model_copy(
+            update={"fid": config.evaluate.fid.model_copy(update={"reference": "missing"})})}), progress=False)

@@ -91,6 +91,8 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     prompts = load_prompts(under_root(config.data.root, settings.prompts, "prompt file"), limit=settings.max_prompts)
     judges = build_judges(settings.judges)
     extractor = _fid_extractor(config)
+    # the reference set is read before any sampling, so that a missing one fails at once
+    reference = _reference(config) if extractor is not None else None
     sampling = sampling_settings(config)
     jobs = jobs_for(prompts, sampling)
     log.info("evaluate: %d prompts x %d seeds x %d models, judges %s", len(prompts), sampling.seeds_per_prompt,
@@ -124,7 +126,7 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     a, b = models[0].label, models[1].label
     comparisons = pair_outcomes(samples, judge_info, a, b)
     table = win_rate_table(comparisons, n_boot=settings.bootstrap, level=settings.level, seed=settings.seed)
-    fid = _fid_results(config, extractor, features) if extractor is not None else None
+    fid = _fid_results(config, extractor, reference, features) if extractor is not None else None
 
     results = {
         "format": FORMAT,
@@ -206,12 +208,17 @@ def _fid_extractor(config: RunConfig):
     return TorchScriptExtractor.load(path, size=settings.input_size, device=config.evaluate.sampling.device)
 
 
-def _fid_results(config: RunConfig, extractor, features: dict[str, list[np.ndarray]]) -> dict[str, Any]:
-    from photogenic.evaluation.fid import fid_from_features, kernel_inception_distance
+def _reference(config: RunConfig) -> list:
     from photogenic.evaluation.reference import reference_images
 
     settings = config.evaluate.fid
-    images = reference_images(config, settings.reference, settings.max_reference, seed=config.evaluate.seed)
+    return reference_images(config, settings.reference, settings.max_reference, seed=config.evaluate.seed)
+
+
+def _fid_results(config: RunConfig, extractor, images: list, features: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    from photogenic.evaluation.fid import fid_from_features, kernel_inception_distance
+
+    settings = config.evaluate.fid
     reference = extractor.features(images)
     out: dict[str, Any] = {"reference": settings.reference, "reference_images": len(images)}
     for label, parts in features.items():

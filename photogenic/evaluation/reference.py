@@ -13,6 +13,8 @@ from photogenic.errors import DataError
 from photogenic.paths import dataset_dir, under_root
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+#: reference images are kept at most this large (Inception reads 299 px)
+MAX_SIDE = 512
 
 
 def reference_images(config: RunConfig, reference: str, limit: int, seed: int = 0) -> list[Image.Image]:
@@ -34,6 +36,8 @@ def reference_images(config: RunConfig, reference: str, limit: int, seed: int = 
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         pick = sorted(rng.choice(len(files), size=min(limit, len(files)), replace=False).tolist()) if files else []
         images = [Image.open(files[i]).convert("RGB") for i in pick]
+    for image in images:  # the extractor resizes to its input anyway; this bounds the memory held
+        image.thumbnail((MAX_SIDE, MAX_SIDE))
     if len(images) < 2:
         raise DataError(f"The FID reference {reference!r} holds {len(images)} image(s); FID and KID need at least 2.")
     return images
