@@ -127,3 +127,15 @@ def test_evaluate_registered_models_then_promote(tmp_path):
     tags = client.get_model_version(NAME, "2").tags
     assert tags[TAG + "decision"] == ("promoted" if promoted["promoted"] else "refused")
     assert tags[TAG + "evaluation_run"] == output.stats["mlflow_run_id"]
+
+
+def test_stage_declarations_and_step_resources():
+    from photogenic.stages.registry import get_stage
+    from steps.evaluate import evaluate_with_resources
+
+    config = load_config(None, ["evaluate.gpus=1"])
+    evaluate, gate = get_stage("evaluate"), get_stage("promote")
+    assert evaluate.dataset_names(config, evaluate.outputs) == ["evaluation"]
+    assert gate.dataset_names(config, gate.inputs) == ["evaluation"]
+    assert evaluate_with_resources(config).configuration.settings["resources"].gpu_count == 1
+    assert evaluate_with_resources(load_config(None)).configuration.settings["resources"].gpu_count is None
