@@ -282,6 +282,81 @@ class PackageConfig(_Section):
     shard_max_images: int = Field(10_000, ge=1)
     shard_max_bytes: int = Field(2**30, ge=1)
     gate: PackageGateConfig = Field(default_factory=PackageGateConfig)
+class EvaluateSamplingConfig(_Section):
+    """How every model draws the prompts: the same seeds for all, through the diffusers call."""
+
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(5.0, ge=0.0)
+    scheduler: Literal["default", "ddim", "ddpm", "pndm", "euler", "euler_ancestral", "dpm_solver", "lms"] = Field(
+        "default", description="'default' keeps the scheduler saved with each model.")
+    seeds_per_prompt: int = Field(1, ge=1, description="Images per prompt and model; image j of prompt i uses seed "
+                                  "seed + 1000 i + j for every model.")
+    seed: int = 0
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    height: int | None = Field(None, ge=8, description="Image height; None: the model's default.")
+    width: int | None = Field(None, ge=8)
+
+
+class EvaluateJudgesConfig(_Section):
+    """Automated judges per criterion (photogenic.evaluation.judges); the first of each is its headline."""
+
+    visual_appeal: list[str] = Field(default_factory=lambda: ["technical_quality"],
+                                     description="technical_quality, aesthetic (needs clip_model + aesthetic_head).")
+    text_faithfulness: list[str] = Field(default_factory=lambda: ["scene_attributes"],
+                                         description="scene_attributes (sample-world prompts), "
+                                         "clip_score (needs clip_model).")
+    clip_model: str | None = Field(None, description="Folder (or hub id) of a transformers CLIPModel + processor.")
+    aesthetic_head: str | None = Field(None, description="Aesthetic head weights (.safetensors/.pth) on CLIP "
+                                       "image embeddings.")
+    tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
+    device: str = "auto"
+
+
+class EvaluateFidConfig(_Section):
+    """FID/KID against a reference set; off unless an extractor is configured."""
+
+    extractor: str | None = Field(None, description="TorchScript feature extractor (Inception-v3 for FID).")
+    input_size: int = Field(299, ge=8)
+    reference: str = Field("curated", description="Dataset name under <data.root>/datasets, or a folder of images.")
+    max_reference: int = Field(2000, ge=2)
+    kid_subset_size: int = Field(100, ge=2)
+    kid_subsets: int = Field(50, ge=1)
+
+
+class PromotionConfig(_Section):
+    """The registry gate: the candidate gets the alias only if it beats the opponent clearly."""
+
+    enabled: bool = True
+    registered_model: str = Field("photogenic-t2i", description="MLflow registered model name.")
+    alias: str = "champion"
+    judge: str = Field("technical_quality", description="The judge whose win rate decides.")
+    margin: float = Field(0.05, ge=0.0, le=0.5, description="Win rate must reach 0.5 + margin.")
+    min_ci_low: float = Field(0.5, ge=0.0, le=1.0, description="The interval's lower bound must exceed this.")
+
+
+class EvaluateConfig(_Section):
+    """Pairwise evaluation of a candidate model against a baseline (photogenic.evaluation)."""
+
+    output: DatasetName = Field("evaluation", description="Dataset of generated images, scores and results.")
+    prompts: str = Field("prompts/sample_world.tsv", description="Prompt file (.txt, .csv, .tsv) under data.root.")
+    max_prompts: int | None = Field(None, ge=1, description="Use only the first N prompts.")
+    candidate: str | None = Field(None, description="Model A: a diffusers pipeline folder, models:/name/version "
+                                  "or models:/name@alias.")
+    baseline: str | None = Field(None, description="Model B (the pretrained model or the champion), same forms.")
+    candidate_label: str = "candidate"
+    baseline_label: str = "baseline"
+    sampling: EvaluateSamplingConfig = Field(default_factory=EvaluateSamplingConfig)
+    judges: EvaluateJudgesConfig = Field(default_factory=EvaluateJudgesConfig)
+    fid: EvaluateFidConfig = Field(default_factory=EvaluateFidConfig)
+    bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples for the win-rate intervals.")
+    level: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence level of the intervals.")
+    seed: int = Field(0, description="Seed of the bootstrap and of the human-rating left/right shuffle.")
+    gpus: int = Field(0, ge=0, description="GPUs the evaluate stage requests from a cluster runner.")
+    mlflow: bool = Field(True, description="Log the results and report to an MLflow run.")
+    experiment: str = "photogenic-evaluation"
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
 
 class DvcConfig(_Section):
@@ -300,6 +375,7 @@ class RunConfig(_Section):
     caption: CaptionConfig = Field(default_factory=CaptionConfig)
     upsample: UpsampleConfig = Field(default_factory=UpsampleConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     dvc: DvcConfig = Field(default_factory=DvcConfig)
 
     def resolved(self) -> dict[str, Any]:

@@ -164,6 +164,30 @@ def upsample_resources(config: RunConfig) -> Resources:
     return Resources(cpus=2, memory_gb=4)
 
 
+def _run_evaluate(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.evaluation.evaluate import run_evaluation
+
+    result = run_evaluation(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"headline": result.results["headline"], "fid": result.results["fid"],
+                                              "mlflow_run_id": result.results.get("mlflow_run_id")},
+                       reports={"evaluation_report": result.report})
+
+
+def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.dataset.store import Dataset
+    from photogenic.evaluation.evaluate import read_results
+    from photogenic.evaluation.promotion import promote
+    from photogenic.paths import dataset_dir
+
+    folder = dataset_dir(config.data.root, config.evaluate.output)
+    ref = Dataset(folder, config.evaluate.output).ref()
+    if not config.evaluate.promotion.enabled:
+        return StageOutput(ref=ref, stats={"promotion": {"promoted": False, "reason": "evaluate.promotion.enabled "
+                                                         "is false"}})
+    decision = promote(read_results(folder), config.evaluate.promotion)
+    return StageOutput(ref=ref, stats={"promotion": decision.as_dict()})
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
@@ -240,6 +264,28 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("package.input",),
             outputs=("package.output",),
+        ),
+        StageSpec(
+            name="evaluate",
+            description="Sample the candidate and the baseline model on the prompt set with the same seeds, "
+            "judge every image, and write pairwise win rates with intervals, FID/KID and the report.",
+            run=_run_evaluate,
+            params=("data", "evaluate"),
+            gate=None,
+            resources=Resources(cpus=2, memory_gb=8),
+            # a cluster runner requests evaluate.gpus GPUs
+            config_resources=lambda config: Resources(cpus=2, memory_gb=8, gpus=config.evaluate.gpus),
+            outputs=("evaluate.output",),
+        ),
+        StageSpec(
+            name="promote",
+            description="Give the candidate the registry alias (champion) only if the evaluation shows it beats "
+            "the current champion or the baseline by the configured margin; record the decision on the version.",
+            run=_run_promote,
+            params=("data", "evaluate"),
+            gate=None,
+            resources=Resources(cpus=1, memory_gb=1),
+            inputs=("evaluate.output",),
         ),
     ]
 }
