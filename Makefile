@@ -12,7 +12,7 @@ export ZENML_LOGGING_VERBOSITY ?= WARN
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-slow bench clean-data image image-cpu dashboards test-browser
+.PHONY: install demo test test-slow test-labelstudio bench clean-data image image-cpu dashboards test-browser
 
 install: $(STAMP)
 
@@ -37,6 +37,15 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m "slow and not browser"
 
+## test-labelstudio: the real Label Studio round trip (Label Studio in its own venv: its pins clash with ours)
+LS_VENV ?= .venv-ls
+$(LS_VENV)/bin/label-studio:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet label-studio
+
+test-labelstudio: install $(LS_VENV)/bin/label-studio
+	PHOTOGENIC_LABEL_STUDIO=$(CURDIR)/$(LS_VENV)/bin/label-studio $(PY) -m pytest -q -m labelstudio
+
 ## bench: every benchmark, quick versions
 bench: install
 	@for b in benchmarks/[!_]*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
@@ -46,7 +55,7 @@ requirements.lock:
 	$(PY) -m pip freeze --exclude-editable | sort > requirements.lock
 
 clean-data:
-	rm -rf data/raw data/datasets data/versions.jsonl .zen-home .zen
+	rm -rf data/raw data/datasets data/curation data/versions.jsonl .zen-home .zen
 
 ## image: the project image for the cluster (CUDA); image-cpu: its CPU variant (needs a Docker engine)
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)

@@ -25,6 +25,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets the project knows.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+curation_app = typer.Typer(help="Human curation: export tasks, import annotations, simulated annotators.",
+                           no_args_is_help=True)
+app.add_typer(curation_app, name="curation")
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="Run config (YAML). Defaults apply where it is silent.")
@@ -125,10 +128,160 @@ def data_ls(
     typer.echo(json.dumps(rows, indent=2) if as_json else format_catalog(rows))
 
 
+StageOption = Annotated[int, typer.Option("--stage", help="Curation stage: 1 (generalists) or 2 (specialists).")]
+
+
+@curation_app.command("export")
+def curation_export(stage: StageOption, config: ConfigOption = Path("params.yaml"), set_: SetOption = None,
+                    quiet: QuietOption = False) -> None:
+    """Write a stage's Label Studio tasks, labeling config and CSV under <data.root>/<curation.dir>/."""
+    from photogenic.config import load_config
+    from photogenic.curation.export import export_stage
+
+    result = export_stage(load_config(config, set_ or []), stage, progress=not quiet)
+    typer.echo(f"stage {stage}: {result.tasks} tasks ({result.overlapping} for several annotators): "
+               + ", ".join(f"{k} {v}" for k, v in result.per_annotator.items()))
+    for what, path in result.files.items():
+        typer.echo(f"  {what}: {path}")
+
+
+@curation_app.command("import")
+def curation_import(
+    files: Annotated[list[Path], typer.Argument(help="Label Studio JSON exports and/or curation CSVs.")],
+    stage: Annotated[Optional[int], typer.Option("--stage", help="Stage; default: read from each file.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Quarantine bad rows (with reasons) instead of failing.")] = False,
+    config: ConfigOption = Path("params.yaml"),
+    set_: SetOption = None,
+) -> None:
+    """Import annotation exports: checked, added to the stage's annotations, votes and quotas recomputed."""
+    from photogenic.config import load_config
+    from photogenic.curation.importer import add_exports
+
+    results = add_exports(load_config(config, set_ or []), [str(f) for f in files], stage=stage,
+                          skip_bad=skip_bad or None)
+    for number, result in results.items():
+        kappa = result.verdict_kappa
+        typer.echo(f"stage {number}: {json.dumps(result.counts)}; verdict kappa "
+                   f"{'n/a' if kappa is None else f'{kappa:.3f}'}")
+
+
+@curation_app.command("simulate")
+def curation_simulate(stage: StageOption, config: ConfigOption = Path("params.yaml"), set_: SetOption = None) -> None:
+    """SIMULATED annotators: write Label Studio exports for a stage's tasks from the sample pool's
+    hidden ground truth (demo and benchmarks only; never mistaken for people's labels)."""
+    from photogenic.config import load_config
+    from photogenic.curation.simulate import simulate_stage
+
+    for path in simulate_stage(load_config(config, set_ or []), stage):
+        typer.echo(f"SIMULATED export: {path}")
+# -- evaluation ----------------------------------------------------------------------------------
+
+evaluate_app = typer.Typer(help="Pairwise evaluation of two models, human ratings, the promotion gate.",
+                           no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+def _evaluation_folder(cfg) -> str:
+    from photogenic.paths import dataset_dir
+
+    return dataset_dir(cfg.data.root, cfg.evaluate.output)
+
+
+@evaluate_app.command("compare")
+def evaluate_compare(
+    candidate: Annotated[str, typer.Argument(help="Model A: a diffusers pipeline folder or models:/name/version.")],
+    baseline: Annotated[str, typer.Argument(help="Model B, the same forms.")],
+    config: ConfigOption = Path("configs/default.yaml"),
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Sample both models on the prompt set, judge, and print the win rates of A over B."""
+    from photogenic.config import load_config
+    from photogenic.evaluation.evaluate import run_evaluation
+
+    cfg = load_config(config if config and config.exists() else None, set_ or [])
+    result = run_evaluation(cfg, candidate=candidate, baseline=baseline, progress=not quiet)
+    a, b = result.results["model_a"], result.results["model_b"]
+    for criterion, row in result.results["headline"].items():
+        typer.echo(f"{criterion} ({row['judge']}): {a} vs {b} win rate {row['win_rate']:.3f} "
+                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}], {row['wins']}/{row['ties']}/{row['losses']} "
+                   f"win/tie/loss, sign test p={row['p_value']:.3g}")
+    typer.echo(f"results: {result.results_path}\nreport: {result.report}")
+
+
+@evaluate_app.command("prompts")
+def evaluate_prompts(
+    out: Annotated[Path, typer.Option(help="TSV file to write.")] = Path("data/prompts/sample_world.tsv"),
+    n: Annotated[int, typer.Option(help="Number of prompts.")] = 180,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out scene stream.")] = 0,
+    pool_n: Annotated[int, typer.Option(help="Size of the training pool whose captions are held out.")] = 4000,
+    pool_seed: Annotated[int, typer.Option(help="Seed of that pool.")] = 0,
+) -> None:
+    """Write the sample world's held-out evaluation prompts (scenes no training caption describes)."""
+    from photogenic.evaluation.prompts import write_prompts
+    from photogenic.evaluation.world_prompts import sample_world_prompts
+
+    prompts = sample_world_prompts(n, seed=seed, pool_n=pool_n, pool_seed=pool_seed)
+    write_prompts(str(out), prompts)
+    typer.echo(f"{len(prompts)} prompts -> {out}")
+
+
+@evaluate_app.command("export-human")
+def evaluate_export_human(
+    config: ConfigOption = Path("params.yaml"),
+    set_: SetOption = None,
+    max_pairs: Annotated[Optional[int], typer.Option(help="Export only the first N pairs.")] = None,
+) -> None:
+    """Export the last evaluation's pairs for human raters: Label Studio tasks + configs, rating pages."""
+    from photogenic.config import load_config
+    from photogenic.evaluation.human import export_human
+
+    cfg = load_config(config if config and config.exists() else None, set_ or [])
+    export = export_human(_evaluation_folder(cfg), seed=cfg.evaluate.seed, max_pairs=max_pairs)
+    typer.echo(f"{export.pairs} pairs (export {export.export_id}) -> {export.folder}: tasks.json, "
+               "visual_appeal.xml, text_faithfulness.xml, rate_visual_appeal.html, rate_text_faithfulness.html")
+
+
+@evaluate_app.command("import-human")
+def evaluate_import_human(
+    files: Annotated[list[Path], typer.Argument(help="Label Studio JSON exports and/or rating-page downloads.")],
+    config: ConfigOption = Path("params.yaml"),
+    set_: SetOption = None,
+) -> None:
+    """Import raters' votes, take the majority per pair, and print the human win rates."""
+    from photogenic.config import load_config
+    from photogenic.evaluation.human import record_human_results
+
+    cfg = load_config(config if config and config.exists() else None, set_ or [])
+    human = record_human_results(_evaluation_folder(cfg), [str(f) for f in files], n_boot=cfg.evaluate.bootstrap,
+                                 level=cfg.evaluate.level, seed=cfg.evaluate.seed)
+    for row in human["win_rates"]:
+        typer.echo(f"{row['judge']} [{row['category']}]: win rate {row['win_rate']:.3f} "
+                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] n={row['n']} p={row['p_value']:.3g}")
+
+
+@evaluate_app.command("promote")
+def evaluate_promote(
+    config: ConfigOption = Path("params.yaml"),
+    set_: SetOption = None,
+    version: Annotated[Optional[str], typer.Option(help="Candidate version (default: from the evaluation).")] = None,
+) -> None:
+    """Apply the promotion gate to the last evaluation's results."""
+    from photogenic.config import load_config
+    from photogenic.evaluation.evaluate import read_results
+    from photogenic.evaluation.promotion import promote
+
+    cfg = load_config(config if config and config.exists() else None, set_ or [])
+    decision = promote(read_results(_evaluation_folder(cfg)), cfg.evaluate.promotion, candidate_version=version)
+    verdict = "PROMOTED to @" + decision.alias if decision.promoted else "refused"
+    typer.echo(f"{decision.registered_model} v{decision.version}: {verdict}: {decision.reason}")
+
+
 # -- the cluster runners, lineage, scheduled retraining and dashboards: photogenic/cluster_cli.py
 from photogenic.cluster_cli import register_cluster_commands  # noqa: E402 - after the app exists
 
 register_cluster_commands(app)
+
 
 def main() -> None:
     # only photogenic's own loggers: ZenML, DVC and GE print through their own handlers, and a

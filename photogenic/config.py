@@ -146,6 +146,219 @@ class FilterConfig(_Section):
 
 
 
+class CurationStageConfig(_Section):
+    """One human curation stage: who annotates, how much overlap, how many samples it keeps."""
+
+    annotators: list[str] = Field(min_length=1, description="Annotator names; tasks are split among them.")
+    overlap: float = Field(
+        0.2, ge=0.0, le=1.0, description="Share of tasks given to `raters_per_overlap` annotators, so that "
+        "agreement can be measured; the rest go to one annotator each.")
+    raters_per_overlap: int = Field(2, ge=2, description="Annotators per overlapping task (at most len(annotators)).")
+    quota: int = Field(ge=1, description="Most samples the stage keeps, ordered by votes then auto-filter score.")
+
+
+class SimulatedAnnotatorsConfig(_Section):
+    """SIMULATED annotators for the embedded sample pool: they read its hidden ground truth and
+    write ordinary Label Studio exports, with per-annotator noise and bias."""
+
+    enabled: bool = Field(True, description="Write simulated exports when a stage has none (the demo).")
+    ground_truth: str = Field(
+        "raw/sample-pool/ground_truth.parquet", description="The sample pool's hidden ground truth (under data.root).")
+    noise: float = Field(0.06, ge=0.0, le=0.5, description="Chance that an annotator judges a sample at random.")
+    bias: float = Field(0.1, ge=0.0, le=0.5, description="Per-annotator leniency/strictness drawn from [-bias, bias].")
+    seed: int = 0
+
+
+class CurationGateConfig(_Section):
+    min_agreement: float = Field(0.2, ge=-1.0, le=1.0, description="Floor on each stage's verdict kappa.")
+    on_low_agreement: Literal["warn", "fail"] = Field("warn", description="What a kappa below the floor does.")
+
+
+class CurationConfig(_Section):
+    """Two-stage human curation (candidates -> curated). The quotas are scaled to the ~2,100
+    candidates the embedded pool leaves (Emu: ~20k then 2,000 from a few hundred thousand)."""
+
+    input: DatasetName = Field("candidates", description="The candidate pool the auto-filter wrote.")
+    output: DatasetName = Field("curated", description="The stage-2 selection, with every label.")
+    dir: str = Field("curation", description="Tasks, configs, exports and results (under data.root; DVC-tracked).")
+    image_url_prefix: str = Field(
+        "/data/local-files/?d=", description="Prefix of task image URLs; the default is Label Studio's local-files "
+        "storage, serving <image_root>/<path> (start it with LOCAL_FILES_DOCUMENT_ROOT=<abs data.root>).")
+    score_column: str | None = Field(
+        "score_technical_quality", description="Auto-filter score (higher is better) that orders samples with "
+        "equal votes; null: sample id order.")
+    skip_bad: bool = Field(False, description="Quarantine bad annotation rows (with reasons) instead of failing.")
+    stage1: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
+        annotators=["generalist-1", "generalist-2", "generalist-3", "generalist-4"], overlap=0.2, quota=600))
+    stage2: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
+        annotators=["specialist-1", "specialist-2", "specialist-3"], overlap=0.3, quota=200))
+    simulate: SimulatedAnnotatorsConfig = Field(default_factory=SimulatedAnnotatorsConfig)
+    gate: CurationGateConfig = Field(default_factory=CurationGateConfig)
+
+
+class CaptionModelConfig(_Section):
+    checkpoint: str | None = Field(
+        None, description="A transformers image-to-text checkpoint (local folder or hub id, e.g. a BLIP "
+        "captioner) for rows without a human caption; null: use the alt-text.")
+    max_new_tokens: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("cpu", description="torch device")
+
+
+class CaptionGateConfig(_Section):
+    max_alt_text_share: float = Field(1.0, ge=0.0, le=1.0, description="Largest share of alt-text captions.")
+
+
+class CaptionConfig(_Section):
+    """Training captions: human first, then a captioning model, then the source alt-text."""
+
+    input: DatasetName = Field("curated")
+    output: DatasetName = Field("captioned")
+    min_chars: int = Field(3, ge=1, description="Shorter cleaned captions are unusable.")
+    max_chars: int = Field(300, ge=1, description="Longer ones are cut at a word boundary (original kept).")
+    model: CaptionModelConfig = Field(default_factory=CaptionModelConfig)
+    gate: CaptionGateConfig = Field(default_factory=CaptionGateConfig)
+class DiffusionUpsampleConfig(_Section):
+    """A diffusers upscaler, used when ``upsample.backend`` is ``diffusion``."""
+
+    checkpoint: str | None = Field(
+        None, description="Local folder or hub id of a diffusers upscale pipeline, e.g. "
+        "stabilityai/stable-diffusion-x4-upscaler (x4) or stabilityai/sd-x2-latent-upscaler (latent x2).")
+    pipeline: Literal["x4", "latent"] = Field(
+        "x4", description="x4: StableDiffusionUpscalePipeline; latent: StableDiffusionLatentUpscalePipeline.")
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(7.5, ge=0.0)
+    noise_level: int = Field(20, ge=0, description="x4 only: noise added to the low-resolution image.")
+    batch_size: int = Field(4, ge=1, description="Images per pipeline call (same-size images batch together).")
+    device: str = Field("auto", description="torch device; auto picks cuda when available.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    gpus: int = Field(1, ge=0, description="GPUs the stage requests from a cluster when this backend is configured.")
+
+
+class UpsampleConfig(_Section):
+    """Emu upsampled every curated image under its training size. Rows whose short side is below
+    ``min_short_side`` get new pixels (new shards, content-addressed); the originals stay."""
+
+    input: DatasetName = Field("captioned", description="Dataset to upsample (has training_caption).")
+    output: DatasetName = "upsampled"
+    min_short_side: int = Field(128, ge=1, description="Short side below which a row is upsampled: the "
+                                "training resolution (package.resolution).")
+    backend: Literal["lanczos", "diffusion"] = Field(
+        "lanczos", description="lanczos: classical resampling, needs no weights; diffusion: upsample.diffusion.")
+    sharpen_percent: int = Field(
+        60, ge=0, le=500, description="lanczos: unsharp-mask strength after resampling (0 = none).")
+    sharpen_radius: float = Field(1.0, ge=0.0, description="lanczos: unsharp-mask radius in output pixels.")
+    sharpen_threshold: int = Field(2, ge=0, le=255, description="lanczos: levels below which no sharpening.")
+    seed: int = Field(0, description="Mixed with each sample_id into that sample's seed.")
+    workers: int = Field(2, ge=0, description="lanczos: resampling processes; 0 runs in the main process.")
+    batch_size: int = Field(16, ge=1, description="lanczos: rows sent to the workers at a time.")
+    shard_max_images: int = Field(10_000, ge=1)
+    shard_max_bytes: int = Field(2**30, ge=1)
+    diffusion: DiffusionUpsampleConfig = Field(default_factory=DiffusionUpsampleConfig)
+
+
+class PackageGateConfig(_Section):
+    min_rows: int = Field(1, ge=0)
+
+
+class PackageConfig(_Section):
+    """The training set: images cropped to aspect-ratio buckets at the training resolution,
+    captions attached, a validation split by a stable hash of sample_id, and a dataset card."""
+
+    input: DatasetName = Field("upsampled", description="Dataset to package.")
+    output: DatasetName = "training_set"
+    resolution: int = Field(128, ge=16, description="Training resolution: buckets hold about resolution² pixels.")
+    bucket_step: int = Field(16, ge=1, description="Bucket sides are multiples of this (the VAE/U-Net stride).")
+    max_aspect_ratio: float = Field(3.0, ge=1.0, description="Widest (and tallest) bucket.")
+    crop: Literal["center", "random"] = Field(
+        "center", description="Where the bucket is cut from the resized image; random is seeded per sample.")
+    validation_share: float = Field(0.05, ge=0.0, le=1.0)
+    split_salt: str = Field("photogenic-validation", description="Mixed into the split hash; change it to draw "
+                            "a different validation set.")
+    image_format: Literal["png", "jpeg", "webp"] = "png"
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    workers: int = Field(2, ge=0)
+    batch_size: int = Field(32, ge=1)
+    shard_max_images: int = Field(10_000, ge=1)
+    shard_max_bytes: int = Field(2**30, ge=1)
+    gate: PackageGateConfig = Field(default_factory=PackageGateConfig)
+class EvaluateSamplingConfig(_Section):
+    """How every model draws the prompts: the same seeds for all, through the diffusers call."""
+
+    num_inference_steps: int = Field(25, ge=1)
+    guidance_scale: float = Field(5.0, ge=0.0)
+    scheduler: Literal["default", "ddim", "ddpm", "pndm", "euler", "euler_ancestral", "dpm_solver", "lms"] = Field(
+        "default", description="'default' keeps the scheduler saved with each model.")
+    seeds_per_prompt: int = Field(1, ge=1, description="Images per prompt and model; image j of prompt i uses seed "
+                                  "seed + 1000 i + j for every model.")
+    seed: int = 0
+    batch_size: int = Field(8, ge=1)
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    height: int | None = Field(None, ge=8, description="Image height; None: the model's default.")
+    width: int | None = Field(None, ge=8)
+
+
+class EvaluateJudgesConfig(_Section):
+    """Automated judges per criterion (photogenic.evaluation.judges); the first of each is its headline."""
+
+    visual_appeal: list[str] = Field(default_factory=lambda: ["technical_quality"],
+                                     description="technical_quality, aesthetic (needs clip_model + aesthetic_head).")
+    text_faithfulness: list[str] = Field(default_factory=lambda: ["scene_attributes"],
+                                         description="scene_attributes (sample-world prompts), "
+                                         "clip_score (needs clip_model).")
+    clip_model: str | None = Field(None, description="Folder (or hub id) of a transformers CLIPModel + processor.")
+    aesthetic_head: str | None = Field(None, description="Aesthetic head weights (.safetensors/.pth) on CLIP "
+                                       "image embeddings.")
+    tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
+    device: str = "auto"
+
+
+class EvaluateFidConfig(_Section):
+    """FID/KID against a reference set; off unless an extractor is configured."""
+
+    extractor: str | None = Field(None, description="TorchScript feature extractor (Inception-v3 for FID).")
+    input_size: int = Field(299, ge=8)
+    reference: str = Field("curated", description="Dataset name under <data.root>/datasets, or a folder of images.")
+    max_reference: int = Field(2000, ge=2)
+    kid_subset_size: int = Field(100, ge=2)
+    kid_subsets: int = Field(50, ge=1)
+
+
+class PromotionConfig(_Section):
+    """The registry gate: the candidate gets the alias only if it beats the opponent clearly."""
+
+    enabled: bool = True
+    registered_model: str = Field("photogenic-t2i", description="MLflow registered model name.")
+    alias: str = "champion"
+    judge: str = Field("technical_quality", description="The judge whose win rate decides.")
+    margin: float = Field(0.05, ge=0.0, le=0.5, description="Win rate must reach 0.5 + margin.")
+    min_ci_low: float = Field(0.5, ge=0.0, le=1.0, description="The interval's lower bound must exceed this.")
+
+
+class EvaluateConfig(_Section):
+    """Pairwise evaluation of a candidate model against a baseline (photogenic.evaluation)."""
+
+    output: DatasetName = Field("evaluation", description="Dataset of generated images, scores and results.")
+    prompts: str = Field("prompts/sample_world.tsv", description="Prompt file (.txt, .csv, .tsv) under data.root.")
+    max_prompts: int | None = Field(None, ge=1, description="Use only the first N prompts.")
+    candidate: str | None = Field(None, description="Model A: a diffusers pipeline folder, models:/name/version "
+                                  "or models:/name@alias.")
+    baseline: str | None = Field(None, description="Model B (the pretrained model or the champion), same forms.")
+    candidate_label: str = "candidate"
+    baseline_label: str = "baseline"
+    sampling: EvaluateSamplingConfig = Field(default_factory=EvaluateSamplingConfig)
+    judges: EvaluateJudgesConfig = Field(default_factory=EvaluateJudgesConfig)
+    fid: EvaluateFidConfig = Field(default_factory=EvaluateFidConfig)
+    bootstrap: int = Field(2000, ge=100, description="Bootstrap resamples for the win-rate intervals.")
+    level: float = Field(0.95, gt=0.0, lt=1.0, description="Confidence level of the intervals.")
+    seed: int = Field(0, description="Seed of the bootstrap and of the human-rating left/right shuffle.")
+    gpus: int = Field(0, ge=0, description="GPUs the evaluate stage requests from a cluster runner.")
+    mlflow: bool = Field(True, description="Log the results and report to an MLflow run.")
+    experiment: str = "photogenic-evaluation"
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+
+
 class DvcConfig(_Section):
     enabled: bool = Field(True, description="Version every dataset a run produces with DVC.")
     push: bool = Field(True, description="Push versioned datasets to the default DVC remote.")
@@ -158,6 +371,11 @@ class RunConfig(_Section):
     sample_pool: SamplePoolConfig = Field(default_factory=SamplePoolConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     filter: FilterConfig = Field(default_factory=FilterConfig)
+    curation: CurationConfig = Field(default_factory=CurationConfig)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig)
+    upsample: UpsampleConfig = Field(default_factory=UpsampleConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     dvc: DvcConfig = Field(default_factory=DvcConfig)
 
     def resolved(self) -> dict[str, Any]:

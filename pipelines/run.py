@@ -14,8 +14,9 @@ from photogenic.config import RunConfig
 from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
+from pipelines.evaluation import evaluation
 
-PIPELINES = {"data_curation": data_curation}
+PIPELINES = {"data_curation": data_curation, "evaluation": evaluation}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,

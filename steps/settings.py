@@ -24,6 +24,7 @@ from typing import Any
 
 from zenml.config import ResourceSettings
 
+from photogenic.config import RunConfig
 from photogenic.stages.registry import StageSpec
 
 #: the node selector key ZenML's Kubeflow orchestrator reads the accelerator type from
@@ -33,8 +34,10 @@ GPU_RESOURCE = "nvidia.com/gpu"
 KUBEFLOW_SETTINGS_KEY = "orchestrator.kubeflow"
 
 
-def step_settings(spec: StageSpec) -> dict[str, Any]:
-    resources = spec.resources
+def step_settings(spec: StageSpec, config: RunConfig | None = None) -> dict[str, Any]:
+    """The stage's resources as ZenML settings: the embedded default's, or, given the run's
+    config, what it needs with that config (``step.with_options(settings=...)``)."""
+    resources = spec.resources if config is None else spec.resources_for(config)
     settings: dict[str, Any] = {
         # no memory: see the module docstring
         "resources": ResourceSettings(cpu_count=resources.cpus, gpu_count=resources.gpus or None)

@@ -27,6 +27,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("ZENML_ANALYTICS_OPT_IN", "false")
     monkeypatch.setenv("ZENML_LOGGING_VERBOSITY", "WARN")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    # MLflow 3 refuses a file store unless told: the tests want one, inside tmp_path
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path / "dvc-site-cache"))  # else /var/tmp/dvc
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
@@ -98,3 +100,60 @@ def dvc_project(tmp_path):
     run(sys.executable, "-m", "dvc", "init", "-q")
     run(sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(tmp_path / "dvc-remote"))
     return project
+
+
+def smooth_image_bytes(size=(64, 48), seed=0, fmt="JPEG") -> bytes:
+    """A small image with smooth structure (gradients and a disc), unlike ``image_bytes``' noise:
+    what resampling tests need to see edges and a colour survive."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w]
+    base = rng.integers(40, 200, 3)
+    pixels = np.stack([base[c] + 40 * np.sin((x * (c + 1) + y) / max(w, h) * 6) for c in range(3)], -1)
+    cx, cy, r = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h, 0.25 * min(w, h)
+    pixels[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB").save(buffer, fmt, quality=95)
+    return buffer.getvalue()
+
+
+#: (width, height, training caption, caption source) of the hand-made captioned dataset
+CAPTIONED_ROWS = [
+    (64, 48, "a red cat on a green field", "human"),
+    (200, 160, "a blue vintage car on a beach", "model"),
+    (100, 150, "a yellow flower in a studio", "alt_text"),
+    (300, 140, "a mountain range at golden hour", "human"),
+    (130, 128, "a cake with pink frosting", "human"),
+    (90, 90, "   ", "alt_text"),
+    (160, 240, "a portrait in a purple sweater", "model"),
+    (256, 192, "a teal house with a pitched roof", "human"),
+]
+
+
+def make_captioned(root: Path, rows=CAPTIONED_ROWS, name: str = "captioned"):
+    """Ingest hand-made images into ``<root>/datasets/ingested``, then derive a dataset named
+    ``name`` from it that adds the caption stage's columns (training_caption, _source), as the
+    caption stage does; returns the config pointing at ``root``."""
+    import pyarrow as pa
+
+    from photogenic.dataset.schema import QUARANTINE_SCHEMA
+    from photogenic.dataset.store import Dataset, repoint_shards
+    from photogenic.paths import dataset_dir
+    from photogenic.stages.ingest import ingest
+
+    members = []
+    for index, (w, h, caption, _) in enumerate(rows):
+        members += wds_members(f"{index:09d}", smooth_image_bytes((w, h), seed=index), f"alt text {index}")
+    write_tar(root / "raw" / "pool" / "00000.tar", members)
+    config = config_for(root, "ingest.sources.0.uri=raw/pool/*.tar", "upsample.workers=0", "package.workers=0")
+    ingest(config, progress=False)
+    source = Dataset(dataset_dir(str(root), "ingested"))
+    table = source.read_manifest()
+    by_key = {f"{i:09d}": (caption, origin) for i, (_, _, caption, origin) in enumerate(rows)}
+    keys = [s.rsplit("#", 1)[1] for s in table["source"].to_pylist()]
+    target = Dataset(dataset_dir(str(root), name), name=name)
+    table = repoint_shards(table, source, target)
+    table = table.append_column("training_caption", pa.array([by_key[k][0] for k in keys], pa.string()))
+    table = table.append_column("training_caption_source", pa.array([by_key[k][1] for k in keys], pa.string()))
+    target.write(table, QUARANTINE_SCHEMA.empty_table(), {"name": name, "stage": "caption (test stand-in)"})
+    return config

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-COMMANDS = [[], ["sample-pool"], ["run"], ["step"], ["config"], ["data"], ["data", "ls"]]
+COMMANDS = [[], ["sample-pool"], ["run"], ["step"], ["config"], ["data"], ["data", "ls"],
+            ["curation"], ["curation", "export"], ["curation", "import"], ["curation", "simulate"]]
 
 
 def photogenic(*args, cwd=None):

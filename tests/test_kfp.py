@@ -13,7 +13,8 @@ import yaml
 from photogenic.config import load_config
 from photogenic.errors import ConfigError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
-from photogenic.kfp.pipeline import KfpOptions, compile_pipeline, stage_graph
+from photogenic.kfp.pipeline import KfpOptions, compile_pipeline, stage_graph, without_models
+from photogenic.stages import drift
 from photogenic.stages import registry
 from photogenic.stages.registry import STAGES, Resources
 
@@ -35,13 +36,16 @@ def _executor(ir, stage):
 def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
     ir, platform = _compile(tmp_path)
     tasks = ir["root"]["dag"]["tasks"]
-    assert {t.replace("-", "_") for t in tasks} == set(STAGES)
+    # evaluate and promote need models the embedded default does not name
+    assert {t.replace("-", "_") for t in tasks} == set(STAGES) - {"evaluate", "promote"}
     assert tasks["auto-filter"]["dependentTasks"] == ["ingest"]
     types = {name: p["parameterType"] for name, p in ir["root"]["inputDefinitions"]["parameters"].items()}
     assert types == {"config_file": "STRING", "source_uris": "LIST", "dataset_version": "STRING",
                      "model_checkpoint": "STRING", "steps": "NUMBER_INTEGER", "seed": "NUMBER_INTEGER",
                      "overrides": "LIST", "dvc_remote": "STRING"}
     for stage, spec in STAGES.items():
+        if stage in ("evaluate", "promote"):
+            continue
         container = _executor(ir, stage)["container"]
         assert container["image"] == "registry.example/photogenic:abc"
         assert container["command"] == ["python", "-m", "photogenic.kfp.task"]
@@ -68,9 +72,33 @@ def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
 
 def test_stage_graph_follows_the_declared_datasets():
     config = load_config(None)
-    assert stage_graph(config) == [("ingest", []), ("auto_filter", ["ingest"])]
+    chain = [("ingest", []), ("auto_filter", ["ingest"]), ("curation", ["auto_filter"]), ("caption", ["curation"]),
+             ("upsample", ["caption"]), ("package", ["upsample"])]
+    assert stage_graph(config) == chain
     renamed = load_config(None, ["filter.input=elsewhere"])
-    assert stage_graph(renamed) == [("ingest", []), ("auto_filter", [])]
+    assert stage_graph(renamed)[:2] == [("ingest", []), ("auto_filter", [])]
+    # evaluate reads the models the config names, not a dataset: it starts the graph, promote follows it
+    with_models = load_config(None, ["evaluate.candidate=models:/m/2", "evaluate.baseline=models:/m/1"])
+    assert stage_graph(with_models) == [chain[0], ("evaluate", []), chain[1], ("promote", ["evaluate"]), *chain[2:]]
+    assert without_models(config, STAGES) == ["evaluate", "promote"]
+    assert without_models(with_models, STAGES) == []
+    # asked for by name without its models, it is an error naming the keys
+    with pytest.raises(ConfigError, match="evaluate.candidate, evaluate.baseline"):
+        stage_graph(config, only=("evaluate", "promote"))
+
+
+def test_evaluate_and_promote_compile_when_models_are_named(tmp_path):
+    config = load_config(None, ["evaluate.candidate=models:/m/2", "evaluate.baseline=models:/m/1", "evaluate.gpus=1"])
+    path = tmp_path / "pipeline.yaml"
+    compile_pipeline(config, str(path), KfpOptions(image="registry.example/photogenic:abc"))
+    ir = next(yaml.safe_load_all(path.read_text()))
+    tasks = ir["root"]["dag"]["tasks"]
+    assert tasks["promote"]["dependentTasks"] == ["evaluate"]
+    assert "dependentTasks" not in tasks["evaluate"]
+    # evaluate's GPUs come from evaluate.gpus; upsample stays on CPUs with the default backend
+    assert _executor(ir, "evaluate")["container"]["resources"]["accelerator"]["resourceCount"] == "1"
+    assert "accelerator" not in _executor(ir, "upsample")["container"]["resources"]
+    assert drift.check_kfp_ir(ir, config) == []
 
 
 def test_parameters_become_overrides_of_declared_fields():

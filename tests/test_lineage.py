@@ -16,7 +16,9 @@ from tests.test_pipeline import _config, _small_pool
 
 
 def _run_recipe(project, config):
-    """The declared stages one after the other, each gated and versioned, as `photogenic step` + DVC do."""
+    """The data chain's stages up to curation (the sources and the curation inputs are both in the
+    lineage; the later stages version their datasets the same way) one after the other, each gated
+    and versioned, as `photogenic step` + DVC do."""
     from photogenic.stages.registry import STAGES
     from photogenic.stages.runner import check_output, run_stage
     from photogenic.versioning.dvc import write_params
@@ -24,7 +26,8 @@ def _run_recipe(project, config):
 
     write_params(project, config.resolved())
     refs = []
-    for name in STAGES:
+    for name in ("ingest", "auto_filter", "curation"):
+        assert STAGES[name].dvc_stage
         output = run_stage(name, config, progress=False)
         check_output(name, output.ref, config)
         refs.append(version_output(name, output.ref, config, run={"runner": "zenml", "id": "run-1", "name": "emu-1"}))
@@ -62,7 +65,9 @@ def test_model_lineage_names_every_dataset_version_run_and_source(recipe):
     assert result["datasets"]["ingested"]["source_shards"] == ["raw/sample-pool/00000.tar"]
     assert result["datasets"]["candidates"]["made_by"][0]["run"]["id"] == "run-1"
     assert all(d["current_in_dvc_lock"] for d in result["datasets"].values())
-    assert set(result["inputs"]) == {"ingest.source0"} and result["git_commit"] == "abc123"
+    # the sources, and the ground truth the SIMULATED annotators judged from (no people's exports)
+    assert set(result["inputs"]) == {"ingest.source0", "curation.simulate.ground_truth"}
+    assert result["git_commit"] == "abc123"
     assert model_lineage(f"{T.DEFAULT_MODEL}@1", config.data.root)["model"]["version"] == "1"
     with pytest.raises(ConfigError, match="No model version 'photogenic-t2i@nope'"):
         model_lineage(f"{T.DEFAULT_MODEL}@nope", config.data.root)
@@ -83,8 +88,9 @@ def test_sample_lineage_finds_datasets_and_models_including_old_versions(recipe)
     kept = candidates[0]
     result = sample_lineage(kept, config.data.root)
     assert {(d["dataset"], d["dvc_md5"]) for d in result["datasets"]} == {(n, r.dvc_md5) for n, r in refs.items()}
+    # every picture of the small pool is photogenic: the sample went into every dataset made
     assert result["models"] == [{"name": T.DEFAULT_MODEL, "version": "1", "aliases": ["champion"],
-                                 "via": ["candidates", "ingested"]}]
+                                 "via": ["candidates", "curated", "ingested"]}]
 
     # a new candidates version without the sample replaces the folder; the old version, read from
     # the DVC cache, still shows where the sample went
@@ -99,7 +105,7 @@ def test_sample_lineage_finds_datasets_and_models_including_old_versions(recipe)
     result = sample_lineage(kept, config.data.root)
     old = [d for d in result["datasets"] if d["dataset"] == "candidates"]
     assert [d["dvc_md5"] for d in old] == [refs["candidates"].dvc_md5] and not old[0]["current_in_dvc_lock"]
-    assert result["models"][0]["via"] == ["candidates", "ingested"]
+    assert result["models"][0]["via"] == ["candidates", "curated", "ingested"]
 
     unknown = sample_lineage("0" * 64, config.data.root)
     assert unknown["datasets"] == [] and unknown["models"] == []

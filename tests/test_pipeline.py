@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -22,12 +24,17 @@ def _small_pool(project, n=12):
         members += wds_members(f"{key:09d}", image_bytes((200, 160), seed=key % (n - 1)), f"photo {key}", {"likes": key})
     members += wds_members(f"{n:09d}", b"\xff\xd8\xff broken", "corrupt")
     write_tar(project / "data" / "raw" / "sample-pool" / "00000.tar", members)
+    # the hidden ground truth the SIMULATED curation annotators read: every picture photogenic
+    truth = [{"key": f"{key:09d}", "weaknesses": [], "defects": [], "photogenic": True,
+              "scene_caption": f"a photo of scene {key}", "near_duplicate_of": None} for key in range(n + 1)]
+    pq.write_table(pa.Table.from_pylist(truth), project / "data" / "raw" / "sample-pool" / "ground_truth.parquet")
 
 
 def _config(project, *overrides):
     # the hand-made pool is random noise, which the technical scorer rightly rejects as noisy
     return load_config(project / "configs" / "default.yaml", ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2",
-                                                               "filter.technical.enabled=false", *overrides])
+                                                               "filter.technical.enabled=false",
+                                                               "curation.score_column=null", *overrides])
 
 
 def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
@@ -69,6 +76,12 @@ def test_zenml_pipeline_ingests_gates_and_versions(dvc_project, monkeypatch):
     funnel_html = run.steps["auto_filter"].outputs["funnel_report"][0].load()
     assert "<svg" in funnel_html and (dvc_project / "data/datasets/candidates.funnel.html").read_text() == funnel_html
     assert yaml.safe_load((dvc_project / "params.yaml").read_text()) == config.resolved()
+    # then curation (SIMULATED annotators) and captions, gated and versioned the same way
+    assert run.steps["curation"].run_metadata["curation"]["simulated_annotators"] is True
+    assert run.steps["gate_curation"].run_metadata["quality_gate"]["success"] is True
+    assert run.steps["gate_caption"].run_metadata["quality_gate"]["success"] is True
+    assert {o["path"] for o in lock["stages"]["curation"]["outs"]} == {"data/datasets/curated", "data/curation"}
+    assert lock["stages"]["caption"]["outs"][0]["path"] == "data/datasets/captioned"
 
     manifest = (dvc_project / "data/datasets/ingested/manifest.parquet").read_bytes()
     shutil.rmtree(dvc_project / "data" / "datasets" / "ingested")
@@ -124,9 +137,13 @@ def test_dvc_repro_and_zenml_make_the_same_dataset(dvc_project, monkeypatch):
     done = dvc("repro")
     assert done.returncode == 0, done.stderr + done.stdout
     stages = read_lock(dvc_project)["stages"]
-    assert set(stages) == {"sample_pool", "ingest", "auto_filter"}
+    assert set(stages) == {"sample_pool", "ingest", "auto_filter", "curation", "caption", "upsample", "package"}
     out = stages["ingest"]["outs"][0]
     candidates_md5 = stages["auto_filter"]["outs"][0]["md5"]
+    curated_md5 = {o["path"]: o["md5"] for o in stages["curation"]["outs"]}
+    captioned_md5 = stages["caption"]["outs"][0]["md5"]
+    upsampled_md5 = stages["upsample"]["outs"][0]["md5"]
+    training_set_md5 = stages["package"]["outs"][0]["md5"]
     assert out["path"] == "data/datasets/ingested"
     card = json.loads((dvc_project / "data/datasets/ingested/dataset.json").read_text())
     assert card["rows"] + card["quarantined"] + card["duplicates_collapsed"] == 80
@@ -143,3 +160,7 @@ def test_dvc_repro_and_zenml_make_the_same_dataset(dvc_project, monkeypatch):
     stages = read_lock(dvc_project)["stages"]
     assert stages["ingest"]["outs"][0]["md5"] == out["md5"]
     assert stages["auto_filter"]["outs"][0]["md5"] == candidates_md5
+    assert {o["path"]: o["md5"] for o in stages["curation"]["outs"]} == curated_md5
+    assert stages["caption"]["outs"][0]["md5"] == captioned_md5
+    assert stages["upsample"]["outs"][0]["md5"] == upsampled_md5
+    assert stages["package"]["outs"][0]["md5"] == training_set_md5

@@ -210,8 +210,8 @@ def test_params_come_as_a_model_or_a_dict_and_are_checked(tmp_path):
 
 def test_an_unknown_kind_names_the_known_ones():
     assert "ingest" in known_kinds()
-    with pytest.raises(ValueError, match=r"no quality gate suite for dataset kind 'upsample'.*kinds are: .*ingest"):
-        run_gate("upsample", manifest(), quarantine_rows=0, params={}, docs_dir=None)
+    with pytest.raises(ValueError, match=r"no quality gate suite for dataset kind 'no_such_kind'.*kinds are: .*ingest"):
+        run_gate("no_such_kind", manifest(), quarantine_rows=0, params={}, docs_dir=None)
 
 
 def test_a_missing_column_is_reported_not_raised(tmp_path):

@@ -89,24 +89,59 @@ def test_zenml_check_catches_drift(tmp_path):
     config = load_config(None, [f"data.root={tmp_path}"]).resolved()
     invocations = _zenml_invocations(data_curation, config)
     assert {"ingest", "auto_filter"} <= {info["spec"] for info in invocations.values()}
+    in_pipeline = {info["spec"] for info in invocations.values() if info["spec"]}
     fewer = {k: v for k, v in invocations.items() if k != "auto_filter"}
-    assert drift.check_zenml_invocations(fewer) == ["ZenML: stage auto_filter has no step in the pipeline"]
+    assert drift.check_zenml_invocations(fewer, required=in_pipeline) == [
+        "ZenML: stage auto_filter has no step in the pipeline"]
 
     whole_config = copy.deepcopy(invocations)
     whole_config["auto_filter"]["parameters"]["config"] = config
     assert any("gets config sections" in p for p in drift.check_zenml_invocations(whole_config))
 
     no_gate = {k: v for k, v in invocations.items() if k != "gate_ingest"}
-    assert drift.check_zenml_invocations(no_gate) == ["ZenML: stage ingest has no quality_gate step"]
+    assert drift.check_zenml_invocations(no_gate, required=in_pipeline) == [
+        "ZenML: stage ingest has no quality_gate step"]
 
     lazy = copy.deepcopy(invocations)
     lazy["auto_filter"]["restores_inputs"] = False
-    assert any("does not restore its input datasets" in p for p in drift.check_zenml_invocations(lazy))
+    assert any("does not restore its input datasets" in p
+               for p in drift.check_zenml_invocations(lazy, required=in_pipeline))
 
     gpu = copy.deepcopy(invocations)
     gpu["ingest"]["gpu_count"] = 1
-    assert any("requests 1 GPUs" in p for p in drift.check_zenml_invocations(gpu))
-    assert set(STAGES) <= {info["step"] for info in invocations.values()}
+    assert any("requests 1 GPUs" in p for p in drift.check_zenml_invocations(gpu, required=in_pipeline))
+    no_md5s = copy.deepcopy(invocations)
+    del no_md5s["curation"]["parameters"]["external_md5s"]
+    assert drift.check_zenml_invocations(no_md5s, required=in_pipeline) == [
+        "ZenML: step curation does not key its cache on its external inputs' md5s"]
+    # the data chain runs every stage that has a dvc.yaml stage
+    assert {name for name, spec in STAGES.items() if spec.dvc_stage} <= {info["step"] for info in invocations.values()}
+
+
+def test_stages_without_a_dvc_stage_are_declared_so():
+    from dataclasses import replace
+
+    # evaluate reads models no declared stage writes yet; promote reads evaluate's results
+    assert {name for name, spec in STAGES.items() if not spec.dvc_stage} == {"evaluate", "promote"}
+    dvc = _dvc_yaml()
+    dvc["stages"]["evaluate"] = {"cmd": "photogenic step evaluate --config params.yaml", "params": ["data", "evaluate"]}
+    assert drift.check_dvc_yaml(dvc) == [
+        "dvc.yaml: stage evaluate is declared without a dvc.yaml stage (dvc_stage=False) but dvc.yaml has one"]
+    # the flag is no way out of the check for a stage that could have one
+    stages = dict(STAGES, caption=replace(STAGES["caption"], dvc_stage=False))
+    assert drift.check_registry(stages) == [
+        "stage caption: declared without a dvc.yaml stage, yet it reads neither models (model_inputs) nor a "
+        "dataset of a stage without one"]
+    stages = dict(STAGES, evaluate=replace(STAGES["evaluate"], model_inputs=("evaluate.nothing",)))
+    assert drift.check_registry(stages) == ["stage evaluate: model key 'evaluate.nothing' is not a key of the config"]
+
+
+def test_stage_params_cover_the_sections_their_code_reads():
+    # caption's gate re-checks the curation quotas; package compares with upsample.min_short_side;
+    # evaluate sizes its shards as ingest does
+    assert "curation" in STAGES["caption"].params
+    assert "upsample" in STAGES["package"].params
+    assert "ingest" in STAGES["evaluate"].params
 
 
 def test_kfp_pipeline_matches_the_registry(tmp_path):

@@ -55,13 +55,22 @@ class ShardWriter:
         self.closed_shards: list[str] = []
 
     def add(self, sample_id: str, ext: str, data: bytes) -> StoredImage:
-        if self._handle is not None and (
-            self._count >= self.max_images or self._offset + len(data) > self.max_bytes
-        ):
+        return self.add_sample(sample_id, [(ext, data)])[0]
+
+    def add_sample(self, key: str, members: list[tuple[str, bytes]]) -> list[StoredImage]:
+        """Write one WebDataset sample: ``{key}.{ext}`` for each (ext, data), adjacent in one
+        shard (a reader groups a sample's members by key, so a sample never spans two shards)."""
+        size = sum(len(data) for _, data in members)
+        if self._handle is not None and (self._count >= self.max_images or self._offset + size > self.max_bytes):
             self.close_shard()
         if self._handle is None:
             self._open_shard()
-        info = tarfile.TarInfo(name=f"{sample_id}.{ext}")
+        stored = [self._write_member(f"{key}.{ext}", data) for ext, data in members]
+        self._count += 1
+        return stored
+
+    def _write_member(self, name: str, data: bytes) -> StoredImage:
+        info = tarfile.TarInfo(name=name)
         info.size = len(data)
         info.mtime = 0
         info.mode = 0o644
@@ -72,7 +81,6 @@ class ShardWriter:
         self._handle.write(data)
         self._handle.write(b"\0" * padding)
         self._offset = offset + len(data) + padding
-        self._count += 1
         return StoredImage(shard=shard_name(self._index), offset=offset, length=len(data))
 
     def close_shard(self) -> None:

@@ -149,3 +149,26 @@ def parquet_bytes(table: pa.Table) -> bytes:
     # zstd keeps manifests small; statistics let readers prune by sample_id and scores
     pq.write_table(table, sink, compression="zstd", write_statistics=True)
     return sink.getvalue()
+
+
+def repoint_shards(table: pa.Table, source: Dataset, target: Dataset, column: str = "shard") -> pa.Table:
+    """A derived dataset's manifest keeps pointing at its input's images: shard paths are
+    relative to the manifest's folder, so point them from ``target``'s folder at ``source``'s
+    shards (or keep them absolute when the data lives at a URL)."""
+    def repoint(shard: str | None) -> str | None:
+        if shard is None:
+            return None
+        full = source.shard_path(shard)
+        return full if is_url(full) or posixpath.isabs(shard) else posixpath.relpath(full, target.path)
+
+    shards = [repoint(s) for s in table[column].to_pylist()]
+    return table.set_column(table.schema.get_field_index(column), column, pa.array(shards, pa.string()))
+
+
+def discard_version(dataset: Dataset) -> None:
+    """Before a stage that rebuilds ``dataset`` from scratch writes anything: remove its
+    manifest first, then every shard. A run interrupted after this leaves a folder without a
+    manifest (not a dataset), never a manifest that points at missing shards."""
+    if dataset.exists():
+        dataset.fs.rm(join(dataset._root, MANIFEST))
+    dataset.discard_unreferenced_shards(set())

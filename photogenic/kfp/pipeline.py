@@ -23,7 +23,7 @@ from typing import Any
 from photogenic.config import RunConfig
 from photogenic.errors import ConfigError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS
-from photogenic.stages.registry import STAGES, StageSpec
+from photogenic.stages.registry import STAGES, Resources, StageSpec
 
 PIPELINE_NAME = "photogenic"
 #: how many upstream tasks a stage's task can take (the local component's signature is fixed)
@@ -48,6 +48,12 @@ def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
                 only: tuple[str, ...] | None = None) -> list[tuple[str, list[str]]]:
     """(stage, upstream stages) in an order where every stage follows the ones it reads from."""
     chosen = {name: spec for name, spec in stages.items() if only is None or name in only}
+    for name in without_models(config, chosen):
+        if only is not None:
+            spec = chosen[name]
+            raise ConfigError(f"Stage {name} reads models that the config does not name: set "
+                              + ", ".join(k for k in spec.model_inputs if _config_value(config, k) is None) + ".")
+        del chosen[name]
     producer: dict[str, str] = {}
     for name, spec in chosen.items():
         for dataset in spec.dataset_names(config, spec.outputs):
@@ -68,6 +74,28 @@ def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
             ordered.append((name, upstream[name]))
             done.add(name)
     return ordered
+
+
+def without_models(config: RunConfig, stages: dict[str, StageSpec]) -> list[str]:
+    """Stages that cannot run with ``config``: they read models (``model_inputs``) it leaves
+    unset (no declared stage writes models yet; evaluate's come from the config), and the stages
+    reading their datasets (promote after evaluate)."""
+    left_out = {name for name, spec in stages.items()
+                if any(_config_value(config, key) is None for key in spec.model_inputs)}
+    while True:
+        missing = {d for name in left_out for d in stages[name].dataset_names(config, stages[name].outputs)}
+        more = {name for name, spec in stages.items() if name not in left_out
+                and set(spec.dataset_names(config, spec.inputs)) & missing}
+        if not more:
+            return sorted(left_out)
+        left_out |= more
+
+
+def _config_value(config: RunConfig, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def container_component(spec: StageSpec, n_upstream: int, image: str):
@@ -138,7 +166,7 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None, mode: s
             task.set_display_name(name)
             task.set_caching_options(False)  # the data lives in DVC, not in KFP's artifact cache
             if mode == "cluster":
-                _request_resources(task, spec, options)
+                _request_resources(task, spec.resources_for(config), options)
             tasks[name] = task
 
     # the pipeline function's signature is what KFP turns into typed run parameters
@@ -154,8 +182,8 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None, mode: s
                         + " → ".join(name for name, _ in graph))(body)
 
 
-def _request_resources(task: Any, spec: StageSpec, options: KfpOptions) -> None:
-    resources = spec.resources
+def _request_resources(task: Any, resources: Resources, options: KfpOptions) -> None:
+    """``resources``: what the stage needs with the compiled config (``StageSpec.resources_for``)."""
     task.set_cpu_request(str(resources.cpus)).set_cpu_limit(str(resources.cpus))
     task.set_memory_request(f"{resources.memory_gb}G").set_memory_limit(f"{resources.memory_gb}G")
     if resources.gpus:

@@ -73,7 +73,7 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
     output = run_stage(stage, config, progress=False)
     check_output(stage, output.ref, config)
     ref = output.ref
-    if project is not None:
+    if project is not None and spec.dvc_stage:
         from photogenic.versioning.record import version_output
 
         run = {"runner": "kfp", "id": run_id, "name": run_name, "dataset_version": values.get("dataset_version", "")}

@@ -39,13 +39,15 @@ def config_md5(config: RunConfig) -> str:
 
 
 def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, str]:
-    """``<stage>.<name>`` -> md5 of every external input the (given) declared stages read."""
+    """``<stage>.<name>`` -> md5 of every external input the (given) declared stages read. By
+    default the stages a model is made from: not those reading models (evaluate's prompt file
+    judges a model, a new one is no reason to retrain)."""
     from photogenic.stages.registry import STAGES
     from photogenic.versioning.fingerprint import external_md5s
 
     found = {}
     for name, spec in STAGES.items():
-        if stages is None or name in stages:
+        if (stages is None and not spec.model_inputs) or (stages is not None and name in stages):
             found.update({f"{name}.{key}": md5 for key, md5 in external_md5s(spec, config).items()})
     return found
 

@@ -171,3 +171,121 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
         # rows without the metadata are null here, and GE's column checks skip nulls
         manifest.append(gxe.ExpectColumnValuesToBeBetween(column=f"score_metadata_{name}", min_value=low, max_value=high))
     return GateSuites(manifest=manifest, dataset=[])
+
+
+class CurationGateParams(GateParams):
+    min_rows: int = Field(1, ge=0, description="Fewest samples the curated set may have.")
+    stage1_quota: int = Field(ge=1, description="curation.stage1.quota")
+    stage2_quota: int = Field(ge=1, description="curation.stage2.quota: the most rows the curated set may have.")
+    min_agreement: float | None = Field(
+        None, description="Floor on each stage's verdict kappa; None when a low agreement only warns.")
+
+
+def _curation_expectations(params: CurationGateParams) -> list[gxe.Expectation]:
+    """What every dataset from curation on carries: a selection within the quotas, and both
+    stages' verdicts (keep, by construction of the selection) and votes on every row."""
+    expectations = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows, max_value=params.stage2_quota),
+        gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+    ]
+    for stage, quota in ((1, params.stage1_quota), (2, params.stage2_quota)):
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=f"stage{stage}_verdict"),
+            gxe.ExpectColumnValuesToBeInSet(column=f"stage{stage}_verdict", value_set=["keep"]),
+            gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_votes", min_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_rank", min_value=1, max_value=quota),
+        ]
+        if params.min_agreement is not None:
+            expectations += [
+                gxe.ExpectColumnValuesToNotBeNull(column=f"stage{stage}_agreement"),
+                gxe.ExpectColumnValuesToBeBetween(column=f"stage{stage}_agreement", min_value=params.min_agreement),
+            ]
+    return expectations
+
+
+@register_suite("curation", CurationGateParams)
+def curation_suites(params: CurationGateParams) -> GateSuites:
+    """The curated set: the stage-2 selection, within the quotas, with both stages' verdicts."""
+    return GateSuites(manifest=_curation_expectations(params), dataset=[])
+
+
+class CaptionGateParams(CurationGateParams):
+    min_chars: int = Field(1, ge=1, description="caption.min_chars")
+    max_chars: int = Field(300, ge=1, description="caption.max_chars")
+    max_alt_text_share: float = Field(1.0, ge=0.0, le=1.0, description="Largest share of alt-text captions.")
+
+
+@register_suite("caption", CaptionGateParams)
+def caption_suites(params: CaptionGateParams) -> GateSuites:
+    """The captioned set: the curated set's guarantees, and on every row a non-empty training
+    caption of bounded length whose source is recorded."""
+    manifest = [
+        *_curation_expectations(params),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_caption"),
+        gxe.ExpectColumnValueLengthsToBeBetween(column="training_caption", min_value=params.min_chars,
+                                                max_value=params.max_chars),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_caption_source"),
+        gxe.ExpectColumnValuesToBeInSet(column="training_caption_source", value_set=["human", "model", "alt_text"]),
+    ]
+    if params.max_alt_text_share < 1.0:
+        manifest.append(gxe.ExpectColumnValuesToBeInSet(
+            column="training_caption_source", value_set=["human", "model"], mostly=1.0 - params.max_alt_text_share))
+    return GateSuites(manifest=manifest, dataset=[])
+
+
+class UpsampleGateParams(GateParams):
+    min_short_side: int = Field(128, ge=1, description="Every row's training image reaches this short side.")
+    min_rows: int = Field(1, ge=0)
+
+
+#: upsample_backend values (null: the row needed no upsampling)
+UPSAMPLE_BACKENDS = ("lanczos", "diffusion-x4", "diffusion-latent")
+
+
+@register_suite("upsample", UpsampleGateParams)
+def upsample_suites(params: UpsampleGateParams) -> GateSuites:
+    """The upsampled dataset: every row's training image (upsampled or original) reaches the
+    target short side, and each new image is recorded with its content hash and backend."""
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+        gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+        gxe.ExpectColumnValuesToNotBeNull(column="training_short_side"),
+        gxe.ExpectColumnValuesToBeBetween(column="training_short_side", min_value=params.min_short_side),
+        gxe.ExpectColumnValuesToBeInSet(column="upsample_backend", value_set=list(UPSAMPLE_BACKENDS)),
+        gxe.ExpectColumnValuesToMatchRegex(column="upsampled_sha256", regex=SHA256_HEX),
+        gxe.ExpectColumnValuesToBeBetween(column="upsample_scale", min_value=1.0, strict_min=True),
+    ]
+    return GateSuites(manifest=manifest, dataset=[])
+
+
+class TrainingSetGateParams(GateParams):
+    resolution: int = Field(128, ge=1, description="The training resolution every image must reach.")
+    buckets: list[str] = Field(default_factory=list, description="Allowed bucket names (WxH).")
+    min_rows: int = Field(1, ge=0)
+
+
+@register_suite("training_set", TrainingSetGateParams)
+def training_set_suites(params: TrainingSetGateParams) -> GateSuites:
+    """The packaged training set: no sample twice (so train and validation are disjoint: a
+    sample has one split), both splits present, every caption non-empty text, every image
+    packaged from at least the training resolution (never enlarged while packaging) into one of
+    the configured buckets."""
+    manifest = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in
+          ("sample_id", "shard", "offset", "length", "width", "height", "caption", "split", "bucket")),
+        gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
+        gxe.ExpectColumnValuesToMatchRegex(column="sample_id", regex=SHA256_HEX),
+        gxe.ExpectColumnValuesToMatchRegex(column="caption", regex=r"\S"),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation"]),
+        gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "validation"]),
+        gxe.ExpectColumnValuesToBeBetween(column="source_short_side", min_value=params.resolution),
+        gxe.ExpectColumnValuesToBeBetween(column="resize_scale", max_value=1.0),
+        gxe.ExpectColumnValuesToBeBetween(column="length", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="offset", min_value=0),
+    ]
+    if params.buckets:
+        manifest.append(gxe.ExpectColumnValuesToBeInSet(column="bucket", value_set=list(params.buckets)))
+    return GateSuites(manifest=manifest, dataset=[])

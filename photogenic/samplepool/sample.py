@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from PIL import Image
 
 from photogenic.samplepool.captions import alt_text, encode_caption, scene_caption
 from photogenic.samplepool.defects import (
@@ -170,3 +172,14 @@ def _metadata(
         "exif": None,
         "sha256": hashlib.sha256(data).hexdigest(),
     }
+
+
+def render_full_resolution(ctx: PoolContext, index: int, scale: int) -> Image.Image:
+    """The sample's scene drawn clean (no pixel defects) at ``scale`` times its size, from the
+    same scene and render stream: the full-resolution original a small sample stands for, which
+    upsampling benchmarks compare against. Textures are drawn per pixel grid, so this is the same
+    scene, not a pixel-exact enlargement of ``render_clean``; compare against it after reducing
+    it to the sample's size yourself."""
+    scene = scene_of(ctx, index)
+    big = replace(scene, width=scene.width * scale, height=scene.height * scale)
+    return render_scene(big, stream(RENDER, ctx.seed, _scene_index(ctx, index))).image

@@ -41,7 +41,20 @@ def check_registry(stages: dict[str, StageSpec] = STAGES) -> list[str]:
                 problems.append(f"stage {name}: dataset key {key!r} is not a key of the config")
             elif key.split(".")[0] not in spec.params:
                 problems.append(f"stage {name}: dataset key {key!r} lies in a section the stage does not declare")
+        for key in spec.model_inputs:
+            if not _is_config_key(key):
+                problems.append(f"stage {name}: model key {key!r} is not a key of the config")
+            elif key.split(".")[0] not in spec.params:
+                problems.append(f"stage {name}: model key {key!r} lies in a section the stage does not declare")
+        if not spec.dvc_stage and not spec.model_inputs and not _reads_from_stage_without_dvc(spec, stages):
+            problems.append(f"stage {name}: declared without a dvc.yaml stage, yet it reads neither models "
+                            "(model_inputs) nor a dataset of a stage without one")
     return problems
+
+
+def _reads_from_stage_without_dvc(spec: StageSpec, stages: dict[str, StageSpec]) -> bool:
+    """Whether ``spec`` reads a dataset key that a stage without a dvc.yaml stage writes."""
+    return any(key in other.outputs for other in stages.values() if not other.dvc_stage for key in spec.inputs)
 
 
 def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -> list[str]:
@@ -53,6 +66,11 @@ def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -
             problems.append(f"dvc.yaml: stage {name} is not declared in the registry")
     for name, spec in stages.items():
         entry = declared.get(name)
+        if not spec.dvc_stage:
+            if entry is not None:
+                problems.append(f"dvc.yaml: stage {name} is declared without a dvc.yaml stage (dvc_stage=False) "
+                                "but dvc.yaml has one")
+            continue
         if entry is None:
             problems.append(f"dvc.yaml: stage {name} is missing")
             continue
@@ -66,7 +84,7 @@ def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -
         if set(params) != set(spec.params):
             problems.append(f"dvc.yaml: stage {name}: params {sorted(params)} differ from the declared {sorted(spec.params)}")
         outs = [o if isinstance(o, str) else next(iter(o)) for o in entry.get("outs", [])]
-        wanted_outs = {dataset_path_template(key) for key in spec.outputs}
+        wanted_outs = {dataset_path_template(key) for key in spec.outputs} | set(spec.extra_outs)
         for out in outs:
             if out not in wanted_outs:
                 problems.append(f"dvc.yaml: stage {name}: output {out} is not declared by the stage")
@@ -114,7 +132,10 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
                 problems.append(f"ZenML: step {invocation_id} requests {info.get('gpu_count')} GPUs, the stage "
                                 f"declares {spec.resources.gpus}")
         if name in by_step:
-            for kind in ("quality_gate", "version_dataset"):
+            # a stage with a gate is gated; one with a dvc.yaml stage is versioned by it
+            kinds = [kind for kind, wanted in (("quality_gate", spec.gate is not None),
+                                              ("version_dataset", spec.dvc_stage)) if wanted]
+            for kind in kinds:
                 if not any(i["parameters"].get("stage") == name for i in invocations.values() if i["step"] == kind):
                     problems.append(f"ZenML: stage {name} has no {kind} step")
     for invocation_id, info in invocations.items():
@@ -160,12 +181,15 @@ def check_kfp_ir(ir: dict[str, Any], config: RunConfig, stages: dict[str, StageS
             problems.append(f"KFP: stage {stage} has no task")
             continue
         task_name, task, container = by_stage[stage]
+        if any(u not in by_stage for u in upstream):
+            continue  # reported as missing; its dependants' wiring cannot be compared
         wanted = sorted(names.get(u, u) for u in upstream)
         if sorted(task.get("dependentTasks", [])) != wanted:
             problems.append(f"KFP: task {task_name} follows {task.get('dependentTasks', [])}, the declared datasets "
                             f"make it follow {wanted}")
         accelerator = container.get("resources", {}).get("accelerator")
         gpus = int(accelerator.get("resourceCount", accelerator.get("count", 0))) if accelerator else 0
-        if gpus != stages[stage].resources.gpus:
-            problems.append(f"KFP: task {task_name} requests {gpus} GPUs, the stage declares {stages[stage].resources.gpus}")
+        declared = stages[stage].resources_for(config).gpus
+        if gpus != declared:
+            problems.append(f"KFP: task {task_name} requests {gpus} GPUs, the stage declares {declared}")
     return problems

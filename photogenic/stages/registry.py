@@ -51,6 +51,24 @@ class StageSpec:
     #: (photogenic.versioning.fingerprint) go into the ZenML cache key, the model lineage tags and
     #: `photogenic retrain`'s "did anything change" check.
     external_inputs: Callable[[RunConfig], dict[str, str]] | None = None
+    #: resources that depend on the config (e.g. a GPU only when a model backend is configured);
+    #: ``resources`` is what the stage needs with the embedded default
+    config_resources: Callable[[RunConfig], Resources] | None = None
+
+    #: dvc.yaml outputs the stage writes besides its datasets (dvc.yaml path templates), e.g. the
+    #: curation folder of tasks and exports
+    extra_outs: tuple[str, ...] = ()
+    #: config keys naming the models the stage reads (diffusers folders or models:/ URIs). Until a
+    #: declared stage writes them, the stage has no dvc.yaml stage and the KFP pipeline includes it
+    #: only when the config names them (photogenic.kfp.pipeline.stage_graph)
+    model_inputs: tuple[str, ...] = ()
+    #: False: the stage has no dvc.yaml stage, on purpose (see ``model_inputs``); the drift check
+    #: then requires its absence instead of its presence
+    dvc_stage: bool = True
+
+    def resources_for(self, config: RunConfig) -> Resources:
+        """What the stage needs to run with ``config``."""
+        return self.config_resources(config) if self.config_resources else self.resources
 
     def dataset_names(self, config: RunConfig, keys: tuple[str, ...]) -> list[str]:
         """The dataset names that ``keys`` (``self.inputs`` or ``self.outputs``) hold in ``config``."""
@@ -100,6 +118,114 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _run_curation(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.curation import curate
+
+    result = curate(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats())
+
+
+def _curation_gate_params(config: RunConfig) -> dict[str, Any]:
+    settings = config.curation
+    return {
+        "stage1_quota": settings.stage1.quota,
+        "stage2_quota": settings.stage2.quota,
+        "min_agreement": settings.gate.min_agreement if settings.gate.on_low_agreement == "fail" else None,
+    }
+
+
+def _curation_exports(config: RunConfig) -> dict[str, str]:
+    """The annotators' exports under <data.root>/<curation.dir>/stage<N>/annotations/. SIMULATED
+    exports are left out: the stage writes them itself from the sample pool's ground truth, which
+    is declared instead, for the stages that have no people's exports (the ones it simulates)."""
+    from photogenic.curation.importer import annotation_files
+    from photogenic.curation.simulate import is_simulated
+
+    inputs: dict[str, str] = {}
+    for stage in (1, 2):
+        people = [path for path in annotation_files(config, stage) if not is_simulated(path)]
+        for path in people:
+            name = path.rsplit("/", 1)[-1]
+            inputs[f"stage{stage}/{name}"] = f"{config.curation.dir}/stage{stage}/annotations/{name}"
+        if not people and config.curation.simulate.enabled:
+            inputs["simulate.ground_truth"] = config.curation.simulate.ground_truth
+    return inputs
+
+
+def _run_caption(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.caption import caption
+
+    result = caption(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"caption_sources": result.sources, "quarantined": result.quarantined})
+
+
+def _caption_gate_params(config: RunConfig) -> dict[str, Any]:
+    return {
+        **_curation_gate_params(config),
+        "min_chars": config.caption.min_chars,
+        "max_chars": config.caption.max_chars,
+        "max_alt_text_share": config.caption.gate.max_alt_text_share,
+    }
+
+
+def _run_upsample(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.upsample import upsample
+
+    result = upsample(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats)
+
+
+def _upsample_gate_params(config: RunConfig) -> dict[str, Any]:
+    return {"min_short_side": config.upsample.min_short_side}
+
+
+def _run_package(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.stages.package import package
+
+    result = package(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats, reports={"dataset_card": result.card})
+
+
+def _package_gate_params(config: RunConfig) -> dict[str, Any]:
+    from photogenic.packaging.buckets import make_buckets
+
+    settings = config.package
+    buckets = make_buckets(settings.resolution, settings.bucket_step, settings.max_aspect_ratio)
+    return {"resolution": settings.resolution, "buckets": [b.name for b in buckets], "min_rows": settings.gate.min_rows}
+
+
+def upsample_resources(config: RunConfig) -> Resources:
+    """A GPU when a diffusion checkpoint is configured; Lanczos runs on CPUs."""
+    settings = config.upsample
+    if settings.backend == "diffusion":
+        return Resources(cpus=4, memory_gb=16, gpus=settings.diffusion.gpus)
+    return Resources(cpus=2, memory_gb=4)
+
+
+def _run_evaluate(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.evaluation.evaluate import run_evaluation
+
+    result = run_evaluation(config, progress=progress)
+    return StageOutput(ref=result.ref, stats={"headline": result.results["headline"], "fid": result.results["fid"],
+                                              "mlflow_run_id": result.results.get("mlflow_run_id")},
+                       reports={"evaluation_report": result.report})
+
+
+def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
+    from photogenic.dataset.store import Dataset
+    from photogenic.evaluation.evaluate import read_results
+    from photogenic.evaluation.promotion import promote
+    from photogenic.paths import dataset_dir
+
+    folder = dataset_dir(config.data.root, config.evaluate.output)
+    ref = Dataset(folder, config.evaluate.output).ref()
+    if not config.evaluate.promotion.enabled:
+        return StageOutput(ref=ref, stats={"promotion": {"promoted": False, "reason": "evaluate.promotion.enabled "
+                                                         "is false"}})
+    decision = promote(read_results(folder), config.evaluate.promotion)
+    return StageOutput(ref=ref, stats={"promotion": decision.as_dict()})
+
+
 STAGES: dict[str, StageSpec] = {
     spec.name: spec
     for spec in [
@@ -126,6 +252,90 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("filter.input",),
             outputs=("filter.output",),
+        ),
+        StageSpec(
+            name="curation",
+            description="Two human curation stages over the candidate pool: export Label Studio tasks, import "
+            "the annotators' exports (SIMULATED annotators for the sample pool), vote, apply the quotas, and "
+            "write the curated set with every label and the human captions.",
+            run=_run_curation,
+            params=("data", "curation"),
+            gate="curation",
+            external_inputs=_curation_exports,
+            extra_outs=("${data.root}/${curation.dir}",),
+            gate_params=_curation_gate_params,
+            resources=Resources(cpus=1, memory_gb=2),
+            inputs=("curation.input",),
+            outputs=("curation.output",),
+        ),
+        StageSpec(
+            name="caption",
+            description="Choose each curated image's training caption: human, else a captioning model, else "
+            "the alt-text; cleaned and bounded, its source recorded.",
+            run=_run_caption,
+            # curation: the caption gate re-checks the curation quotas (_caption_gate_params)
+            params=("data", "caption", "curation"),
+            gate="caption",
+            gate_params=_caption_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+            inputs=("caption.input",),
+            outputs=("caption.output",),
+        ),
+        StageSpec(
+            name="upsample",
+            description="Upsample every row whose short side is below the training resolution (Lanczos, or a "
+            "diffusers upscaler conditioned on the training caption); new images in new shards, originals kept.",
+            run=_run_upsample,
+            params=("data", "upsample"),
+            gate="upsample",
+            gate_params=_upsample_gate_params,
+            # the embedded default (Lanczos); with upsample.backend=diffusion it asks for a GPU
+            resources=Resources(cpus=2, memory_gb=4),
+            config_resources=upsample_resources,
+            inputs=("upsample.input",),
+            outputs=("upsample.output",),
+        ),
+        StageSpec(
+            name="package",
+            description="Package the training set: aspect-ratio buckets at the training resolution, crop "
+            "coordinates, captions, a stable validation split, WebDataset shards and a dataset card.",
+            run=_run_package,
+            # upsample: package refuses a resolution above upsample.min_short_side
+            params=("data", "package", "upsample"),
+            gate="training_set",
+            gate_params=_package_gate_params,
+            resources=Resources(cpus=2, memory_gb=4),
+            inputs=("package.input",),
+            outputs=("package.output",),
+        ),
+        StageSpec(
+            name="evaluate",
+            description="Sample the candidate and the baseline model on the prompt set with the same seeds, "
+            "judge every image, and write pairwise win rates with intervals, FID/KID and the report.",
+            run=_run_evaluate,
+            # ingest: the evaluation dataset's shards are sized as ingest's (shard_max_images/bytes)
+            params=("data", "evaluate", "ingest"),
+            gate=None,
+            resources=Resources(cpus=2, memory_gb=8),
+            # a cluster runner requests evaluate.gpus GPUs
+            config_resources=lambda config: Resources(cpus=2, memory_gb=8, gpus=config.evaluate.gpus),
+            outputs=("evaluate.output",),
+            external_inputs=lambda config: {"prompts": config.evaluate.prompts},
+            model_inputs=("evaluate.candidate", "evaluate.baseline"),
+            # the models come from the training stages, which have no dvc.yaml stages yet
+            dvc_stage=False,
+        ),
+        StageSpec(
+            name="promote",
+            description="Give the candidate the registry alias (champion) only if the evaluation shows it beats "
+            "the current champion or the baseline by the configured margin; record the decision on the version.",
+            run=_run_promote,
+            params=("data", "evaluate"),
+            gate=None,
+            resources=Resources(cpus=1, memory_gb=1),
+            inputs=("evaluate.output",),
+            # it acts on the model registry after evaluate, which has no dvc.yaml stage
+            dvc_stage=False,
         ),
     ]
 }

@@ -128,3 +128,26 @@ def write_params(project: Path, resolved: dict) -> bool:
         return False
     write_text(str(path), text)
     return True
+
+
+def current_md5(project: Path, path: str) -> str | None:
+    """The md5 dvc.lock records for the dataset folder ``path`` (relative to the project), but
+    only while it still describes the folder: the recorded directory listing in the DVC cache
+    must give the folder's manifest the md5 it has now (the manifest names every image by its
+    sha256, so it stands for the whole folder). None when unknown or stale."""
+    import hashlib
+    import json
+
+    md5 = locked_md5(project, path)
+    if not md5 or not md5.endswith(".dir"):
+        return None
+    listing = project / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    manifest = project / path / "manifest.parquet"
+    if not listing.exists() or not manifest.exists():
+        return None
+    try:
+        entries = json.loads(listing.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    recorded = next((e.get("md5") for e in entries if e.get("relpath") == "manifest.parquet"), None)
+    return md5 if recorded == hashlib.md5(manifest.read_bytes()).hexdigest() else None

@@ -1,0 +1,96 @@
+"""The Emu effect: does the quality-tuned model beat its pretrained self in pairwise comparisons?
+
+Reads the win rates of an evaluation (the quality-tuned model as candidate, the pretrained one
+as baseline) and prints the headline per criterion: the visual-appeal win rate and its
+interval's lower bound, and the text-faithfulness win rate (win rate = (wins + ties/2) / n).
+Targets on the embedded default: visual appeal >= 0.70 with the lower bound above 0.60, text
+faithfulness >= 0.45 (not clearly worse).
+
+    python benchmarks/emu_effect.py [--quick] [--results FOLDER_OR_FILE]
+    python benchmarks/emu_effect.py --candidate QUALITY_TUNED --baseline PRETRAINED [--quick]
+
+Without models it reads the last evaluation (``<data.root>/datasets/evaluation/results.json`` of
+``configs/default.yaml``, as the demo leaves it, or ``--results``). With ``--candidate`` and
+``--baseline`` (diffusers pipeline folders or ``models:/`` URIs) it evaluates them first with the
+default config (``--quick``: the first 27 prompts, 10 sampling steps). Training the two models
+here is the training pipeline's job (pretrain -> quality_tune -> evaluate); run it, then this.
+When there is no evaluation it says so and prints MISS lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._common import OUT, result  # noqa: E402
+
+TARGETS = (("visual_appeal_win_rate", ">=", 0.70), ("visual_appeal_ci_low", ">", 0.60),
+           ("text_faithfulness_win_rate", ">=", 0.45))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="with models: 27 prompts and 10 steps")
+    parser.add_argument("--results", type=Path, help="an evaluation folder or its results.json")
+    parser.add_argument("--candidate", help="the quality-tuned model (folder or models:/ URI)")
+    parser.add_argument("--baseline", help="the pretrained model (folder or models:/ URI)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "default.yaml")
+    args = parser.parse_args()
+
+    from photogenic.config import load_config
+    from photogenic.paths import dataset_dir
+
+    if bool(args.candidate) != bool(args.baseline):
+        parser.error("--candidate and --baseline go together")
+    if args.candidate:
+        root = OUT / "emu-effect"
+        overrides = [f"data.root={root}", f"evaluate.prompts={REPO / 'data' / 'prompts' / 'sample_world.tsv'}",
+                     "evaluate.mlflow=false"]
+        if args.quick:
+            overrides += ["evaluate.max_prompts=27", "evaluate.sampling.num_inference_steps=10"]
+        config = load_config(args.config, overrides)
+        from photogenic.evaluation.evaluate import run_evaluation
+
+        results = run_evaluation(config, candidate=args.candidate, baseline=args.baseline).results
+        source = dataset_dir(config.data.root, config.evaluate.output)
+    else:
+        config = load_config(args.config)
+        root = Path(config.data.root)
+        folder = args.results or (REPO / root if not root.is_absolute() else root) / "datasets" / "evaluation"
+        path = folder if folder.suffix == ".json" else folder / "results.json"
+        if not path.is_file():
+            print(f"No evaluation found at {path}: run the training pipeline (pretrain -> quality_tune -> "
+                  "evaluate), or pass --candidate and --baseline model folders, or --results.", flush=True)
+            for metric, op, target in TARGETS:
+                result(metric, math.nan, op, target)
+            return
+        results = json.loads(path.read_text())
+        source = str(path)
+
+    print(f"evaluation: {source} ({results['model_a']} vs {results['model_b']}, "
+          f"{results['prompts']['count']} prompts)", flush=True)
+    head = results["headline"]
+    for criterion, row in head.items():
+        print(f"  {criterion} by {row['judge']}: win {row['wins']} / tie {row['ties']} / loss {row['losses']}, "
+              f"win rate {row['win_rate']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}], p={row['p_value']:.3g}")
+    for row in (results.get("human") or {}).get("win_rates") or []:
+        if row["category"] == "all":
+            print(f"  {row['judge']} (human raters, majority): win rate {row['win_rate']:.3f} "
+                  f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] n={row['n']}")
+    values = {
+        "visual_appeal_win_rate": head.get("visual_appeal", {}).get("win_rate", math.nan),
+        "visual_appeal_ci_low": head.get("visual_appeal", {}).get("ci_low", math.nan),
+        "text_faithfulness_win_rate": head.get("text_faithfulness", {}).get("win_rate", math.nan),
+    }
+    for metric, op, target in TARGETS:
+        result(metric, values[metric], op, target)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Captioning models for the caption stage (see ``model``)."""

@@ -1,0 +1,159 @@
+"""Upsample: give every row whose short side is below the training resolution new pixels.
+
+Reads the captioned dataset, upsamples the small rows with the configured backend (Lanczos by
+default; a diffusers upscaler conditioned on ``training_caption`` when a checkpoint is
+configured) and writes the ``upsampled`` dataset: every input row, its original pointers intact,
+plus the new image's pointer, size, backend, scale and seed (``photogenic.upsampling.columns``).
+New images go to the dataset's own shards, keyed by the sha256 of their PNG bytes.
+
+A run starts over: the previous manifest goes first, then its shards, then the new shards and
+the new manifest last, so an interrupted run leaves no manifest pointing at missing shards and
+the next run makes the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from PIL import Image
+from tqdm.auto import tqdm
+
+from photogenic.config import RunConfig
+from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.schema import QUARANTINE_SCHEMA
+from photogenic.dataset.shards import ShardWriter
+from photogenic.dataset.store import SHARDS, Dataset, discard_version, repoint_shards
+from photogenic.errors import ConfigError, DataError
+from photogenic.parallel import ordered_map
+from photogenic.paths import dataset_dir
+from photogenic.upsampling.columns import UPSAMPLE_COLUMNS
+from photogenic.upsampling.lanczos import png_bytes, upscale_encoded
+from photogenic.upsampling.plan import needs_upsampling, passes_needed, resampled_size, sample_seed
+
+log = logging.getLogger(__name__)
+
+CAPTION = "training_caption"
+
+
+@dataclass
+class UpsampleResult:
+    ref: DatasetRef
+    stats: dict[str, Any]
+
+
+def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
+    settings = config.upsample
+    if settings.input == settings.output:
+        raise ConfigError(f"upsample.input and upsample.output are both {settings.input!r}; a stage never "
+                          "rewrites its input: name the output another dataset.")
+    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
+    if not source.exists():
+        raise DataError(f"The dataset {settings.input!r} (upsample.input) does not exist at {source.path}; "
+                        "run the stage that makes it (caption) first.")
+    table = source.read_manifest()
+    if settings.backend == "diffusion" and CAPTION not in table.column_names:
+        raise DataError(f"The dataset {settings.input!r} (upsample.input) has no {CAPTION!r} column, which the "
+                        "diffusion upscaler is conditioned on; upsample the caption stage's output.")
+    already = [name for name in UPSAMPLE_COLUMNS if name in table.column_names]
+    if already:
+        raise DataError(f"The dataset {settings.input!r} (upsample.input) already has the columns {already}: it "
+                        "was upsampled before; upsample the caption stage's output instead.")
+    rows = table.select([c for c in ("sample_id", "shard", "offset", "length", "width", "height", CAPTION)
+                         if c in table.column_names]).to_pylist()
+    todo = [i for i, r in enumerate(rows) if needs_upsampling(r["width"], r["height"], settings.min_short_side)]
+    log.info("upsample %s: %d rows, %d with short side < %d px (%s)", settings.input, len(rows), len(todo),
+             settings.min_short_side, settings.backend)
+
+    # load the model before anything is removed: a bad checkpoint leaves the last version intact
+    upscaler = _load_upscaler(config) if settings.backend == "diffusion" and todo else None
+    target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
+    discard_version(target)
+    writer = ShardWriter(target.shards_dir, first_index=0, max_images=settings.shard_max_images,
+                         max_bytes=settings.shard_max_bytes)
+    columns: dict[str, list] = {name: [None] * len(rows) for name in UPSAMPLE_COLUMNS}
+    stored: dict[str, Any] = {}  # sha256 -> StoredImage: identical new images are stored once
+    try:
+        made = _diffusion(config, upscaler, source, rows, todo, progress) if upscaler is not None \
+            else _lanczos(config, source, rows, todo, progress)
+        for index, data, backend, scale, seed in made:
+            digest = hashlib.sha256(data).hexdigest()
+            if digest not in stored:
+                stored[digest] = writer.add(digest, "png", data)
+            width, height = Image.open(io.BytesIO(data)).size  # the PNG header: no decode
+            put = stored[digest]
+            for name, value in (("upsampled_sha256", digest), ("upsampled_shard", f"{SHARDS}/{put.shard}"),
+                                ("upsampled_offset", put.offset), ("upsampled_length", put.length),
+                                ("upsampled_width", width), ("upsampled_height", height),
+                                ("upsample_backend", backend), ("upsample_scale", scale), ("upsample_seed", seed)):
+                columns[name][index] = value
+        writer.close_shard()
+    except BaseException:
+        writer.abort()
+        raise
+    for i, row in enumerate(rows):
+        w, h = columns["upsampled_width"][i] or row["width"], columns["upsampled_height"][i] or row["height"]
+        columns["training_short_side"][i] = min(w, h)
+
+    manifest = repoint_shards(table, source, target)
+    for name, dtype in UPSAMPLE_COLUMNS.items():
+        manifest = manifest.append_column(pa.field(name, dtype), pa.array(columns[name], dtype))
+    stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
+             "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
+    card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
+            "params": settings.model_dump(mode="json")}
+    ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card)
+    log.info("upsample %s → %s: %d rows, %d upsampled", settings.input, settings.output, len(rows), len(todo))
+    return UpsampleResult(ref=ref, stats=stats)
+
+
+
+def _lanczos(config: RunConfig, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
+    settings = config.upsample
+
+    def job(index: int) -> tuple:
+        row = rows[index]
+        size = resampled_size(row["width"], row["height"], settings.min_short_side)
+        return (source.image_bytes(row), size, settings.sharpen_percent, settings.sharpen_radius,
+                settings.sharpen_threshold)
+
+    results = ordered_map(upscale_encoded, todo, job, workers=min(settings.workers, len(todo)),
+                          batch_size=settings.batch_size)
+    for index, data in tqdm(results, total=len(todo), desc="upsample (lanczos)", unit="img", disable=not progress):
+        row = rows[index]
+        scale = settings.min_short_side / min(row["width"], row["height"])
+        yield index, data, "lanczos", scale, sample_seed(settings.seed, row["sample_id"])
+
+
+def _load_upscaler(config: RunConfig):
+    from photogenic.upsampling.diffusion import DiffusionUpscaler
+
+    return DiffusionUpscaler(config.upsample.diffusion, config.data.root)
+
+
+def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
+    """Batches of same-size, same-pass-count images through the pipeline, in manifest order
+    within each group; the groups themselves go in order of their first row."""
+    from photogenic.upsampling.diffusion import Job
+
+    settings = config.upsample
+    groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
+    for index in todo:
+        row = rows[index]
+        passes = passes_needed(min(row["width"], row["height"]), settings.min_short_side, upscaler.native_scale)
+        groups[(row["width"], row["height"], passes)].append(index)
+    size = settings.diffusion.batch_size
+    batches = [(passes, members[i:i + size]) for (_, _, passes), members in groups.items()
+               for i in range(0, len(members), size)]
+    with tqdm(total=len(todo), desc=f"upsample ({upscaler.name})", unit="img", disable=not progress) as bar:
+        for passes, batch in batches:
+            jobs = [Job(image=source.load_image(rows[i]), prompt=rows[i].get(CAPTION) or "",
+                        seed=sample_seed(settings.seed, rows[i]["sample_id"])) for i in batch]
+            for index, job, image in zip(batch, jobs, upscaler.upscale(jobs, passes)):
+                yield index, png_bytes(image), upscaler.name, float(upscaler.native_scale ** passes), job.seed
+            bar.update(len(batch))
