@@ -6,7 +6,8 @@ The stages come from the registry (photogenic.stages.registry), so a stage added
 covered without touching this file. ``repro_md5_match`` is the share of datasets made by both
 runners whose md5s agree; ``repro_stage_coverage`` the share of registered stages whose dataset
 both runners made (a stage that is in dvc.yaml but not yet in the pipeline, or whose input no
-registered stage makes, lowers it, and is named).
+registered stage makes, lowers it, and is named). Stages the registry declares without a dvc.yaml
+stage (``dvc_stage=False``: evaluate and promote, which judge models) are listed and left out.
 
     python benchmarks/reproducibility.py [--quick]
 """
@@ -48,13 +49,14 @@ def main() -> None:
         overrides = [f"sample_pool.n={n}", "sample_pool.shard_size=100", "ingest.workers=1", "filter.workers=1"]
         config = load_config(project / "configs" / "default.yaml", overrides)
         write_params(project, config.resolved())
-        datasets = {name: f"{config.data.root}/datasets/{dataset}" for name, spec in STAGES.items()
+        stages = {name: spec for name, spec in STAGES.items() if spec.dvc_stage}
+        datasets = {name: f"{config.data.root}/datasets/{dataset}" for name, spec in stages.items()
                     for dataset in spec.dataset_names(config, spec.outputs)}
 
         # 1. dvc repro, stage by stage (a stage whose input nothing makes fails alone, and is named)
         _run([sys.executable, "-m", "dvc", "repro", "sample_pool"], project, env)
         failed = {}
-        for name in STAGES:
+        for name in stages:
             done = _run([sys.executable, "-m", "dvc", "repro", name], project, env, check=False)
             if done.returncode != 0:
                 failed[name] = (done.stderr or done.stdout).strip().splitlines()[-1][:200]
@@ -76,7 +78,8 @@ def main() -> None:
 
     both = [name for name in datasets if by_dvc.get(name) and by_zenml.get(name)]
     matched = [name for name in both if by_dvc[name] == by_zenml[name]]
-    print(f"pool of {n} samples; {len(STAGES)} registered stages")
+    print(f"pool of {n} samples; {len(STAGES)} registered stages, "
+          f"{', '.join(sorted(set(STAGES) - set(datasets))) or 'none'} without a dvc.yaml stage (not compared)")
     for name, path in datasets.items():
         dvc_md5, zen_md5 = by_dvc.get(name), by_zenml.get(name)
         verdict = ("match" if name in matched else "DIFFER") if name in both else "not made by both"
