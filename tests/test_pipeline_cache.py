@@ -10,6 +10,17 @@ from tests.test_pipeline import _config, _small_pool
 from tests.conftest import image_bytes, wds_members, write_tar
 
 
+def _add_to_ground_truth(project, key):
+    """The SIMULATED curation annotators judge a new sample from the pool's ground truth."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = project / "data/raw/sample-pool/ground_truth.parquet"
+    rows = pq.read_table(path).to_pylist()
+    rows.append({**rows[0], "key": key, "scene_caption": "a new photo"})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
 def _statuses(name="data_curation"):
     from zenml.client import Client
 
@@ -60,8 +71,10 @@ def test_rerun_is_cached_restores_missing_datasets_and_invalidates_on_change(dvc
     assert read_lock(dvc_project)["stages"]["auto_filter"]["outs"][0]["md5"] == md5s["auto_filter"]
 
     # a source shard changed (same config): its md5 is in ingest's cache key, so ingest re-runs
+    # (and curation, whose simulated annotators' ground truth changed with it)
     write_tar(dvc_project / "data/raw/sample-pool/00001.tar",
               wds_members("000000100", image_bytes((200, 160), seed=99), "a new photo"))
+    _add_to_ground_truth(dvc_project, "000000100")
     run_pipeline("data_curation", config, progress=False)
     statuses = _statuses()
     assert statuses["ingest"] == "completed" and statuses["auto_filter"] == "completed"
