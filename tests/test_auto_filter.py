@@ -20,8 +20,10 @@ from tests.conftest import image_bytes, wds_members, write_tar
 
 def config_for(root, *overrides):
     """These fixtures are random-noise images, which the technical scorer rightly rejects as
-    noisy; it has its own test on the sample pool below."""
-    return _config_for(root, "filter.technical.enabled=false", *overrides)
+    noisy; it has its own test on the sample pool below. The OCR and NSFW models have theirs
+    in tests/test_filter_scorers.py (and the call counts below)."""
+    return _config_for(root, "filter.technical.enabled=false", "filter.ocr.enabled=false",
+                       "filter.nsfw.enabled=false", *overrides)
 
 SIZES = [(64, 48), (300, 200), (900, 200), (256, 256), (100, 400), (320, 240)]
 
@@ -69,7 +71,7 @@ def test_size_and_metadata_rejections_are_recorded_with_reasons(ingested):
     kept = {_key(r) for r in Dataset(result.ref.path).read_manifest().to_pylist()}
     assert "short side 100 px" in rejected["000000004"]["filter_reason"]
     assert kept == {"000000003", "000000099"}  # missing metadata is kept by default
-    assert result.funnel == [("input", 7), ("size", 4), ("metadata", 2), ("dedup", 2)]
+    assert result.funnel == [("input", 7), ("size", 4), ("metadata", 2), ("dedup", 2), ("concept", 2)]
     # a rejected row's later scores stay null: the metadata scorer never saw it
     assert rejected["000000000"]["score_metadata_likes"] is None
     assert check_output("auto_filter", result.ref, config).success
@@ -88,7 +90,7 @@ def test_pixel_scorers_see_only_the_survivors_of_cheaper_ones(ingested, workers)
     config = config_for(ingested)
     CountingPixelScorer.seen = []
     scorers = order([CountingPixelScorer()] + build_scorers(config))
-    assert [s.name for s in scorers] == ["size", "brightness", "dedup"]
+    assert [s.name for s in scorers] == ["size", "concept", "brightness", "dedup"]
     result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=workers, batch_size=3,
                          progress=False)
     survivors = result.survivors.to_pylist()
@@ -182,3 +184,69 @@ def test_technical_scorer_on_the_sample_pool_names_what_it_rejects(tmp_path):
     noisy = {k for k, r in truth.items() if "noise" in r["defects"]}
     assert noisy & set(by_technical) and not noisy & kept
     assert all(r["score_technical_quality"] is not None for r in Dataset(result.ref.path).read_manifest().to_pylist())
+
+
+class SquareRejector(Scorer):
+    """A cheap pixel scorer that rejects square images."""
+
+    name, version, cost_ms, needs_pixels = "square", "1", 1.0, True
+
+    def score(self, rows, images):
+        return {self.column(): [image.shape[0] == image.shape[1] for image in images]}
+
+    def reasons(self, columns):
+        return ["square" if square else None for square in columns[self.column()]]
+
+
+def counting(scorer_class):
+    """The real scorer, recording the rows it is called on."""
+    class Counting(scorer_class):
+        seen: list[str] = []
+
+        def score(self, rows, images):
+            type(self).seen.extend(r["sample_id"] for r in rows)
+            return super().score(rows, images)
+
+    return Counting
+
+
+def test_ocr_and_nsfw_never_run_on_rows_an_earlier_scorer_rejected(ingested):
+    from photogenic.config import NsfwFilterConfig, OcrFilterConfig, SizeFilterConfig
+    from photogenic.filtering.scorers.nsfw import NsfwScorer
+    from photogenic.filtering.scorers.ocr import TextAreaScorer
+    from photogenic.filtering.scorers.size import SizeScorer
+
+    ocr, nsfw = counting(TextAreaScorer)(OcrFilterConfig()), counting(NsfwScorer)(NsfwFilterConfig())
+    scorers = order([nsfw, ocr, SquareRejector(), SizeScorer(SizeFilterConfig())])
+    assert [s.name for s in scorers] == ["size", "square", "ocr", "nsfw"]
+    result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=0, batch_size=3,
+                         progress=False)
+    rows = result.table.to_pylist()
+    reached_ocr = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square")]
+    assert len(reached_ocr) == 2 and sorted(type(ocr).seen) == sorted(reached_ocr)  # each once, no other
+    reached_nsfw = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square", "ocr")]
+    assert sorted(type(nsfw).seen) == sorted(reached_nsfw)
+    assert all(r["score_ocr_text_area"] is None for r in rows if r["sample_id"] not in reached_ocr)
+
+
+def test_funnel_report_is_logged_to_the_active_mlflow_run(ingested):
+    import mlflow
+
+    config = config_for(ingested, "filter.workers=0")
+    with mlflow.start_run() as run:
+        auto_filter(config, progress=False)
+    artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "auto_filter")]
+    assert artifacts == ["auto_filter/candidates.funnel.html"]
+    auto_filter(config, progress=False)  # and without an active run, nothing is logged, nothing fails
+
+
+def test_top_k_sends_exactly_k_candidates_and_the_gate_knows(ingested):
+    config = config_for(ingested, "filter.workers=0", "filter.top_k.k=2", "filter.top_k.by=score_size_short_side")
+    result = auto_filter(config, progress=False)
+    rows = Dataset(result.ref.path).read_manifest().to_pylist()
+    assert len(rows) == 2 and sorted(r["score_size_short_side"] for r in rows) == [240, 256]
+    assert result.funnel[-1] == ("top_k", 2)
+    assert check_output("auto_filter", result.ref, config).success
+    loose = auto_filter(config_for(ingested, "filter.workers=0"), progress=False)
+    with pytest.raises(QualityGateError):
+        check_output("auto_filter", loose.ref, config)  # 4 candidates where top_k promises 2
