@@ -90,7 +90,7 @@ def test_pixel_scorers_see_only_the_survivors_of_cheaper_ones(ingested, workers)
     config = config_for(ingested)
     CountingPixelScorer.seen = []
     scorers = order([CountingPixelScorer()] + build_scorers(config))
-    assert [s.name for s in scorers] == ["size", "concept", "brightness", "dedup"]
+    assert [s.name for s in scorers] == ["size", "brightness", "dedup", "concept"]
     result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=workers, batch_size=3,
                          progress=False)
     survivors = result.survivors.to_pylist()
@@ -170,7 +170,9 @@ def test_technical_scorer_on_the_sample_pool_names_what_it_rejects(tmp_path):
     root = tmp_path / "data"
     generate_sample_pool(root / "raw" / "pool", n=160, seed=3, progress=False, workers=1)
     truth = {r["key"]: r for r in pq.read_table(root / "raw/pool/ground_truth.parquet").to_pylist()}
-    config = _config_for(root, "ingest.sources.0.uri=raw/pool/*.tar", "filter.workers=0")
+    # the OCR and NSFW models are judged on the pool in tests/test_filter_defects.py
+    config = _config_for(root, "ingest.sources.0.uri=raw/pool/*.tar", "filter.workers=0", "filter.ocr.enabled=false",
+                         "filter.nsfw.enabled=false")
     ingest(config, progress=False)
     result = auto_filter(config, progress=False)
     kept = {_key(r) for r in Dataset(result.ref.path).read_manifest().to_pylist()}
@@ -229,8 +231,10 @@ def test_ocr_and_nsfw_never_run_on_rows_an_earlier_scorer_rejected(ingested):
     assert all(r["score_ocr_text_area"] is None for r in rows if r["sample_id"] not in reached_ocr)
 
 
-def test_funnel_report_is_logged_to_the_active_mlflow_run(ingested):
+def test_funnel_report_is_logged_to_the_active_mlflow_run(ingested, monkeypatch):
     import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the tmp file store the autouse fixture sets
 
     config = config_for(ingested, "filter.workers=0")
     with mlflow.start_run() as run:

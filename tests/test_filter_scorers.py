@@ -236,7 +236,10 @@ def test_concept_cap_reaches_a_fixed_point():
     cap = concept_cap(counts, 0.4)
     total = sum(min(c, cap) for c in counts.values())
     assert cap <= 0.4 * total and cap == 20  # 40, 32, 28, ... until 20 + 20 + 10 = 50, 0.4 * 50 = 20
-    assert concept_cap(Counter({"a": 5}), 0.3) == 1  # a single concept cannot be balanced below one row
+    assert concept_cap(Counter({"a": 5}), 0.3) == 5  # one concept alone: nothing to balance
+    assert concept_cap(Counter({"a": 10, "b": 2}), 0.3) == 2  # two: at best an equal split
+    # three concepts: at least 1/3 each; 10 rows without a concept count in the pool: 7 <= 21 / 3
+    assert concept_cap(Counter({"a": 30, "b": 2, "c": 2}), 0.3, unbalanced=10) == 7
 
 
 def test_concept_cap_is_respected_and_the_best_are_kept():
@@ -249,7 +252,8 @@ def test_concept_cap_is_respected_and_the_best_are_kept():
     survivors = [{**r, "score_concept": c} for r, c in zip(rows, columns["score_concept"])]
     _, reasons = scorer.decide(survivors)
     kept = [i for i, r in enumerate(reasons) if r is None]
-    assert kept == [0, 3, 4, 5, 6]  # food capped at 2 of 5: its two best stay
+    # two concepts: at best an equal split, 0.5; food is capped at 3 (0.5 * (3 + 2 + 1 unknown)): its best stay
+    assert kept == [0, 2, 3, 4, 5, 6]
     assert "concept 'food' over its quota" in reasons[1] and "filter.concept.max_share=0.5" in reasons[1]
 
 

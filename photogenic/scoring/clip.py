@@ -69,7 +69,8 @@ def check_checkpoint(value: str, key: str, data_root: str) -> str:
     try:
         from transformers import CLIPConfig
 
-        CLIPConfig.from_pretrained(resolved)
+        # read at call time (the hub client reads it once, at import): offline means no request at all
+        CLIPConfig.from_pretrained(resolved, local_files_only=hub_offline())
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"The CLIP checkpoint {value!r} ({key}) cannot be loaded: {str(exc).splitlines()[0]} Set {key} to a "
@@ -86,8 +87,13 @@ def load_clip(checkpoint: str) -> Clip:
     from transformers import CLIPModel, CLIPProcessor
 
     torch.set_num_threads(1)  # one worker process per core already
-    model = CLIPModel.from_pretrained(checkpoint).eval()
-    return Clip(model, CLIPProcessor.from_pretrained(checkpoint))
+    offline = hub_offline()
+    model = CLIPModel.from_pretrained(checkpoint, local_files_only=offline).eval()
+    return Clip(model, CLIPProcessor.from_pretrained(checkpoint, local_files_only=offline))
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _features(out: Any) -> np.ndarray:

@@ -34,7 +34,7 @@ from photogenic.filtering.scorers.ocr import TextAreaScorer
 from photogenic.filtering.scorers.size import SizeScorer
 from photogenic.filtering.scorers.technical import TechnicalScorer
 from photogenic.filtering.scorers.topk import TopKScorer
-from photogenic.scoring.clip import check_checkpoint, resolve_checkpoint
+from photogenic.scoring.clip import check_checkpoint, hub_offline, resolve_checkpoint
 from photogenic.paths import dataset_dir, is_url, join
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def build_scorers(config: RunConfig) -> list[Scorer]:
         head = resolve_checkpoint(settings.aesthetic.head, config.data.root)
         from transformers import CLIPConfig
 
-        load_aesthetic_head(head, CLIPConfig.from_pretrained(clip).projection_dim)  # fails early if it cannot
+        dim = CLIPConfig.from_pretrained(clip, local_files_only=hub_offline()).projection_dim
+        load_aesthetic_head(head, dim)  # fails here, early, if it cannot load
         scorers.append(AestheticScorer(settings.aesthetic, clip, head, settings.clip.cost_ms))
     if settings.dedup.enabled:
         scorers.append(DuplicateScorer(settings.dedup))

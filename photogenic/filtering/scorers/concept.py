@@ -6,7 +6,9 @@ by filter.concept.keep_best_by.
 The concept comes from CLIP zero-shot over filter.concept.concepts when filter.clip.model is
 set, else from a source metadata field (filter.concept.metadata_key in img2dataset's .json,
 like a real source's ``category`` column; the sample pool writes one). Rows without a concept
-form the concept "unknown", capped like any other.
+("unknown") are kept and not balanced: a source without the field must not lose most of its
+pool to a quota. With k concepts present no quota can go below an equal split, so the share
+used is at least 1/k.
 """
 
 from __future__ import annotations
@@ -65,14 +67,16 @@ class ConceptBalanceScorer(GlobalScorer):
 
     def decide(self, survivors: list[dict[str, Any]]) -> tuple[Columns, list[str | None]]:
         concepts = [row[self.column()] or UNKNOWN for row in survivors]
-        cap = concept_cap(Counter(concepts), self.config.max_share)
+        counts = Counter(concepts)
+        unknown = counts.pop(UNKNOWN, 0)
+        cap = concept_cap(counts, self.config.max_share, unbalanced=unknown)
         best = self.config.keep_best_by
         members: dict[str, list[int]] = defaultdict(list)
         for i, concept in enumerate(concepts):
             members[concept].append(i)
         reasons: list[str | None] = [None] * len(survivors)
         for concept, index in members.items():
-            if len(index) <= cap:
+            if concept == UNKNOWN or len(index) <= cap:
                 continue
             # best first; rows missing the score go last; ties keep pool order
             ranked = sorted(index, key=lambda i: (-_value(survivors[i], best), i))
@@ -83,15 +87,17 @@ class ConceptBalanceScorer(GlobalScorer):
         return {}, reasons
 
 
-def concept_cap(counts: Counter, max_share: float) -> int:
-    """The largest per-concept count such that no capped concept exceeds ``max_share`` of the
-    capped pool: capping shrinks the pool, so iterate to the fixed point (it only decreases)."""
+def concept_cap(counts: Counter, max_share: float, unbalanced: int = 0) -> int:
+    """The largest per-concept count such that no capped concept exceeds ``max_share`` (at
+    least an equal split) of the capped pool, which also holds ``unbalanced`` rows: capping
+    shrinks the pool, so iterate to the fixed point (the cap only decreases)."""
     if not counts:
         return 0
+    share = max(max_share, 1 / len(counts))
     cap = max(counts.values())
     while True:
-        total = sum(min(c, cap) for c in counts.values())
-        new = max(1, math.floor(max_share * total))
+        total = unbalanced + sum(min(c, cap) for c in counts.values())
+        new = max(1, math.floor(share * total))
         if new >= cap:
             return cap
         cap = new
