@@ -112,6 +112,9 @@ def test_candidates_point_at_the_input_shards(ingested):
     assert card["funnel"][0] == {"after": "input", "rows": 7} and card["rejected"] == 3
     report = (ingested / "datasets" / "candidates.funnel.html").read_text()
     assert result.report.endswith("candidates.funnel.html") and "short side 48 px" in report
+    # the model scorers without a checkpoint are listed as off, with the key that turns them on
+    assert "no CLIP checkpoint configured (filter.clip.model)" in report
+    assert "no aesthetic predictor configured" in report and "disabled (filter.ocr.enabled=false)" in report
 
 
 def test_gate_refuses_survivors_outside_the_thresholds(ingested):
@@ -220,15 +223,15 @@ def test_ocr_and_nsfw_never_run_on_rows_an_earlier_scorer_rejected(ingested):
 
     ocr, nsfw = counting(TextAreaScorer)(OcrFilterConfig()), counting(NsfwScorer)(NsfwFilterConfig())
     scorers = order([nsfw, ocr, SquareRejector(), SizeScorer(SizeFilterConfig())])
-    assert [s.name for s in scorers] == ["size", "square", "ocr", "nsfw"]
+    assert [s.name for s in scorers] == ["size", "square", "nsfw", "ocr"]
     result = run_cascade(Dataset(str(ingested / "datasets/ingested")), scorers, workers=0, batch_size=3,
                          progress=False)
     rows = result.table.to_pylist()
-    reached_ocr = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square")]
-    assert len(reached_ocr) == 2 and sorted(type(ocr).seen) == sorted(reached_ocr)  # each once, no other
-    reached_nsfw = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square", "ocr")]
-    assert sorted(type(nsfw).seen) == sorted(reached_nsfw)
-    assert all(r["score_ocr_text_area"] is None for r in rows if r["sample_id"] not in reached_ocr)
+    reached_nsfw = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square")]
+    assert len(reached_nsfw) == 2 and sorted(type(nsfw).seen) == sorted(reached_nsfw)  # each once, no other
+    reached_ocr = [r["sample_id"] for r in rows if r["filter_rejected_by"] not in ("size", "square", "nsfw")]
+    assert sorted(type(ocr).seen) == sorted(reached_ocr)
+    assert all(r["score_nsfw"] is None for r in rows if r["sample_id"] not in reached_nsfw)
 
 
 def test_funnel_report_is_logged_to_the_active_mlflow_run(ingested, monkeypatch):

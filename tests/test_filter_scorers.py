@@ -204,7 +204,7 @@ def test_configured_clip_and_head_are_built_and_off_without_them(tiny_clip, tmp_
     torch.save(aesthetic_mlp(16).state_dict(), tmp_path / "head.pth")
     config = config_for(tmp_path, f"filter.clip.model={tiny_clip}", f"filter.aesthetic.head={tmp_path / 'head.pth'}")
     names = [s.name for s in build_scorers(config)]
-    assert names.index("nsfw") < names.index("clip") < names.index("aesthetic") < names.index("dedup")
+    assert names.index("ocr") < names.index("clip") < names.index("aesthetic") < names.index("dedup")
     assert not [d for d in scorers_off(config) if d["name"] in ("clip", "aesthetic")]
     default = {d["name"]: d["why"] for d in scorers_off(config_for(tmp_path))}
     assert "filter.clip.model" in default["clip"] and "filter.aesthetic.head" in default["aesthetic"]
@@ -269,3 +269,8 @@ def test_top_k_keeps_exactly_k_best():
     _, reasons = scorer.decide([{"score_q": v} for v in (0.2, None, 0.9, 0.5)])
     assert [r is None for r in reasons] == [False, False, True, True]
     assert "not among the best 2 by score_q" in reasons[0]
+
+
+def test_top_k_by_an_unknown_score_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"filter\.top_k\.by='score_nope'.*score_q"):
+        TopKScorer(TopKConfig(k=1, by="score_nope")).decide([{"score_q": 0.1}, {"score_q": 0.2}])

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from photogenic.config import TopKConfig
+from photogenic.errors import ConfigError
 from photogenic.filtering.scorer import Columns, GlobalScorer
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class TopKScorer(GlobalScorer):
             log.warning("top_k: only %d candidates survive, fewer than filter.top_k.k=%d; all are kept",
                         len(survivors), k)
         values = [row.get(by) for row in survivors]
+        if survivors and all(v is None for v in values):
+            named = sorted(k for k in survivors[0] if k.startswith("score_"))
+            raise ConfigError(f"filter.top_k.by={by!r} names no score the candidates carry; choose one of "
+                              f"{', '.join(named)}.")
         ranked = sorted(range(len(survivors)),
                         key=lambda i: (-(values[i] if values[i] is not None else -math.inf), i))
         rank = {i: r for r, i in enumerate(ranked)}
