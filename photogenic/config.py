@@ -125,10 +125,13 @@ class DedupFilterConfig(_Section):
     """Near-duplicate clusters by perceptual hash; one member of each is kept."""
 
     enabled: bool = True
-    # 2, not the library's 6: on the 4,000-image sample pool a grey hash at 6 bits merges many
-    # colour-swapped renders of one scene template (photogenic recall 0.82 vs 0.96 at 2);
-    # real photos may afford more: measure with benchmarks/filter_quality.py before raising it
-    max_distance: int = Field(2, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    # 6 with the colour hash (see photogenic.filtering.scorers.dedup for the calibration); the
+    # grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
+    # sample pool (photogenic recall 0.82 vs 0.96 at 2): set 2 if max_chroma_distance is null
+    max_distance: int = Field(6, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    max_chroma_distance: int | None = Field(
+        10, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
+    )
     keep_best_by: str | None = Field(
         "score_technical_quality", description="Score column that picks the member kept (higher wins)."
     )

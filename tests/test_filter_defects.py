@@ -105,11 +105,11 @@ def test_near_duplicates_are_caught_by_dedup(pool):
     scorer = DuplicateScorer(DedupFilterConfig(keep_best_by=None))
     pairs = [(copy, truth[copy]["near_duplicate_of"]) for copy in copies]
     keys = [k for pair in pairs for k in pair]
-    hashes = scorer.score([{}] * len(keys), [images[k] for k in keys])["score_dedup_hash"]
-    survivors = [{"sample_id": k, "score_dedup_hash": h} for k, h in zip(keys, hashes)]
+    columns = scorer.score([{}] * len(keys), [images[k] for k in keys])
+    survivors = [{"sample_id": k, **{name: values[i] for name, values in columns.items()}} for i, k in enumerate(keys)]
     _, reasons = scorer.decide(survivors)
     verdict = dict(zip(keys, reasons))
     caught = sum((verdict[a] is None) != (verdict[b] is None) for a, b in pairs) / len(pairs)
-    # at the default 2 bits (see DedupFilterConfig) only about a third of the pairs are joined: the
-    # grey hash cannot tell a crop of a picture from a recoloured render of its template
-    assert caught >= 0.3, f"dedup kept both of {1 - caught:.0%} of the copy/original pairs"
+    # 7 of these 12 pairs (33% with the grey hash alone at 2 bits), 68% on the 1,000-sample pool
+    # (see photogenic.filtering.scorers.dedup); the rest are the most heavily cropped copies
+    assert caught >= 0.5, f"dedup kept both of {1 - caught:.0%} of the copy/original pairs"
