@@ -125,12 +125,12 @@ class DedupFilterConfig(_Section):
     """Near-duplicate clusters by perceptual hash; one member of each is kept."""
 
     enabled: bool = True
-    # 6 with the colour hash (see photogenic.filtering.scorers.dedup for the calibration); the
-    # grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
+    # 4 with the colour hash at 8 (see photogenic.filtering.scorers.dedup for the calibration);
+    # the grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
     # sample pool (photogenic recall 0.82 vs 0.96 at 2): set 2 if max_chroma_distance is null
-    max_distance: int = Field(6, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    max_distance: int = Field(4, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
     max_chroma_distance: int | None = Field(
-        10, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
+        8, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
     )
     keep_best_by: str | None = Field(
         "score_technical_quality", description="Score column that picks the member kept (higher wins)."
