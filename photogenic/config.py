@@ -125,13 +125,107 @@ class DedupFilterConfig(_Section):
     """Near-duplicate clusters by perceptual hash; one member of each is kept."""
 
     enabled: bool = True
-    # 2, not the library's 6: on the 4,000-image sample pool a grey hash at 6 bits merges many
-    # colour-swapped renders of one scene template (photogenic recall 0.82 vs 0.96 at 2);
-    # real photos may afford more: measure with benchmarks/filter_quality.py before raising it
-    max_distance: int = Field(2, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    # 4 with the colour hash at 8 (see photogenic.filtering.scorers.dedup for the calibration);
+    # the grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
+    # sample pool (photogenic recall 0.82 vs 0.96 at 2): set 2 if max_chroma_distance is null
+    max_distance: int = Field(4, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    max_chroma_distance: int | None = Field(
+        8, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
+    )
     keep_best_by: str | None = Field(
         "score_technical_quality", description="Score column that picks the member kept (higher wins)."
     )
+
+
+class OcrFilterConfig(_Section):
+    """Share of the image covered by text lines found by the detection model that ships in
+    rapidocr-onnxruntime (no recognition: where text is, not what it says)."""
+
+    enabled: bool = True
+    # calibrated on the sample pool (benchmarks/filter_quality.py, no ground truth in the
+    # pipeline): its planted overlays and watermarks cover >= 2% of the frame
+    max_text_area: float = Field(
+        0.015, ge=0.0, le=1.0, description="Images whose text lines cover more than this share are rejected."
+    )
+    min_side: int = Field(
+        320, ge=32, description="The detector sees the image with its short side scaled to this many px (small "
+        "corner watermarks are missed below it; the cost grows with it), its long side at most 4x that."
+    )
+    box_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detector confidence a text box needs.")
+    # calibrated on the sample pool: the detector's boxes on planted text lines are 4.5-10 times as
+    # wide as tall (a short watermark about 2-2.3); the spurious boxes it puts on textured
+    # photogenic scenes 1.5-2.1. At 1.5, 6% of photogenic images were rejected; at 2.5, none
+    min_line_aspect: float = Field(
+        2.5, ge=0.0, description="A box counts as a text line when its width is at least this times its height."
+    )
+    max_line_height: float = Field(
+        0.35, gt=0.0, le=1.0, description="...and its height at most this share of the image's short side "
+        "(the detector also fires on large textured regions, which are no text line)."
+    )
+
+
+#: nudenet classes that mean offensive content (the covered, face and feet classes do not)
+NSFW_OFFENSIVE = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
+                  "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
+
+
+class NsfwFilterConfig(_Section):
+    """Offensive content, by the NSFW detector that ships in nudenet."""
+
+    enabled: bool = True
+    max_score: float = Field(
+        0.5, ge=0.0, le=1.0, description="Images where any offensive class is detected above this are rejected."
+    )
+    classes: list[str] = Field(
+        default_factory=lambda: list(NSFW_OFFENSIVE), description="nudenet classes that count as offensive."
+    )
+
+
+class ClipFilterConfig(_Section):
+    """CLIP image-caption cosine similarity, through transformers. Off without a checkpoint."""
+
+    model: str | None = Field(
+        None, description="CLIP checkpoint: a Hugging Face hub id or a local folder (CLIPModel + processor). "
+        "Also used by filter.aesthetic and filter.concept."
+    )
+    min_score: float | None = Field(0.2, description="Image-caption cosine below this is rejected (None: record only).")
+    batch_size: int = Field(16, ge=1)
+    cost_ms: float = Field(150.0, gt=0, description="Per-image cost on one core, for ordering the cascade.")
+
+
+class AestheticFilterConfig(_Section):
+    """LAION-style aesthetic predictor: an MLP head on normalised CLIP image embeddings of
+    filter.clip.model. Off without a head."""
+
+    head: str | None = Field(
+        None, description="Weights of the MLP head (.pth/.pt state dict or .safetensors), e.g. LAION's "
+        "sac+logos+ava1-l14-linearMSE.pth for CLIP ViT-L/14; a relative path lives under data.root."
+    )
+    min_score: float | None = Field(5.0, description="Predicted aesthetic score (1-10) below this is rejected.")
+
+
+class ConceptFilterConfig(_Section):
+    """Balance the candidate pool across visual concepts: cap each concept's share, keeping the
+    best rows of an over-represented concept by ``keep_best_by``."""
+
+    enabled: bool = True
+    max_share: float = Field(0.3, gt=0.0, le=1.0, description="Largest share of the candidates one concept may hold.")
+    concepts: list[str] = Field(
+        default_factory=lambda: ["portrait", "food", "animal", "landscape", "car", "plant", "architecture"],
+        description="Concepts for CLIP zero-shot assignment (when filter.clip.model is set).",
+    )
+    prompt: str = Field("a photo of {concept}", description="Zero-shot prompt template.")
+    metadata_key: str = Field(
+        "category", description="Without CLIP: the source metadata field (img2dataset .json) naming the concept."
+    )
+    keep_best_by: str | None = Field("score_technical_quality", description="Score column; higher is kept first.")
+
+
+class TopKConfig(_Section):
+    """Optionally send exactly ``k`` candidates to curation: the best by ``by``."""
+
+    k: int | None = Field(None, ge=1, description="None: every survivor goes on.")
+    by: str = Field("score_technical_quality", description="Score column; higher is better.")
 
 
 class FilterConfig(_Section):
@@ -143,6 +237,12 @@ class FilterConfig(_Section):
     metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
     technical: TechnicalFilterConfig = Field(default_factory=TechnicalFilterConfig)
     dedup: DedupFilterConfig = Field(default_factory=DedupFilterConfig)
+    ocr: OcrFilterConfig = Field(default_factory=OcrFilterConfig)
+    nsfw: NsfwFilterConfig = Field(default_factory=NsfwFilterConfig)
+    clip: ClipFilterConfig = Field(default_factory=ClipFilterConfig)
+    aesthetic: AestheticFilterConfig = Field(default_factory=AestheticFilterConfig)
+    concept: ConceptFilterConfig = Field(default_factory=ConceptFilterConfig)
+    top_k: TopKConfig = Field(default_factory=TopKConfig)
 
 
 

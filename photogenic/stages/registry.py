@@ -95,6 +95,7 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
         "max_aspect_ratio": settings.size.max_aspect_ratio if settings.size.enabled else None,
         "metadata_bounds": {name: (b.min, b.max) for name, b in settings.metadata.thresholds.items()},
         "dedup": settings.dedup.enabled,
+        **_model_score_bounds(settings),
     }
 
 
@@ -186,6 +187,21 @@ def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
                                                          "is false"}})
     decision = promote(read_results(folder), config.evaluate.promotion)
     return StageOutput(ref=ref, stats={"promotion": decision.as_dict()})
+def _model_score_bounds(settings) -> dict[str, Any]:
+    """Gate bounds for the model-backed scorers that run; top-k fixes the most candidates."""
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    if settings.ocr.enabled:
+        bounds["score_ocr_text_area"] = (None, settings.ocr.max_text_area)
+    if settings.nsfw.enabled:
+        bounds["score_nsfw"] = (None, settings.nsfw.max_score)
+    if settings.clip.model and settings.clip.min_score is not None:
+        bounds["score_clip"] = (settings.clip.min_score, None)
+    if settings.clip.model and settings.aesthetic.head and settings.aesthetic.min_score is not None:
+        bounds["score_aesthetic"] = (settings.aesthetic.min_score, None)
+    extra: dict[str, Any] = {"score_bounds": bounds, "nullable_scores": ["score_clip"]}  # uncaptioned rows
+    if settings.top_k.k is not None:
+        extra["max_rows"] = settings.top_k.k
+    return extra
 
 
 STAGES: dict[str, StageSpec] = {
