@@ -154,9 +154,9 @@ class UNetConfig(_Section):
 
     block_out_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], description="Channels per resolution level.")
     down_block_types: list[str] = Field(
-        default_factory=lambda: ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"])
-    up_block_types: list[str] = Field(
-        default_factory=lambda: ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"])
+        default_factory=lambda: ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        description="Cross-attention (text conditioning) only where it is cheap by default: the 8x8 level.")
+    up_block_types: list[str] = Field(default_factory=lambda: ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"])
     layers_per_block: int = Field(1, ge=1)
     attention_head_dim: int = Field(8, ge=1)
     transformer_layers_per_block: int = Field(1, ge=1)
@@ -225,6 +225,9 @@ class TrainStageConfig(_Section):
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting (5.0 is usual); empty: plain MSE.")
     caption_dropout: float = Field(0.1, ge=0, le=1, description="Share of captions replaced by '' (for guidance).")
     workers: int = Field(1, ge=0, description="DataLoader worker processes.")
+    threads: int | None = Field(1, ge=1, description="torch compute threads; empty: torch's default. On a 2-core "
+                                "CPU one thread computing and one DataLoader worker decoding beat two threads "
+                                "contending with the worker.")
     seed: int = 0
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept apart).")
@@ -252,7 +255,7 @@ class TrackingConfig(_Section):
 class TrainingResources(_Section):
     gpus: int = Field(0, ge=0)
     cpus: float = Field(2, gt=0)
-    memory_gb: float = Field(8, gt=0)
+    memory_gb: int = Field(8, gt=0, description="Memory in GB (whole GB: the ZenML resource setting).")
 
 
 class TrainingConfig(_Section):
@@ -260,12 +263,12 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=1200, batch_size=32, learning_rate=1e-3,
-        lr_schedule="cosine", warmup_steps=50, noise_offset=0.02, checkpoint_every=200, validate_every=400,
+        input="ingested", output="pretrained", max_steps=600, batch_size=32, learning_rate=1e-3,
+        lr_schedule="cosine", warmup_steps=30, noise_offset=0.02, checkpoint_every=100, validate_every=200,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="training_set", output="quality_tuned", init_from="pretrained", max_steps=300, batch_size=32,
-        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=100, validate_every=100))
+        input="training_set", output="quality_tuned", init_from="pretrained", max_steps=150, batch_size=32,
+        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=50))
     resources: TrainingResources = Field(default_factory=TrainingResources)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

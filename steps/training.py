@@ -21,9 +21,17 @@ from steps.settings import step_settings
 TRACKER = TrackingConfig().zenml_tracker
 
 
-def training_settings(name: str, config: RunConfig) -> dict:
-    """Step settings with the resources of this run's config (a Kubeflow stack schedules by them)."""
-    return step_settings(dataclasses.replace(get_stage(name), resources=_training_resources(config)))
+def training_settings(name: str, config: RunConfig | None = None) -> dict:
+    """Step settings with the resources of this run's config (a Kubeflow stack schedules by them),
+    and an MLflow run of the step's own, nested in the pipeline run's (ZenML's tracker otherwise
+    logs every step of a pipeline run into one MLflow run, where the two stages' params clash)."""
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
+
+    tracking = config.training.tracking if config is not None else TrackingConfig()
+    return {
+        **step_settings(dataclasses.replace(get_stage(name), resources=_training_resources(config))),
+        "experiment_tracker": MLFlowExperimentTrackerSettings(nested=True, experiment_name=tracking.experiment),
+    }
 
 
 def _train(name: str, config: dict, progress: bool, resume: bool) -> str:
@@ -31,23 +39,23 @@ def _train(name: str, config: dict, progress: bool, resume: bool) -> str:
     run = get_step_context().pipeline_run
     output = run_stage(name, cfg, progress=progress, resume=resume, zenml_run_id=str(run.id))
     summary = output.stats
-    log_metadata(metadata={
+    log_metadata(metadata={key: value for key, value in {
         "model_dir": output.model, "steps": summary["steps"], "seconds": summary["seconds"],
         "samples_per_second": summary["samples_per_second"], "best_step": summary["best_step"],
         "best_metric": summary["best_metric"], "validations": summary["validations"],
         "mlflow_run_id": summary["mlflow_run_id"], "registered_model": summary["registered_model"],
         "model_version": summary["model_version"], "training_set_dvc_md5": summary["input_dvc_md5"],
         "sample_grids": summary["grids"],
-    })
+    }.items() if value is not None})
     return output.model
 
 
-@step(enable_cache=False, settings=step_settings(get_stage("pretrain")), experiment_tracker=TRACKER)
+@step(enable_cache=False, settings=training_settings("pretrain"), experiment_tracker=TRACKER)
 def pretrain(config: dict, progress: bool = True, resume: bool = False) -> Annotated[str, "pretrained_model"]:
     return _train("pretrain", config, progress, resume)
 
 
-@step(enable_cache=False, settings=step_settings(get_stage("quality_tune")), experiment_tracker=TRACKER)
+@step(enable_cache=False, settings=training_settings("quality_tune"), experiment_tracker=TRACKER)
 def quality_tune(pretrained_model: str, config: dict, progress: bool = True,
                  resume: bool = False) -> Annotated[str, "quality_tuned_model"]:
     cfg = config_from_dict(config)

@@ -249,3 +249,34 @@ def test_missing_dataset_and_caption_column_are_clear_errors(tmp_path):
     write_dataset(tmp_path, "ingested", n=4, caption_column="alt")
     with pytest.raises(DataError, match="no caption column 'caption'"):
         run_stage("pretrain", cfg, progress=False)
+
+
+@pytest.mark.slow  # ZenML start-up plus two training steps
+def test_zenml_training_pipeline_tracks_into_zenml_mlflow_tracker(tmp_path, monkeypatch):
+    from photogenic.runtime import prepare_environment
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # ZenML's tracker decides where the runs go
+    prepare_environment(tmp_path)
+    import mlflow
+    from zenml.client import Client
+
+    from pipelines.run import run_pipeline
+
+    write_dataset(tmp_path / "data", "ingested", n=12)
+    write_dataset(tmp_path / "data", "training_set", n=12, split=True)
+    cfg = load_config(None, tiny_overrides(tmp_path / "data", "pretrain", steps=2)
+                      + tiny_overrides(tmp_path / "data", "quality_tune", steps=2)[1:])
+    run_pipeline("training", cfg, progress=False)
+
+    run = Client().get_pipeline("training").last_run
+    assert run.status.value == "completed"
+    stack = Client().active_stack
+    assert stack.experiment_tracker is not None and stack.experiment_tracker.flavor == "mlflow"
+    tuned = run.steps["quality_tune"].run_metadata
+    assert tuned["steps"] == 2 and tuned["model_dir"].endswith("models/quality_tuned")
+    mlflow.set_tracking_uri(stack.experiment_tracker.get_tracking_uri())
+    versions = {v.tags["stage"]: v for v in mlflow.MlflowClient().search_model_versions("name='photogenic-t2i'")}
+    assert versions["quality_tune"].tags["zenml_run_id"] == str(run.id)
+    assert versions["quality_tune"].run_id == tuned["mlflow_run_id"]
+    logged = mlflow.MlflowClient().get_run(tuned["mlflow_run_id"])
+    assert "loss" in logged.data.metrics and logged.data.params["stage"] == "quality_tune"

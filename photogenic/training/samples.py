@@ -19,6 +19,7 @@ from photogenic.scoring.technical import measure_all
 
 @torch.no_grad()
 def draw_samples(pipe, prompts: list[str], steps: int, guidance_scale: float, seed: int = 0) -> list[Image.Image]:
+    pipe.set_progress_bar_config(disable=True)
     generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(len(prompts))]
     return pipe(prompt=list(prompts), generator=generators, num_inference_steps=steps,
                 guidance_scale=guidance_scale, output_type="pil").images

@@ -38,6 +38,7 @@ class TrainResult:
     model_dir: str
     steps: int
     seconds: float
+    #: training throughput: validation (sampling, scoring) time excluded
     samples_per_second: float
     stopped_early: bool
     best_step: int | None
@@ -45,6 +46,7 @@ class TrainResult:
     validations: list[dict[str, Any]] = field(default_factory=list)
     grids: list[str] = field(default_factory=list)
     resumed_from: int | None = None
+    validation_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -152,6 +154,8 @@ class Trainer:
         cfg = self.cfg
         acc = self.accelerator
         seed_everything(cfg.seed + acc.process_index)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         unet, optimizer, lr_scheduler, ema = self._build_optimisation()
         checkpoints = os.path.join(self.work_dir, "checkpoints")
         state = {"step": 0, "best_metric": None, "best_step": None, "since_best": 0, "validations": [], "grids": []}
@@ -177,6 +181,7 @@ class Trainer:
         started = time.perf_counter()
         window_start, window_samples = started, 0
         stopped_early = False
+        validation_seconds = 0.0
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (self.progress and acc.is_main_process))
         while step < cfg.max_steps and not stopped_early:
             for _ in range(cfg.grad_accum):
@@ -205,7 +210,10 @@ class Trainer:
                                               "samples_per_second": throughput}, step)
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % cfg.validate_every == 0 or step == cfg.max_steps:
+                validation_started = time.perf_counter()
                 stopped_early = self._validate(unet, ema, step, state)
+                validation_seconds += time.perf_counter() - validation_started
+                window_start = time.perf_counter()  # throughput measures training only
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stopped_early:
                 if acc.is_main_process:
                     ckpt.save_checkpoint(checkpoints, step, self._state(state, unet, optimizer, lr_scheduler, ema),
@@ -218,7 +226,8 @@ class Trainer:
             self._save_final(unet, ema, state)
         acc.wait_for_everyone()
         return TrainResult(
-            model_dir=self.output_dir, steps=step, seconds=seconds, samples_per_second=trained / max(seconds, 1e-9),
+            model_dir=self.output_dir, steps=step, seconds=seconds, validation_seconds=validation_seconds,
+            samples_per_second=trained / max(seconds - validation_seconds, 1e-9),
             stopped_early=stopped_early, best_step=state["best_step"], best_metric=state["best_metric"],
             validations=state["validations"], grids=state["grids"], resumed_from=resumed_from)
 
