@@ -192,7 +192,9 @@ class ModelConfig(_Section):
     unet: UNetConfig = Field(default_factory=UNetConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
-    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    # v-prediction by default: with the cosine schedule, epsilon-prediction makes the sampler
+    # divide by sqrt(alpha_bar) ~ 0 at the noisiest steps, and a small model's errors explode there
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
     num_train_timesteps: int = Field(1000, ge=10)
 
@@ -263,12 +265,12 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=600, batch_size=32, learning_rate=1e-3,
+        input="ingested", output="pretrained", max_steps=400, batch_size=32, learning_rate=1e-3,
         lr_schedule="cosine", warmup_steps=30, noise_offset=0.02, checkpoint_every=100, validate_every=200,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="training_set", output="quality_tuned", init_from="pretrained", max_steps=150, batch_size=32,
-        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=50))
+        input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
+        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
     resources: TrainingResources = Field(default_factory=TrainingResources)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -84,7 +84,11 @@ class NullTracker:
 def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     """The active MLflow run (ZenML's) if there is one, else a new run in the configured store."""
     import mlflow
+    from accelerate import PartialState
 
+    if not PartialState().is_main_process:  # under DDP one process tracks and registers
+        yield NullTracker()
+        return
     active = mlflow.active_run()
     if active is not None:
         yield Tracker(mlflow, active.info.run_id)
