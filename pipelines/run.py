@@ -14,8 +14,12 @@ from photogenic.config import RunConfig
 from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
+from pipelines.tracking import ensure_mlflow_stack
+from pipelines.training import training
 
-PIPELINES = {"data_curation": data_curation}
+PIPELINES = {"data_curation": data_curation, "training": training}
+#: pipelines whose steps log into ZenML's MLflow experiment tracker
+TRACKED = {"training"}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True) -> str:
@@ -27,6 +31,8 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         # dvc.yaml reads its params (and output paths) from params.yaml: keep it the config we run
         write_params(require_project("."), resolved)
     _ensure_zenml_repository(Path.cwd())
+    if name in TRACKED:
+        ensure_mlflow_stack(config)
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     try:
         run = PIPELINES[name].with_options(run_name=run_name)(config=resolved, progress=progress)

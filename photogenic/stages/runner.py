@@ -13,8 +13,9 @@ from photogenic.stages.registry import StageOutput, get_stage
 log = logging.getLogger(__name__)
 
 
-def run_stage(name: str, config: RunConfig, progress: bool = True) -> StageOutput:
-    return get_stage(name).run(config, progress)
+def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
+    """Run stage ``name``; ``options`` go to stages that take them (``resume=True`` for resumable ones)."""
+    return get_stage(name).run(config, progress, **options)
 
 
 def quality_dir(ref: DatasetRef) -> str:
