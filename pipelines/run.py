@@ -15,8 +15,12 @@ from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
 from pipelines.evaluation import evaluation
+from pipelines.tracking import ensure_mlflow_stack
+from pipelines.training import training
 
-PIPELINES = {"data_curation": data_curation, "evaluation": evaluation}
+PIPELINES = {"data_curation": data_curation, "training": training, "evaluation": evaluation}
+#: pipelines whose steps log into ZenML's MLflow experiment tracker
+TRACKED = {"training"}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,
@@ -34,6 +38,8 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         # dvc.yaml reads its params (and output paths) from params.yaml: keep it the config we run
         write_params(require_project("."), resolved)
     _ensure_zenml_repository(Path.cwd())
+    if name in TRACKED:
+        ensure_mlflow_stack(config)
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     try:
         options = {"config_path": str(zenml_config)} if zenml_config else {}

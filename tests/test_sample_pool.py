@@ -25,7 +25,7 @@ from photogenic.samplepool.defects import encode_jpeg
 from photogenic.samplepool.sample import PoolContext, render_clean
 
 N, SEED, SHARD_SIZE = 300, 0, 100
-JSON_FIELDS = ["url", "caption", "likes", "views", "key", "status", "error_message", "width", "height",
+JSON_FIELDS = ["url", "caption", "likes", "views", "category", "key", "status", "error_message", "width", "height",
                "original_width", "original_height", "exif", "sha256"]
 
 

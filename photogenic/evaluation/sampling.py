@@ -101,6 +101,9 @@ def load_pipeline(folder: str, settings: SamplingSettings) -> Any:
     import diffusers
     import torch
 
+    # the project's own pipeline components (pixel space, MiniLM text encoder) must be importable
+    # by name before diffusers reads a model_index.json that names them
+    import photogenic.models  # noqa: F401
     from photogenic.evaluation.models import check_pipeline_folder
 
     check_pipeline_folder(folder)

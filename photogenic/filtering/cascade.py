@@ -64,8 +64,13 @@ class _Batch:
 
 def order(scorers: list[Scorer]) -> list[Scorer]:
     """Manifest-only scorers first, then pixel scorers, cheapest first within each; pool-wide
-    scorers decide last (their per-row part still runs in cost order)."""
-    return sorted(scorers, key=lambda s: (isinstance(s, GlobalScorer), s.needs_pixels, s.cost_ms))
+    scorers decide last, in their ``decision_rank`` order (their per-row part still runs with
+    the other manifest or pixel scorers)."""
+    def key(s: Scorer) -> tuple:
+        pool_wide = isinstance(s, GlobalScorer)
+        return (pool_wide, s.decision_rank if pool_wide else 0, s.needs_pixels, s.cost_ms)
+
+    return sorted(scorers, key=key)
 
 
 def run_cascade(dataset: Dataset, scorers: list[Scorer], *, workers: int = 2, batch_size: int = 32,

@@ -54,7 +54,11 @@ class Scorer(ABC):
 class GlobalScorer(Scorer):
     """A scorer whose verdict needs the whole pool (near-duplicate clusters, concept quotas):
     ``score`` runs per batch like any scorer, then ``decide`` runs once on every row that
-    survived all per-row scorers, after the cascade has seen the whole pool."""
+    survived all per-row scorers, after the cascade has seen the whole pool.
+    Pool-wide decisions run in ``decision_rank`` order (near-duplicates, then concept quotas,
+    then a final top-k), each on what the ones before it kept."""
+
+    decision_rank: ClassVar[int] = 0
 
     @abstractmethod
     def decide(self, survivors: list[dict[str, Any]]) -> tuple[Columns, list[str | None]]:

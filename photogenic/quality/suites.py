@@ -141,6 +141,10 @@ class AutoFilterGateParams(GateParams):
     metadata_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
     #: near-duplicate clustering ran: no cluster may be represented twice among the survivors
     dedup: bool = False
+    #: score column -> (min, max) for the model scorers that ran (text area, NSFW, CLIP, aesthetic);
+    #: a column is checked for nulls only when every survivor must have been scored
+    score_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    nullable_scores: list[str] = Field(default_factory=list, description="score columns a survivor may lack")
 
 
 @register_suite("auto_filter", AutoFilterGateParams)
@@ -167,6 +171,10 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
             gxe.ExpectColumnValuesToNotBeNull(column="score_dedup_cluster"),
             gxe.ExpectColumnValuesToBeUnique(column="score_dedup_cluster"),
         ]
+    for column, (low, high) in sorted(params.score_bounds.items()):
+        if column not in params.nullable_scores:
+            manifest.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
+        manifest.append(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
     for name, (low, high) in sorted(params.metadata_bounds.items()):
         # rows without the metadata are null here, and GE's column checks skip nulls
         manifest.append(gxe.ExpectColumnValuesToBeBetween(column=f"score_metadata_{name}", min_value=low, max_value=high))

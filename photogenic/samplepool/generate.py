@@ -36,7 +36,7 @@ from photogenic.samplepool.writer import (
 )
 
 #: bump whenever a change to this package changes any byte of a generated pool
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def readme_text(
         "## Files (img2dataset, `output_format=webdataset`)",
         "",
         "- `NNNNN.tar`: per sample `{key}.jpg`, `{key}.txt` (alt-text caption), `{key}.json`",
-        "  (img2dataset's fields, plus the source's `likes` and `views`); key = shard (5 digits) +",
+        "  (img2dataset's fields, plus the source's `likes`, `views` and `category`); key = shard (5 digits) +",
         "  index in shard (4 digits).",
         "- `NNNNN.parquet`: one metadata row per sample; `NNNNN_stats.json`: img2dataset's shard stats.",
         "- `ground_truth.parquet`: the hidden truth of every sample (scene, defects, photogenic, full",

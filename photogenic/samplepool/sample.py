@@ -91,7 +91,7 @@ def build_sample(ctx: PoolContext, index: int) -> SampleRecord:
     photogenic = scene.composed and not plan.image_defects
     key = ctx.key(index)
     meta = _metadata(ctx, index, key, alt, caption, data, size, appeal=0.5 * scene.composed
-                     + 0.5 * (not plan.image_defects))
+                     + 0.5 * (not plan.image_defects), category=scene.concept)
     truth = {
         "key": key,
         "shard": ctx.shard_of(index),
@@ -148,10 +148,12 @@ def _image_bytes(
 
 def _metadata(
     ctx: PoolContext, index: int, key: str, alt: str, caption: bytes, data: bytes,
-    size: tuple[int, int], appeal: float,
+    size: tuple[int, int], appeal: float, category: str,
 ) -> dict[str, Any]:
     """img2dataset's per-sample fields (resize_mode "no": original size = size) plus the
-    source's engagement counts, which follow ``appeal`` loosely (heavy-tailed noise)."""
+    source's engagement counts, which follow ``appeal`` loosely (heavy-tailed noise), and the
+    category the source filed the image under (its subject's concept, as a stock or social
+    site's category column would give it)."""
     rng = stream(META, ctx.seed, index)
     slug = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-") or "image"
     host = HOSTS[int(rng.integers(len(HOSTS)))]
@@ -162,6 +164,7 @@ def _metadata(
         "caption": caption.decode("utf-8", errors="replace"),
         "likes": likes,
         "views": views,
+        "category": category,
         "key": key,
         "status": "success",
         "error_message": None,

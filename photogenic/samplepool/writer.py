@@ -31,6 +31,7 @@ SHARD_SCHEMA = pa.schema([
     ("caption", pa.string()),
     ("likes", pa.int64()),
     ("views", pa.int64()),
+    ("category", pa.string()),
     ("key", pa.string()),
     ("status", pa.string()),
     ("error_message", pa.string()),

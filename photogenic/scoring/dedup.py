@@ -89,6 +89,19 @@ def phash_many(images: Iterable[Image.Image]) -> np.ndarray:
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
 
 
+def chroma_phash_many(images: Iterable[Image.Image]) -> np.ndarray:
+    """``phash`` of each image's colour layout: its CIELAB a* and b* planes side by side, blind
+    to brightness. The grey hash cannot tell a copy from a render that differs only in the
+    subject's colour; requiring both hashes to be close lets the grey threshold be wider (see
+    ``photogenic.filtering.scorers.dedup`` for the calibration)."""
+    return phash_many([_chroma_planes(image) for image in images])
+
+
+def _chroma_planes(image: Image.Image) -> Image.Image:
+    lab = np.asarray(image.convert("RGB").convert("LAB"))
+    return Image.fromarray(np.concatenate([lab[..., 1], lab[..., 2]], axis=1), "L")
+
+
 def _grey_grid(image: Image.Image) -> np.ndarray:
     grey = image if image.mode == "L" else image.convert("L")
     small = grey.resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX)
@@ -282,6 +295,13 @@ def _smallest_member(labels: np.ndarray) -> np.ndarray:
     smallest = np.full(labels.size, labels.size, dtype=np.int64)
     np.minimum.at(smallest, labels, np.arange(labels.size))
     return smallest[labels]
+
+
+def keep_best(cluster_id: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """True for the best-scoring member of each cluster (``cluster_id`` as
+    ``DuplicateClusters`` gives it), the lowest index among equals: for callers that combine
+    clusterings."""
+    return _keepers(np.asarray(cluster_id, dtype=np.int64), np.asarray(scores, dtype=float))
 
 
 def _keepers(cluster_id: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -85,6 +85,9 @@ def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -
             problems.append(f"dvc.yaml: stage {name}: params {sorted(params)} differ from the declared {sorted(spec.params)}")
         outs = [o if isinstance(o, str) else next(iter(o)) for o in entry.get("outs", [])]
         wanted_outs = {dataset_path_template(key) for key in spec.outputs} | set(spec.extra_outs)
+        # a model is a folder under <data.root>/models plus its summary file beside it
+        for key in spec.model_outputs:
+            wanted_outs |= {f"${{data.root}}/models/${{{key}}}", f"${{data.root}}/models/${{{key}}}.json"}
         for out in outs:
             if out not in wanted_outs:
                 problems.append(f"dvc.yaml: stage {name}: output {out} is not declared by the stage")

@@ -24,10 +24,13 @@ class Resources:
 
 @dataclass
 class StageOutput:
-    ref: DatasetRef
+    #: the dataset the stage wrote (None for stages whose product is a model)
+    ref: DatasetRef | None
     stats: dict[str, Any] = field(default_factory=dict)
     #: HTML reports the stage wrote (name -> path), for people and for the orchestrator's UI
     reports: dict[str, str] = field(default_factory=dict)
+    #: the model folder a training stage wrote (a diffusers pipeline)
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class StageSpec:
     def resources_for(self, config: RunConfig) -> Resources:
         """What the stage needs to run with ``config``."""
         return self.config_resources(config) if self.config_resources else self.resources
+    #: config keys whose values name models (folders under <data.root>/models) the stage reads / writes
+    model_inputs: tuple[str, ...] = ()
+    model_outputs: tuple[str, ...] = ()
+    #: the stage can continue a killed run from its last checkpoint (``photogenic step NAME --resume``)
+    resumable: bool = False
 
     def dataset_names(self, config: RunConfig, keys: tuple[str, ...]) -> list[str]:
         """The dataset names that ``keys`` (``self.inputs`` or ``self.outputs``) hold in ``config``."""
@@ -115,6 +123,7 @@ def _auto_filter_gate_params(config: RunConfig) -> dict[str, Any]:
         "max_aspect_ratio": settings.size.max_aspect_ratio if settings.size.enabled else None,
         "metadata_bounds": {name: (b.min, b.max) for name, b in settings.metadata.thresholds.items()},
         "dedup": settings.dedup.enabled,
+        **_model_score_bounds(settings),
     }
 
 
@@ -224,6 +233,45 @@ def _run_promote(config: RunConfig, progress: bool) -> StageOutput:
                                                          "is false"}})
     decision = promote(read_results(folder), config.evaluate.promotion)
     return StageOutput(ref=ref, stats={"promotion": decision.as_dict()})
+def _model_score_bounds(settings) -> dict[str, Any]:
+    """Gate bounds for the model-backed scorers that run; top-k fixes the most candidates."""
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    if settings.ocr.enabled:
+        bounds["score_ocr_text_area"] = (None, settings.ocr.max_text_area)
+    if settings.nsfw.enabled:
+        bounds["score_nsfw"] = (None, settings.nsfw.max_score)
+    if settings.clip.model and settings.clip.min_score is not None:
+        bounds["score_clip"] = (settings.clip.min_score, None)
+    if settings.clip.model and settings.aesthetic.head and settings.aesthetic.min_score is not None:
+        bounds["score_aesthetic"] = (settings.aesthetic.min_score, None)
+    extra: dict[str, Any] = {"score_bounds": bounds, "nullable_scores": ["score_clip"]}  # uncaptioned rows
+    if settings.top_k.k is not None:
+        extra["max_rows"] = settings.top_k.k
+    return extra
+
+
+def _training_runner(recipe: str) -> Callable[..., StageOutput]:
+    def run(config: RunConfig, progress: bool, resume: bool = False, zenml_run_id: str | None = None,
+            input_dvc_md5: str | None = None) -> StageOutput:
+        import importlib
+
+        from photogenic.training.stage import RunContext
+
+        module = importlib.import_module(f"photogenic.training.recipes.{recipe}")
+        summary = module.run(config, RunContext(resume=resume, zenml_run_id=zenml_run_id,
+                                                input_dvc_md5=input_dvc_md5), progress=progress)
+        reports = {"samples": summary["grids"][-1]} if summary["grids"] else {}
+        return StageOutput(ref=None, stats=summary, reports=reports, model=summary["model_dir"])
+
+    return run
+
+
+def _training_resources(config: RunConfig | None = None) -> Resources:
+    """From training.resources (the defaults when no config is at hand, as at import time)."""
+    from photogenic.config import TrainingResources
+
+    res = config.training.resources if config is not None else TrainingResources()
+    return Resources(cpus=res.cpus, memory_gb=res.memory_gb, gpus=res.gpus)
 
 
 STAGES: dict[str, StageSpec] = {
@@ -307,6 +355,33 @@ STAGES: dict[str, StageSpec] = {
             resources=Resources(cpus=2, memory_gb=4),
             inputs=("package.input",),
             outputs=("package.output",),
+        ),
+        StageSpec(
+            name="pretrain",
+            description="Pretrain a text-to-image diffusion model (new from config, or a published pipeline) on "
+            "the pool; checkpoints, EMA, MLflow tracking; the model is saved as a diffusers pipeline and registered.",
+            run=_training_runner("pretrain"),
+            params=("data", "training"),
+            gate=None,
+            resources=_training_resources(),
+            config_resources=_training_resources,
+            inputs=("training.pretrain.input",),
+            model_outputs=("training.pretrain.output",),
+            resumable=True,
+        ),
+        StageSpec(
+            name="quality_tune",
+            description="Quality-tune the pretrained model on the curated training set (Emu's recipe: small "
+            "constant LR, noise offset 0.1, early stopping on a validation metric, best model kept).",
+            run=_training_runner("quality_tune"),
+            params=("data", "training"),
+            gate=None,
+            resources=_training_resources(),
+            config_resources=_training_resources,
+            inputs=("training.quality_tune.input",),
+            model_inputs=("training.quality_tune.init_from",),
+            model_outputs=("training.quality_tune.output",),
+            resumable=True,
         ),
         StageSpec(
             name="evaluate",

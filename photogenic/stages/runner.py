@@ -26,8 +26,9 @@ def stage_config(stage: str, config: dict[str, Any]) -> dict[str, Any]:
     return {name: config[name] for name in sections if name in config}
 
 
-def run_stage(name: str, config: RunConfig, progress: bool = True) -> StageOutput:
-    return get_stage(name).run(config, progress)
+def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
+    """Run stage ``name``; ``options`` go to stages that take them (``resume=True`` for resumable ones)."""
+    return get_stage(name).run(config, progress, **options)
 
 
 def quality_dir(ref: DatasetRef) -> str:

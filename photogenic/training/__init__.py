@@ -1,0 +1,1 @@
+"""Training: the loop (trainer.py) and its parts, and the recipes (recipes/)."""

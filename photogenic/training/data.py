@@ -1,0 +1,124 @@
+"""Training data from a photogenic Dataset: captioned images read one ranged read at a time.
+
+Nothing is loaded whole: the manifest columns needed (where each image lives, its caption, its
+split) are read once, and each image is read from its shard when a DataLoader worker asks for it.
+
+The order is a pure function of (seed, epoch): ``ResumableSampler`` walks an endless sequence
+of per-epoch permutations from a position it is given, so a resumed run reads exactly the
+samples the interrupted one would have read next, and each process of a DDP run reads its own
+stride of the same sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import Sampler
+
+from photogenic.dataset.store import Dataset
+from photogenic.errors import DataError
+
+log = logging.getLogger(__name__)
+
+_LOCATION = ["sample_id", "shard", "offset", "length"]
+
+
+def read_rows(dataset: Dataset, caption_column: str) -> list[dict]:
+    """The rows to train on: location, caption (missing -> ''), and split where the dataset has one."""
+    schema = dataset.manifest_schema()
+    if caption_column not in schema.names:
+        raise DataError(
+            f"Dataset {dataset.name!r} has no caption column {caption_column!r} (its columns: "
+            f"{', '.join(schema.names)}). Set caption_column in the training stage's config."
+        )
+    columns = _LOCATION + [caption_column] + (["split"] if "split" in schema.names else [])
+    rows = dataset.read_manifest(columns=columns).to_pylist()
+    for row in rows:
+        row["caption"] = row.pop(caption_column) or ""  # a missing caption trains as the unconditional one
+    return rows
+
+
+def split_rows(rows: list[dict], validation_fraction: float) -> tuple[list[dict], list[dict]]:
+    """(train, validation). A ``split`` column decides where there is one (the packaged training
+    set's contract); otherwise a stable share of rows, chosen by a hash of the sample id, is held
+    out, so the same rows are held out in every run."""
+    if rows and "split" in rows[0]:
+        train = [r for r in rows if r["split"] == "train"]
+        validation = [r for r in rows if r["split"] == "validation"]
+    else:
+        cut = int(validation_fraction * 2**32)
+        held = [int(hashlib.sha256(r["sample_id"].encode()).hexdigest()[:8], 16) < cut for r in rows]
+        train = [r for r, h in zip(rows, held) if not h]
+        validation = [r for r, h in zip(rows, held) if h]
+    if not train:
+        raise DataError("The training dataset has no training rows (split == 'train', or after the held-out share).")
+    return train, validation
+
+
+def to_tensor(image: Image.Image, resolution: int) -> torch.Tensor:
+    """Centre crop to a square, resize to ``resolution`` (area-averaging, as a camera would),
+    scale to [-1, 1], channels first."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    image = image.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BOX)
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+class CaptionedImages(TorchDataset):
+    """Map-style view over manifest rows; images are read lazily, in whichever worker asks."""
+
+    def __init__(self, dataset_path: str, rows: list[dict], resolution: int):
+        self.dataset_path = dataset_path
+        self.rows = rows
+        self.resolution = resolution
+        self._dataset: Dataset | None = None  # opened per worker process
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        if self._dataset is None:
+            self._dataset = Dataset(self.dataset_path)
+        row = self.rows[index]
+        image = self._dataset.load_image(row)
+        return {"pixels": to_tensor(image, self.resolution), "caption": row["caption"], "index": index}
+
+
+def collate(items: list[dict]) -> dict:
+    return {
+        "pixels": torch.stack([i["pixels"] for i in items]),
+        "caption": [i["caption"] for i in items],
+        "index": torch.tensor([i["index"] for i in items]),
+    }
+
+
+class ResumableSampler(Sampler[int]):
+    """Endless per-epoch permutations of ``range(n)``, starting at global position ``start``
+    (samples already consumed by all processes), this process taking every ``world``-th one."""
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def __iter__(self) -> Iterator[int]:
+        position = self.start + self.rank
+        epoch, order = -1, None
+        while True:
+            current, offset = divmod(position, self.n)
+            if current != epoch:
+                epoch, order = current, self.permutation(current)
+            yield int(order[offset])
+            position += self.world
+
+    def __len__(self) -> int:  # endless; DataLoader only needs this for its progress estimate
+        return 2**62

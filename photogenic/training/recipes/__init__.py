@@ -1,0 +1,1 @@
+"""Training recipes: one readable module each (pretrain, quality_tune)."""
