@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -308,7 +309,14 @@ def main() -> None:
         app()
     except PhotogenicError as exc:
         typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(exc.exit_code)
+        # The message is the whole outcome of a user error. Leave without the interpreter's
+        # teardown: now and then a native thread pool (pyarrow's, seen after a failed import of an
+        # annotation file) aborts while being destroyed ("terminate called without an active
+        # exception"), which would turn exit code 2 into a SIGABRT after the message was printed.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from photogenic.packaging.images import EXTENSIONS, pack_encoded
 from photogenic.packaging.split import split_of
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir, join
+from photogenic.stages.inputs import open_input
 from photogenic.upsampling.columns import training_image_pointer
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,7 @@ class PackageResult:
 
 def package(config: RunConfig, progress: bool = True) -> PackageResult:
     settings = config.package
-    if settings.input == settings.output:
-        raise ConfigError(f"package.input and package.output are both {settings.input!r}; a stage never "
-                          "rewrites its input: name the output another dataset.")
-    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
-    if not source.exists():
-        raise DataError(f"The dataset {settings.input!r} (package.input) does not exist at {source.path}; "
-                        "run the upsample stage first.")
+    source = open_input(config.data.root, "package", settings.input, settings.output, "the upsample stage")
     if settings.input == config.upsample.output and config.upsample.min_short_side < settings.resolution:
         raise ConfigError(
             f"package.resolution is {settings.resolution} px but upsample.min_short_side is "

@@ -29,9 +29,10 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter
 from photogenic.dataset.store import SHARDS, Dataset, discard_version, repoint_shards
-from photogenic.errors import ConfigError, DataError
+from photogenic.errors import DataError
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
+from photogenic.stages.inputs import open_input
 from photogenic.upsampling.columns import UPSAMPLE_COLUMNS
 from photogenic.upsampling.lanczos import png_bytes, upscale_encoded
 from photogenic.upsampling.plan import needs_upsampling, passes_needed, resampled_size, sample_seed
@@ -49,13 +50,8 @@ class UpsampleResult:
 
 def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     settings = config.upsample
-    if settings.input == settings.output:
-        raise ConfigError(f"upsample.input and upsample.output are both {settings.input!r}; a stage never "
-                          "rewrites its input: name the output another dataset.")
-    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
-    if not source.exists():
-        raise DataError(f"The dataset {settings.input!r} (upsample.input) does not exist at {source.path}; "
-                        "run the stage that makes it (caption) first.")
+    source = open_input(config.data.root, "upsample", settings.input, settings.output,
+                        "the stage that makes it (caption)")
     table = source.read_manifest()
     if settings.backend == "diffusion" and CAPTION not in table.column_names:
         raise DataError(f"The dataset {settings.input!r} (upsample.input) has no {CAPTION!r} column, which the "
