@@ -66,7 +66,7 @@ def sample_pool(
 def run(
     config: ConfigOption = Path("configs/default.yaml"),
     set_: SetOption = None,
-    pipeline: Annotated[str, typer.Option(help="Pipeline to run.")] = "data_curation",
+    pipeline: Annotated[str, typer.Option(help="Pipeline to run: emu (the whole recipe), data_curation, training, evaluation.")] = "emu",
     quiet: QuietOption = False,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse steps whose code, config and "
                                         "input md5s are unchanged.")] = True,

@@ -442,9 +442,10 @@ class EvaluateConfig(_Section):
     output: DatasetName = Field("evaluation", description="Dataset of generated images, scores and results.")
     prompts: str = Field("prompts/sample_world.tsv", description="Prompt file (.txt, .csv, .tsv) under data.root.")
     max_prompts: int | None = Field(None, ge=1, description="Use only the first N prompts.")
-    candidate: str | None = Field(None, description="Model A: a diffusers pipeline folder, models:/name/version "
-                                  "or models:/name@alias.")
-    baseline: str | None = Field(None, description="Model B (the pretrained model or the champion), same forms.")
+    candidate: str | None = Field("quality_tuned", description="Model A: a model the training stages wrote "
+                                  "(its name), a diffusers pipeline folder, models:/name/version or models:/name@alias.")
+    baseline: str | None = Field("pretrained", description="Model B (the pretrained model or the champion), "
+                                 "same forms.")
     candidate_label: str = "candidate"
     baseline_label: str = "baseline"
     sampling: EvaluateSamplingConfig = Field(default_factory=EvaluateSamplingConfig)

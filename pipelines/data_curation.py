@@ -23,37 +23,41 @@ from steps.upsample import upsample
 from steps.version_dataset import version_dataset
 
 
-@pipeline(enable_cache=True)
-def data_curation(config: dict, progress: bool = True) -> None:
+def curation_chain(config: dict, progress: bool = True) -> dict:
+    """The data curation steps, composed; returns dataset name -> its versioned artifact (what the
+    training chain reads when the emu pipeline runs both)."""
     # each step takes its stage's config sections only, so it re-runs when they change, not others
+    versioned = {}
+
+    def gate_and_version(dataset, stage: str, stage_cfg: dict):
+        gated = quality_gate(dataset, config=stage_cfg, stage=stage, id=f"gate_{stage}")
+        return version_dataset(gated, config=stage_cfg, stage=stage, id=f"version_{stage}")
+
+    cfg = config_from_dict(config)
     ingest_config = stage_config("ingest", config)
     ingested = ingest(config=ingest_config, external_md5s=stage_external_md5s("ingest", config), progress=progress)
-    gated = quality_gate(ingested, config=ingest_config, stage="ingest", id="gate_ingest")
-    versioned = version_dataset(gated, config=ingest_config, stage="ingest", id="version_ingest")
+    versioned[cfg.ingest.output] = gate_and_version(ingested, "ingest", ingest_config)
     filter_config = stage_config("auto_filter", config)
-    candidates, _ = auto_filter(versioned, config=filter_config, progress=progress)
-    gated_candidates = quality_gate(candidates, config=filter_config, stage="auto_filter", id="gate_auto_filter")
-    versioned_candidates = version_dataset(gated_candidates, config=filter_config, stage="auto_filter",
-                                           id="version_auto_filter")
+    candidates, _ = auto_filter(versioned[cfg.ingest.output], config=filter_config, progress=progress)
+    versioned[cfg.filter.output] = gate_and_version(candidates, "auto_filter", filter_config)
     curation_config = stage_config("curation", config)
-    curated = curation(versioned_candidates, config=curation_config,
+    curated = curation(versioned[cfg.filter.output], config=curation_config,
                        external_md5s=stage_external_md5s("curation", config), progress=progress)
-    gated_curated = quality_gate(curated, config=curation_config, stage="curation", id="gate_curation")
-    versioned_curated = version_dataset(gated_curated, config=curation_config, stage="curation",
-                                        id="version_curation")
+    versioned[cfg.curation.output] = gate_and_version(curated, "curation", curation_config)
     caption_config = stage_config("caption", config)
-    captioned = caption(versioned_curated, config=caption_config, progress=progress)
-    gated_captioned = quality_gate(captioned, config=caption_config, stage="caption", id="gate_caption")
-    versioned_captioned = version_dataset(gated_captioned, config=caption_config, stage="caption",
-                                          id="version_caption")
+    captioned = caption(versioned[cfg.curation.output], config=caption_config, progress=progress)
+    versioned[cfg.caption.output] = gate_and_version(captioned, "caption", caption_config)
     upsample_config = stage_config("upsample", config)
     # the upsampler asks for a GPU only when the run configures a diffusion checkpoint
-    upsampled = upsample.with_options(settings=step_settings(UPSAMPLE, config_from_dict(config)))(
-        versioned_captioned, config=upsample_config, progress=progress)
-    gated_upsampled = quality_gate(upsampled, config=upsample_config, stage="upsample", id="gate_upsample")
-    versioned_upsampled = version_dataset(gated_upsampled, config=upsample_config, stage="upsample",
-                                          id="version_upsample")
+    upsampled = upsample.with_options(settings=step_settings(UPSAMPLE, cfg))(
+        versioned[cfg.caption.output], config=upsample_config, progress=progress)
+    versioned[cfg.upsample.output] = gate_and_version(upsampled, "upsample", upsample_config)
     package_config = stage_config("package", config)
-    training_set, _ = package(versioned_upsampled, config=package_config, progress=progress)
-    gated_training_set = quality_gate(training_set, config=package_config, stage="package", id="gate_package")
-    version_dataset(gated_training_set, config=package_config, stage="package", id="version_package")
+    training_set, _ = package(versioned[cfg.upsample.output], config=package_config, progress=progress)
+    versioned[cfg.package.output] = gate_and_version(training_set, "package", package_config)
+    return versioned
+
+
+@pipeline(enable_cache=True)
+def data_curation(config: dict, progress: bool = True) -> None:
+    curation_chain(config, progress)

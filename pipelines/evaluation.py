@@ -1,7 +1,8 @@
 """The evaluation pipeline: evaluate the configured candidate model against the baseline
 (``evaluate.candidate`` / ``evaluate.baseline``: diffusers folders or models:/ URIs), then the
-promotion gate. The training pipeline will run the same two steps after quality-tuning, handing
-over the models it registered.
+promotion gate. The training pipeline runs the same two steps after quality-tuning, handing
+over the models it trained. Uncached: a model named by alias (``models:/name@champion``) is not
+content-addressed, and the gate acts on the registry as it stands.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from steps.promote import promote
 
 @pipeline(enable_cache=False)
 def evaluation(config: dict, progress: bool = True) -> None:
-    evaluated, _ = evaluate_with_resources(config_from_dict(config))(
+    evaluated, _ = evaluate_with_resources(config_from_dict(config)).with_options(enable_cache=False)(
         config=stage_config("evaluate", config), external_md5s=stage_external_md5s("evaluate", config),
         progress=progress)
-    promote(evaluated, config=stage_config("promote", config))
+    promote.with_options(enable_cache=False)(evaluated, config=stage_config("promote", config))

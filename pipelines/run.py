@@ -14,13 +14,14 @@ from photogenic.config import RunConfig
 from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.versioning.dvc import require_project, write_params
 from pipelines.data_curation import data_curation
+from pipelines.emu import emu
 from pipelines.evaluation import evaluation
 from pipelines.tracking import ensure_mlflow_stack
 from pipelines.training import training
 
-PIPELINES = {"data_curation": data_curation, "training": training, "evaluation": evaluation}
+PIPELINES = {"emu": emu, "data_curation": data_curation, "training": training, "evaluation": evaluation}
 #: pipelines whose steps log into ZenML's MLflow experiment tracker
-TRACKED = {"training"}
+TRACKED = {"emu", "training"}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,

@@ -1,8 +1,10 @@
-"""The training pipeline: pretrain → quality_tune, each tracked in MLflow through ZenML's
-experiment tracker and registered in the MLflow model registry.
+"""The training pipeline: pretrain → quality_tune → evaluate → promote.
 
-Kept to the two training steps on purpose: evaluation and promotion are appended here as their
-own steps (evaluate the quality-tuned model against the pretrained one, then promote).
+pretrain and quality_tune are tracked in MLflow through ZenML's experiment tracker and register
+their models; evaluate samples the quality-tuned model against the pretrained one with the same
+seeds and judges them in pairs; promote gives the quality-tuned version the registry alias
+(champion) only if it won clearly. Run alone, it trains on the datasets an earlier data curation
+run left; the emu pipeline (pipelines/emu.py) hands it the ones its data chain just versioned.
 """
 
 from __future__ import annotations
@@ -10,12 +12,38 @@ from __future__ import annotations
 from zenml import pipeline
 
 from photogenic.config import config_from_dict
+from steps.cache import dataset_content_hash, stage_config, stage_external_md5s
+from steps.evaluate import evaluate_with_resources
+from steps.existing_dataset import existing_dataset
+from steps.promote import promote
 from steps.training import pretrain, quality_tune, training_settings
 
 
-@pipeline(enable_cache=False)
-def training(config: dict, progress: bool = True) -> None:
+def training_chain(config: dict, datasets: dict | None = None, progress: bool = True) -> None:
+    """The training steps, composed. ``datasets``: dataset name -> the artifact of an upstream step
+    that versioned it; a dataset not in it is read as it is on disk (``existing_dataset``)."""
     cfg = config_from_dict(config)
-    pretrained = pretrain.with_options(settings=training_settings("pretrain", cfg))(config=config, progress=progress)
-    quality_tune.with_options(settings=training_settings("quality_tune", cfg))(
-        pretrained, config=config, progress=progress)
+    datasets = dict(datasets or {})
+    training_config = stage_config("pretrain", config)
+
+    def dataset(stage: str):
+        name = getattr(cfg.training, stage).input
+        if name not in datasets:
+            datasets[name] = existing_dataset(config=stage_config(stage, config), name=name,
+                                              key=f"training.{stage}.input",
+                                              content_hash=dataset_content_hash(config, name), id=f"dataset_{name}")
+        return datasets[name]
+
+    pretrained = pretrain.with_options(settings=training_settings("pretrain", cfg))(
+        dataset("pretrain"), config=training_config, progress=progress)
+    quality_tuned = quality_tune.with_options(settings=training_settings("quality_tune", cfg))(
+        dataset("quality_tune"), pretrained, config=stage_config("quality_tune", config), progress=progress)
+    evaluated, _ = evaluate_with_resources(cfg)(
+        config=stage_config("evaluate", config), external_md5s=stage_external_md5s("evaluate", config),
+        candidate=quality_tuned, baseline=pretrained, progress=progress)
+    promote(evaluated, config=stage_config("promote", config))
+
+
+@pipeline(enable_cache=True)
+def training(config: dict, progress: bool = True) -> None:
+    training_chain(config, progress=progress)

@@ -25,3 +25,13 @@ def stage_external_md5s(stage: str, config: dict[str, Any]) -> dict[str, str]:
         return external_md5s(get_stage(stage), config_from_dict(config))
     except DataError as exc:
         return {"unavailable": str(exc)}
+
+
+def dataset_content_hash(config: dict[str, Any], name: str) -> str:
+    """The content hash of dataset ``name`` as it is on disk now ("missing" when there is none):
+    the cache key of a pipeline that starts from an existing dataset instead of making it."""
+    from photogenic.dataset.store import Dataset
+    from photogenic.paths import dataset_dir
+
+    dataset = Dataset(dataset_dir(config_from_dict(config).data.root, name), name=name)
+    return dataset.ref().content_hash if dataset.exists() else "missing"

@@ -1,11 +1,13 @@
 """ZenML step: evaluate a candidate model against a baseline (then steps/promote.py's gate).
 
-In the training pipeline it follows quality_tune: ``evaluate(config, candidate=<the
-quality-tuned model's models:/ URI or folder>, baseline=<the pretrained model's, or
-models:/<name>@champion>)`` then ``promote(evaluation, config)``. ``evaluate_with_resources``
-gives the step the GPU count from ``evaluate.gpus`` for cluster runners.
+In the training pipeline it follows quality_tune: ``evaluate(candidate=<the quality-tuned
+model>, baseline=<the pretrained model>)``, both TrainedModel artifacts, so the cache keys it on
+their content; then ``promote(evaluation, config)``. ``evaluate_with_resources`` gives the step
+the GPU count from ``evaluate.gpus`` for cluster runners.
 
-Not cached: a model named as ``models:/name@alias`` is not content-addressed (the alias moves).
+The evaluation pipeline names its models in the config instead, possibly as
+``models:/name@alias``, which is not content-addressed (the alias moves): it runs this step
+uncached.
 """
 
 from __future__ import annotations
@@ -20,23 +22,24 @@ from photogenic.dataset.atomic import read_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
+from photogenic.training.artifact import TrainedModel, ensure_model
 from steps.settings import step_settings
 
 SPEC = get_stage("evaluate")
 
 
-@step(enable_cache=False, settings=step_settings(SPEC))
+@step(enable_cache=True, settings=step_settings(SPEC))
 def evaluate(
-    config: dict, external_md5s: dict, candidate: Optional[str] = None, baseline: Optional[str] = None,
-    progress: bool = True,
+    config: dict, external_md5s: dict, candidate: Optional[TrainedModel] = None,
+    baseline: Optional[TrainedModel] = None, progress: bool = True,
 ) -> tuple[Annotated[DatasetRef, "evaluation"], Annotated[HTMLString, "evaluation_report"]]:
-    """``external_md5s``: the prompt file's md5, taken when the pipeline starts (lineage)."""
+    """``external_md5s``: the prompt file's md5, taken when the pipeline starts (cache key, lineage)."""
     cfg = config_from_dict(config)
     # models handed over by the training steps win over the config's
-    if candidate:
-        cfg.evaluate.candidate = candidate
-    if baseline:
-        cfg.evaluate.baseline = baseline
+    for model, key in ((candidate, "candidate"), (baseline, "baseline")):
+        if model is not None:
+            ensure_model(model)  # a cached training step leaves its model where a rerun would
+            setattr(cfg.evaluate, key, model.uri)
     output = run_stage(SPEC.name, cfg, progress=progress)
     report = output.reports["evaluation_report"]
     log_metadata(metadata={"headline": output.stats["headline"], "fid": output.stats["fid"] or {},

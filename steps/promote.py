@@ -1,6 +1,8 @@
 """ZenML step: the promotion gate over an evaluation's results (after steps/evaluate.py).
 
-Not cached: it acts on the model registry as it stands now (the current champion, the aliases).
+Cached on the evaluation's content: the same results give the same decision, already recorded on
+the model version. The evaluation pipeline, whose models the config may name by a moving alias,
+runs it uncached.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from steps.settings import step_settings
 SPEC = get_stage("promote")
 
 
-@step(enable_cache=False, settings=step_settings(SPEC))
+@step(enable_cache=True, settings=step_settings(SPEC))
 def promote(evaluation: DatasetRef, config: dict) -> Annotated[dict, "promotion"]:
     cfg = config_from_dict(config)
     if evaluation.name != cfg.evaluate.output:

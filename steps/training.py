@@ -1,9 +1,11 @@
 """ZenML steps: pretrain and quality_tune, logging into ZenML's MLflow experiment tracker.
 
-The tracker (``training.tracking.zenml_tracker``, registered on the local stack by
-``pipelines.tracking.ensure_mlflow_stack``) starts the MLflow run before the step body; the
-recipe logs into that run. Resources (GPUs, memory) come from ``training.resources``: the
-pipeline applies them per run with ``with_options`` (``training_settings``).
+Each takes the versioned dataset it trains on (and quality_tune the pretrained model) as
+artifacts, so ZenML's cache keys them on that content: rerunning with nothing changed skips
+training, a changed training set or recipe retrains. The tracker (``training.tracking.zenml_tracker``,
+registered on the local stack by ``pipelines.tracking.ensure_mlflow_stack``) starts the MLflow
+run before the step body; the recipe logs into that run. Resources (GPUs, memory) come from
+``training.resources``: the pipeline applies them per run with ``with_options`` (``training_settings``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,12 @@ from typing import Annotated
 from zenml import get_step_context, log_metadata, step
 
 from photogenic.config import RunConfig, TrackingConfig, config_from_dict
+from photogenic.dataset.ref import DatasetRef
+from photogenic.errors import ConfigError
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
+from photogenic.training.artifact import TrainedModel, ensure_model, trained_model
+from photogenic.versioning.restore import ensure_dataset
 from steps.settings import step_settings
 
 TRACKER = TrackingConfig().zenml_tracker
@@ -33,31 +39,36 @@ def training_settings(name: str, config: RunConfig | None = None) -> dict:
     }
 
 
-def _train(name: str, config: dict, progress: bool, resume: bool) -> str:
-    cfg = config_from_dict(config)
+def _train(name: str, cfg: RunConfig, dataset: DatasetRef, progress: bool, resume: bool) -> TrainedModel:
+    recipe = getattr(cfg.training, name)
+    if dataset.name != recipe.input:
+        raise ConfigError(f"{name} received dataset {dataset.name!r} but training.{name}.input is {recipe.input!r}.")
+    ensure_dataset(dataset)  # a cached upstream step leaves its dataset where a rerun would
     run = get_step_context().pipeline_run
-    output = run_stage(name, cfg, progress=progress, resume=resume, zenml_run_id=str(run.id))
+    output = run_stage(name, cfg, progress=progress, resume=resume, zenml_run_id=str(run.id),
+                       input_dvc_md5=dataset.dvc_md5)
     summary = output.stats
+    model = trained_model(recipe.output, output.model, summary)
     log_metadata(metadata={key: value for key, value in {
-        "model_dir": output.model, "steps": summary["steps"], "seconds": summary["seconds"],
+        "model": model.model_dump(), "steps": summary["steps"], "seconds": summary["seconds"],
         "samples_per_second": summary["samples_per_second"], "best_step": summary["best_step"],
         "best_metric": summary["best_metric"], "validations": summary["validations"],
-        "mlflow_run_id": summary["mlflow_run_id"], "registered_model": summary["registered_model"],
-        "model_version": summary["model_version"], "training_set_dvc_md5": summary["input_dvc_md5"],
-        "sample_grids": summary["grids"],
+        "training_set_dvc_md5": summary["input_dvc_md5"], "sample_grids": summary["grids"],
     }.items() if value is not None})
-    return output.model
+    return model
 
 
-@step(enable_cache=False, settings=training_settings("pretrain"), experiment_tracker=TRACKER)
-def pretrain(config: dict, progress: bool = True, resume: bool = False) -> Annotated[str, "pretrained_model"]:
-    return _train("pretrain", config, progress, resume)
+@step(enable_cache=True, settings=training_settings("pretrain"), experiment_tracker=TRACKER)
+def pretrain(dataset: DatasetRef, config: dict, progress: bool = True,
+             resume: bool = False) -> Annotated[TrainedModel, "pretrained_model"]:
+    return _train("pretrain", config_from_dict(config), dataset, progress, resume)
 
 
-@step(enable_cache=False, settings=training_settings("quality_tune"), experiment_tracker=TRACKER)
-def quality_tune(pretrained_model: str, config: dict, progress: bool = True,
-                 resume: bool = False) -> Annotated[str, "quality_tuned_model"]:
+@step(enable_cache=True, settings=training_settings("quality_tune"), experiment_tracker=TRACKER)
+def quality_tune(dataset: DatasetRef, pretrained_model: TrainedModel, config: dict, progress: bool = True,
+                 resume: bool = False) -> Annotated[TrainedModel, "quality_tuned_model"]:
     cfg = config_from_dict(config)
-    # train from the model the pretrain step just made, whatever init_from says
-    cfg.training.quality_tune.init_from = pretrained_model
-    return _train("quality_tune", cfg.resolved(), progress, resume)
+    ensure_model(pretrained_model)
+    # train from the model the pretrain step made, whatever init_from says
+    cfg.training.quality_tune.init_from = pretrained_model.path
+    return _train("quality_tune", cfg, dataset, progress, resume)

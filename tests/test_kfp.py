@@ -36,22 +36,22 @@ def _executor(ir, stage):
 def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
     ir, platform = _compile(tmp_path)
     tasks = ir["root"]["dag"]["tasks"]
-    # evaluate and promote need models the embedded default does not name
-    assert {t.replace("-", "_") for t in tasks} == set(STAGES) - {"evaluate", "promote"}
+    # the whole recipe: the training stages follow the datasets and models they read
+    assert {t.replace("-", "_") for t in tasks} == set(STAGES)
     assert tasks["auto-filter"]["dependentTasks"] == ["ingest"]
+    assert sorted(tasks["quality-tune"]["dependentTasks"]) == ["package", "pretrain"]
+    assert sorted(tasks["evaluate"]["dependentTasks"]) == ["pretrain", "quality-tune"]
     types = {name: p["parameterType"] for name, p in ir["root"]["inputDefinitions"]["parameters"].items()}
     assert types == {"config_file": "STRING", "source_uris": "LIST", "dataset_version": "STRING",
                      "model_checkpoint": "STRING", "steps": "NUMBER_INTEGER", "seed": "NUMBER_INTEGER",
                      "overrides": "LIST", "dvc_remote": "STRING"}
     for stage, spec in STAGES.items():
-        if stage in ("evaluate", "promote"):
-            continue
         container = _executor(ir, stage)["container"]
         assert container["image"] == "registry.example/photogenic:abc"
         assert container["command"] == ["python", "-m", "photogenic.kfp.task"]
         assert container["args"][:2] == ["--stage", stage]
         assert container["resources"]["cpuRequest"] == spec.resources.cpus
-        # the declared stages on main are CPU stages: no GPU, no GPU node pool
+        # with the embedded default every stage runs on CPUs: no GPU, no GPU node pool
         assert "accelerator" not in container["resources"]
     assert not platform  # no kfp-kubernetes settings on CPU stages
 
@@ -70,21 +70,24 @@ def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
                                                        "effect": "NoSchedule"}]
 
 
-def test_stage_graph_follows_the_declared_datasets():
+def test_stage_graph_follows_the_declared_datasets_and_models():
     config = load_config(None)
-    chain = [("ingest", []), ("auto_filter", ["ingest"]), ("curation", ["auto_filter"]), ("caption", ["curation"]),
-             ("upsample", ["caption"]), ("package", ["upsample"])]
-    assert stage_graph(config) == chain
+    data = [("ingest", []), ("auto_filter", ["ingest"]), ("pretrain", ["ingest"]), ("curation", ["auto_filter"]),
+            ("caption", ["curation"]), ("upsample", ["caption"]), ("package", ["upsample"]),
+            ("quality_tune", ["package", "pretrain"]), ("evaluate", ["pretrain", "quality_tune"]),
+            ("promote", ["evaluate"])]
+    assert stage_graph(config) == data
     renamed = load_config(None, ["filter.input=elsewhere"])
     assert stage_graph(renamed)[:2] == [("ingest", []), ("auto_filter", [])]
-    # evaluate reads the models the config names, not a dataset: it starts the graph, promote follows it
-    with_models = load_config(None, ["evaluate.candidate=models:/m/2", "evaluate.baseline=models:/m/1"])
-    assert stage_graph(with_models) == [chain[0], ("evaluate", []), chain[1], ("promote", ["evaluate"]), *chain[2:]]
-    assert without_models(config, STAGES) == ["evaluate", "promote"]
-    assert without_models(with_models, STAGES) == []
+    # models named by registry URI: evaluate starts the graph, promote follows it
+    registry = load_config(None, ["evaluate.candidate=models:/m/2", "evaluate.baseline=models:/m/1"])
+    assert ("evaluate", []) in stage_graph(registry)
+    assert without_models(config, STAGES) == []
+    unset = load_config(None, ["evaluate.candidate=null"])
+    assert without_models(unset, STAGES) == ["evaluate", "promote"]
     # asked for by name without its models, it is an error naming the keys
-    with pytest.raises(ConfigError, match="evaluate.candidate, evaluate.baseline"):
-        stage_graph(config, only=("evaluate", "promote"))
+    with pytest.raises(ConfigError, match="evaluate.candidate"):
+        stage_graph(unset, only=("evaluate", "promote"))
 
 
 def test_evaluate_and_promote_compile_when_models_are_named(tmp_path):

@@ -114,8 +114,12 @@ def test_zenml_check_catches_drift(tmp_path):
     del no_md5s["curation"]["parameters"]["external_md5s"]
     assert drift.check_zenml_invocations(no_md5s, required=in_pipeline) == [
         "ZenML: step curation does not key its cache on its external inputs' md5s"]
-    # the data chain runs every stage that has a dvc.yaml stage
-    assert {name for name, spec in STAGES.items() if spec.dvc_stage} <= {info["step"] for info in invocations.values()}
+    # the data chain runs every dataset stage that has a dvc.yaml stage; the emu pipeline every stage
+    assert {name for name, spec in STAGES.items() if spec.dvc_stage and not spec.model_outputs} <= {
+        info["step"] for info in invocations.values()}
+    from pipelines.emu import emu
+
+    assert set(STAGES) <= {info["step"] for info in _zenml_invocations(emu, config).values()}
 
 
 def test_stages_without_a_dvc_stage_are_declared_so():

@@ -2,6 +2,8 @@
 
 A model is named in the config or on the command line by one of:
 
+- a model name a training stage wrote (``pretrained``, ``quality_tuned``: a folder under
+  ``<data.root>/models``), resolved to the registry version recorded beside it when it was registered;
 - a diffusers pipeline folder (a path, relative ones under ``data.root``);
 - ``models:/<registered name>/<version>`` or ``models:/<registered name>@<alias>``: a version in
   the MLflow model registry (tracking URI from ``MLFLOW_TRACKING_URI``). Its ``source`` is the
@@ -57,7 +59,16 @@ def resolve_model(spec: str, label: str, data_root: str | None = None) -> ModelR
     if match is None:
         from photogenic.paths import under_root
 
-        path = under_root(data_root, spec, f"{label} model folder") if data_root else spec
+        trained = _trained_model_folder(spec, data_root)
+        if trained is not None:
+            registered = _registered_version(trained)
+            if registered is not None:
+                # the registry version the training stage created: its lineage tags, and a version
+                # the promotion gate can alias
+                return resolve_model(registered, label, data_root)
+            path = trained
+        else:
+            path = under_root(data_root, spec, f"{label} model folder") if data_root else spec
         check_pipeline_folder(path)
         return ModelRef(label=label, path=path, spec=spec)
     from mlflow import MlflowClient
@@ -82,6 +93,30 @@ def resolve_model(spec: str, label: str, data_root: str | None = None) -> ModelR
     check_pipeline_folder(path)
     return ModelRef(label=label, path=path, spec=spec, registered_name=name, version=str(mv.version),
                     run_id=mv.run_id, tags=dict(mv.tags or {}))
+
+
+def _trained_model_folder(spec: str, data_root: str | None) -> str | None:
+    """A model name a training stage wrote (``training.*.output``: a folder under <data.root>/models)."""
+    if not data_root or "/" in spec or os.sep in spec:
+        return None
+    from photogenic.training.stage import model_dir
+
+    folder = model_dir(data_root, spec)
+    return folder if os.path.isdir(folder) else None
+
+
+def _registered_version(folder: str) -> str | None:
+    """``models:/name/version`` from the training summary beside the folder, when it registered one."""
+    import json
+
+    try:
+        with open(f"{folder}.json", encoding="utf-8") as handle:
+            summary = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if summary.get("registered_model") and summary.get("model_version"):
+        return f"models:/{summary['registered_model']}/{summary['model_version']}"
+    return None
 
 
 def raise_if_store_unusable(exc: Exception) -> None:

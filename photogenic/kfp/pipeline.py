@@ -55,12 +55,20 @@ def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
                               + ", ".join(k for k in spec.model_inputs if _config_value(config, k) is None) + ".")
         del chosen[name]
     producer: dict[str, str] = {}
+    model_producer: dict[str, str] = {}
     for name, spec in chosen.items():
         for dataset in spec.dataset_names(config, spec.outputs):
             if dataset in producer:
                 raise ConfigError(f"Stages {producer[dataset]} and {name} both write dataset {dataset!r}.")
             producer[dataset] = name
-    upstream = {name: sorted({producer[d] for d in spec.dataset_names(config, spec.inputs) if d in producer})
+        for model in spec.dataset_names(config, spec.model_outputs):
+            if model in model_producer:
+                raise ConfigError(f"Stages {model_producer[model]} and {name} both write model {model!r}.")
+            model_producer[model] = name
+    # a stage follows the stages writing the datasets it reads and the models it names
+    upstream = {name: sorted({producer[d] for d in spec.dataset_names(config, spec.inputs) if d in producer}
+                             | {model_producer[m] for m in spec.dataset_names(config, spec.model_inputs)
+                                if m in model_producer and model_producer[m] != name})
                 for name, spec in chosen.items()}
     ordered: list[tuple[str, list[str]]] = []
     done: set[str] = set()
@@ -78,8 +86,7 @@ def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
 
 def without_models(config: RunConfig, stages: dict[str, StageSpec]) -> list[str]:
     """Stages that cannot run with ``config``: they read models (``model_inputs``) it leaves
-    unset (no declared stage writes models yet; evaluate's come from the config), and the stages
-    reading their datasets (promote after evaluate)."""
+    unset, and the stages reading their datasets (promote after evaluate)."""
     left_out = {name for name, spec in stages.items()
                 if any(_config_value(config, key) is None for key in spec.model_inputs)}
     while True:

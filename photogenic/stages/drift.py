@@ -117,9 +117,12 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
             problems.append(f"ZenML: stage {name} has no step in the pipeline")
     for name, spec in stages.items():
         for invocation_id, info in by_step.get(name, []):
-            if len(info["inputs"]) != len(spec.inputs):
-                problems.append(f"ZenML: step {invocation_id} takes {len(info['inputs'])} datasets, the stage declares "
-                                f"{len(spec.inputs)} ({', '.join(spec.inputs) or 'none'})")
+            # every declared dataset comes in as an artifact; a declared model may (from a training
+            # step) or may be named in the config (the evaluation pipeline's models:/ URIs)
+            if not len(spec.inputs) <= len(info["inputs"]) <= len(spec.inputs) + len(spec.model_inputs):
+                problems.append(f"ZenML: step {invocation_id} takes {len(info['inputs'])} artifacts, the stage declares "
+                                f"{len(spec.inputs)} datasets ({', '.join(spec.inputs) or 'none'}) and "
+                                f"{len(spec.model_inputs)} models")
             sections = set(info["parameters"].get("config", {}))
             wanted = set(stage_config(name, {s: {} for s in config_sections()}))
             if sections != wanted:
@@ -135,9 +138,10 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
                 problems.append(f"ZenML: step {invocation_id} requests {info.get('gpu_count')} GPUs, the stage "
                                 f"declares {spec.resources.gpus}")
         if name in by_step:
-            # a stage with a gate is gated; one with a dvc.yaml stage is versioned by it
+            # a stage with a gate is gated; a dataset with a dvc.yaml stage is versioned by it (a
+            # model's versions are the MLflow registry's, with its content hash on the artifact)
             kinds = [kind for kind, wanted in (("quality_gate", spec.gate is not None),
-                                              ("version_dataset", spec.dvc_stage)) if wanted]
+                                              ("version_dataset", spec.dvc_stage and bool(spec.outputs))) if wanted]
             for kind in kinds:
                 if not any(i["parameters"].get("stage") == name for i in invocations.values() if i["step"] == kind):
                     problems.append(f"ZenML: stage {name} has no {kind} step")

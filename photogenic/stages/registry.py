@@ -61,18 +61,16 @@ class StageSpec:
     #: dvc.yaml outputs the stage writes besides its datasets (dvc.yaml path templates), e.g. the
     #: curation folder of tasks and exports
     extra_outs: tuple[str, ...] = ()
-    #: config keys naming the models the stage reads (diffusers folders or models:/ URIs). Until a
-    #: declared stage writes them, the stage has no dvc.yaml stage and the KFP pipeline includes it
-    #: only when the config names them (photogenic.kfp.pipeline.stage_graph)
-    model_inputs: tuple[str, ...] = ()
-    #: False: the stage has no dvc.yaml stage, on purpose (see ``model_inputs``); the drift check
+    #: False: the stage has no dvc.yaml stage, on purpose (evaluate and promote: registry URIs and aliases); the drift check
     #: then requires its absence instead of its presence
     dvc_stage: bool = True
 
     def resources_for(self, config: RunConfig) -> Resources:
         """What the stage needs to run with ``config``."""
         return self.config_resources(config) if self.config_resources else self.resources
-    #: config keys whose values name models (folders under <data.root>/models) the stage reads / writes
+    #: config keys naming the models the stage reads (model names under <data.root>/models, diffusers
+    #: folders or models:/ URIs) / writes (model names). A stage whose models the config leaves unset
+    #: is left out of the KFP pipeline (photogenic.kfp.pipeline.stage_graph)
     model_inputs: tuple[str, ...] = ()
     model_outputs: tuple[str, ...] = ()
     #: the stage can continue a killed run from its last checkpoint (``photogenic step NAME --resume``)
@@ -397,7 +395,7 @@ STAGES: dict[str, StageSpec] = {
             outputs=("evaluate.output",),
             external_inputs=lambda config: {"prompts": config.evaluate.prompts},
             model_inputs=("evaluate.candidate", "evaluate.baseline"),
-            # the models come from the training stages, which have no dvc.yaml stages yet
+            # the models may be registry URIs (models:/name@alias), which dvc.yaml cannot track
             dvc_stage=False,
         ),
         StageSpec(
