@@ -210,15 +210,12 @@ def evaluate_compare(
 ) -> None:
     """Sample both models on the prompt set, judge, and print the win rates of A over B."""
     from photogenic.config import load_config
-    from photogenic.evaluation.evaluate import run_evaluation
+    from photogenic.evaluation.evaluate import headline_lines, run_evaluation
 
     cfg = load_config(config if config and config.exists() else None, set_ or [])
     result = run_evaluation(cfg, candidate=candidate, baseline=baseline, progress=not quiet)
-    a, b = result.results["model_a"], result.results["model_b"]
-    for criterion, row in result.results["headline"].items():
-        typer.echo(f"{criterion} ({row['judge']}): {a} vs {b} win rate {row['win_rate']:.3f} "
-                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}], {row['wins']}/{row['ties']}/{row['losses']} "
-                   f"win/tie/loss, sign test p={row['p_value']:.3g}")
+    for line in headline_lines(result.results):
+        typer.echo(line)
     typer.echo(f"results: {result.results_path}\nreport: {result.report}")
 
 

@@ -20,8 +20,10 @@ from pipelines.tracking import ensure_mlflow_stack
 from pipelines.training import training
 
 PIPELINES = {"emu": emu, "data_curation": data_curation, "training": training, "evaluation": evaluation}
+#: the training steps' outputs (photogenic.training.artifact.TrainedModel)
+MODEL_OUTPUTS = ("pretrained_model", "quality_tuned_model")
 #: pipelines whose steps log into ZenML's MLflow experiment tracker
-TRACKED = {"emu", "training"}
+TRACKED = {"emu", "training", "evaluation"}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,
@@ -29,7 +31,8 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
     """Run pipeline ``name`` with ``config``; return a summary of what it produced and where.
 
     Steps are cached (``cache=False`` runs every one): a rerun with nothing changed skips them
-    all, and the datasets the cached steps refer to are then restored from DVC where missing.
+    all, and the datasets the cached steps refer to are then restored from DVC where missing (the
+    models from the MLflow runs that logged them).
     ``zenml_config``: a ZenML run configuration (e.g. infra/zenml/kubeflow-run.yaml: the parent
     image and orchestrator settings for a cluster stack)."""
     if name not in PIPELINES:
@@ -68,9 +71,16 @@ def _restore_outputs(run, config: RunConfig) -> list[str]:
     from photogenic.versioning.dvc import commit_stage, locked_md5
     from photogenic.versioning.restore import ensure_dataset
 
+    from photogenic.training.artifact import ensure_model
+
     restored = []
     run = Client().get_pipeline_run(run.id)
     for step_run in run.steps.values():
+        for name in MODEL_OUTPUTS:
+            for artifact in step_run.outputs.get(name, []):
+                model = artifact.load()
+                if ensure_model(model) == "restored":
+                    restored.append(f"model {model.name}")
         for artifact in step_run.outputs.get("versioned_dataset", []):
             ref = artifact.load()
             if not ref.dvc_md5:
@@ -113,12 +123,36 @@ def _ensure_zenml_repository(root: Path) -> None:
         Client.initialize(root=root)
 
 
+def _model_lines(run) -> list[str]:
+    """The training chain's products: the models, the evaluation's headline, the promotion."""
+    from photogenic.evaluation.evaluate import headline_lines, read_results
+
+    lines = []
+    for step_run in run.steps.values():
+        for name in MODEL_OUTPUTS:
+            for artifact in step_run.outputs.get(name, []):
+                model = artifact.load()
+                version = f"{model.registered_model} version {model.model_version}" if model.model_version else "unregistered"
+                lines.append(f"  model {model.name}: {version}, at {model.path}")
+        for artifact in step_run.outputs.get("evaluation", []):
+            ref = artifact.load()
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                lines += [f"  {line}" for line in headline_lines(read_results(ref.path))]
+                lines.append(f"  evaluation report: {ref.path}/report.html")
+        for artifact in step_run.outputs.get("promotion", []):
+            decision = artifact.load()
+            lines.append(f"  promotion: {'PROMOTED' if decision.get('promoted') else 'not promoted'}: "
+                         f"{decision.get('reason', '')}")
+    return lines
+
+
 def _summary(run, restored: list[str] = ()) -> str:
     run = Client().get_pipeline_run(run.id)
     cached = [name for name, step_run in run.steps.items() if step_run.status.value == "cached"]
     lines = [f"ZenML run {run.name} ({run.id}): {run.status.value}, "
              f"{len(cached)} of {len(run.steps)} steps cached"]
-    lines += [f"  dataset {name} restored from DVC (its step was cached)" for name in restored]
+    lines += [f"  {name} restored from its MLflow run (its step was cached)" if name.startswith("model ")
+              else f"  dataset {name} restored from DVC (its step was cached)" for name in restored]
     gate_reports = [
         step_run.run_metadata["quality_gate"].get("docs_index")
         for step_run in run.steps.values() if "quality_gate" in step_run.run_metadata
@@ -132,5 +166,6 @@ def _summary(run, restored: list[str] = ()) -> str:
                 + ("; restore with `dvc pull`" if ref.dvc_md5 else ""),
             ]
     lines += [f"  quality gate report: {path}" for path in gate_reports if path]
+    lines += _model_lines(run)
     lines.append("  browse runs: `zenml login --local` (needs zenml[server]); versions: `photogenic data ls`")
     return "\n".join(lines)

@@ -2,14 +2,15 @@
 
 The training steps name an experiment tracker; ZenML refuses to run them on a stack without
 one. On the local stack (the project's own ZenML home) this registers an ``mlflow`` tracker
-(tracking into ZenML's local MLflow store unless ``training.tracking.tracking_uri`` says
-otherwise) and a stack ``<active stack>-mlflow`` with it, and activates that stack. A stack that
+(tracking into ``training.tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, whose default
+is the project's ``mlflow.db``: the store ``photogenic lineage``/``retrain`` read too) and a stack ``<active stack>-mlflow`` with it, and activates that stack. A stack that
 already has an experiment tracker is left as it is (a cluster stack brings its own).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from photogenic.config import RunConfig
 
@@ -24,19 +25,25 @@ def ensure_mlflow_stack(config: RunConfig) -> str:
     client = Client()
     tracking = config.training.tracking
     stack = client.active_stack_model
+    # the store the commands reading the registry use too (photogenic.runtime sets the default)
+    uri = tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    configuration = {"tracking_uri": uri} if uri else {}
+    existing = client.list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, name=tracking.zenml_tracker)
+    ours = existing.items[0] if existing.items else None
+    if ours is not None and uri and ours.configuration.get("tracking_uri") != uri:
+        ours = client.update_stack_component(ours.id, StackComponentType.EXPERIMENT_TRACKER, configuration=configuration)
     if StackComponentType.EXPERIMENT_TRACKER in stack.components:
         current = stack.components[StackComponentType.EXPERIMENT_TRACKER][0].name
         if current != tracking.zenml_tracker:
             log.warning("the active stack %s tracks with %s; the training steps name %s", stack.name, current,
                         tracking.zenml_tracker)
         return stack.name
-    existing = client.list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, name=tracking.zenml_tracker)
-    if existing.items:
-        tracker = existing.items[0]
+    if ours is not None:
+        tracker = ours
     else:
         tracker = client.create_stack_component(
             name=tracking.zenml_tracker, flavor="mlflow", component_type=StackComponentType.EXPERIMENT_TRACKER,
-            configuration={"tracking_uri": tracking.tracking_uri} if tracking.tracking_uri else {},
+            configuration=configuration,
         )
     components = {kind: [c.id for c in found] for kind, found in stack.components.items()}
     components[StackComponentType.EXPERIMENT_TRACKER] = [tracker.id]

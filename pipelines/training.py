@@ -12,7 +12,7 @@ from __future__ import annotations
 from zenml import pipeline
 
 from photogenic.config import config_from_dict
-from steps.cache import dataset_content_hash, stage_config, stage_external_md5s
+from steps.cache import dataset_content_hash, lineage_input_md5s, stage_config, stage_external_md5s
 from steps.evaluate import evaluate_with_resources
 from steps.existing_dataset import existing_dataset
 from steps.promote import promote
@@ -34,10 +34,13 @@ def training_chain(config: dict, datasets: dict | None = None, progress: bool = 
                                               content_hash=dataset_content_hash(config, name), id=f"dataset_{name}")
         return datasets[name]
 
+    # the md5s of the sources and annotation exports behind the data: the models' lineage tags
+    inputs = lineage_input_md5s(config)
     pretrained = pretrain.with_options(settings=training_settings("pretrain", cfg))(
-        dataset("pretrain"), config=training_config, progress=progress)
+        dataset("pretrain"), config=training_config, external_md5s=inputs, progress=progress)
     quality_tuned = quality_tune.with_options(settings=training_settings("quality_tune", cfg))(
-        dataset("quality_tune"), pretrained, config=stage_config("quality_tune", config), progress=progress)
+        dataset("quality_tune"), pretrained, config=stage_config("quality_tune", config), external_md5s=inputs,
+        progress=progress)
     evaluated, _ = evaluate_with_resources(cfg)(
         config=stage_config("evaluate", config), external_md5s=stage_external_md5s("evaluate", config),
         candidate=quality_tuned, baseline=pretrained, progress=progress)

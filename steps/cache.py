@@ -27,6 +27,17 @@ def stage_external_md5s(stage: str, config: dict[str, Any]) -> dict[str, str]:
         return {"unavailable": str(exc)}
 
 
+def lineage_input_md5s(config: dict[str, Any]) -> dict[str, str]:
+    """The external inputs' md5s a model's lineage tags record (``photogenic.lineage.tags.input_md5s``);
+    one that cannot be read keys as unavailable, as in ``stage_external_md5s``."""
+    from photogenic.lineage.tags import input_md5s
+
+    try:
+        return input_md5s(config_from_dict(config))
+    except DataError as exc:
+        return {"unavailable": str(exc)}
+
+
 def dataset_content_hash(config: dict[str, Any], name: str) -> str:
     """The content hash of dataset ``name`` as it is on disk now ("missing" when there is none):
     the cache key of a pipeline that starts from an existing dataset instead of making it."""

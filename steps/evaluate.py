@@ -17,18 +17,19 @@ from typing import Annotated, Optional
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
-from photogenic.config import RunConfig, config_from_dict
+from photogenic.config import EvaluateConfig, RunConfig, config_from_dict
 from photogenic.dataset.atomic import read_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.training.artifact import TrainedModel, ensure_model
-from steps.settings import step_settings
+from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 SPEC = get_stage("evaluate")
 
 
-@step(enable_cache=True, settings=step_settings(SPEC))
+@step(enable_cache=True, settings=tracked_settings(SPEC, None, EvaluateConfig().experiment),
+      experiment_tracker=EXPERIMENT_TRACKER)
 def evaluate(
     config: dict, external_md5s: dict, candidate: Optional[TrainedModel] = None,
     baseline: Optional[TrainedModel] = None, progress: bool = True,
@@ -52,4 +53,4 @@ def evaluate(
 
 def evaluate_with_resources(config: RunConfig):
     """The evaluate step with the GPUs ``evaluate.gpus`` asks for (0: none)."""
-    return evaluate.with_options(settings=step_settings(SPEC, config))
+    return evaluate.with_options(settings=tracked_settings(SPEC, config, config.evaluate.experiment))

@@ -11,18 +11,20 @@ from typing import Annotated
 
 from zenml import log_metadata, step
 
-from photogenic.config import config_from_dict
+from photogenic.config import EvaluateConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.errors import ConfigError
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.versioning.restore import ensure_dataset
-from steps.settings import step_settings
+from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 SPEC = get_stage("promote")
 
 
-@step(enable_cache=True, settings=step_settings(SPEC))
+# under the experiment tracker: the registry it acts on is the tracking store's
+@step(enable_cache=True, settings=tracked_settings(SPEC, None, EvaluateConfig().experiment),
+      experiment_tracker=EXPERIMENT_TRACKER)
 def promote(evaluation: DatasetRef, config: dict) -> Annotated[dict, "promotion"]:
     cfg = config_from_dict(config)
     if evaluation.name != cfg.evaluate.output:

@@ -24,9 +24,12 @@ from typing import Any
 
 from zenml.config import ResourceSettings
 
-from photogenic.config import RunConfig
+from photogenic.config import RunConfig, TrackingConfig
 from photogenic.stages.registry import StageSpec
 
+#: the ZenML experiment tracker the MLflow-using steps name (pipelines.tracking.ensure_mlflow_stack
+#: registers it on the local stack; a cluster stack brings its own of that name)
+EXPERIMENT_TRACKER = TrackingConfig().zenml_tracker
 #: the node selector key ZenML's Kubeflow orchestrator reads the accelerator type from
 ACCELERATOR_SELECTOR = "accelerator"
 #: the Kubernetes extended resource a GPU step requests
@@ -49,3 +52,15 @@ def step_settings(spec: StageSpec, config: RunConfig | None = None) -> dict[str,
             node_selectors={ACCELERATOR_SELECTOR: GPU_RESOURCE}
         )
     return settings
+
+
+def tracked_settings(spec: StageSpec, config: RunConfig | None, experiment: str) -> dict[str, Any]:
+    """``step_settings`` plus an MLflow run of the step's own in ``experiment``, nested in the
+    pipeline run's (ZenML's tracker otherwise logs every step of a pipeline run into one MLflow
+    run, where the stages' params clash). Steps that use MLflow (training, evaluation, the
+    registry gate) run under the stack's experiment tracker, so they all reach the same
+    tracking store and model registry."""
+    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
+
+    return {**step_settings(spec, config),
+            "experiment_tracker": MLFlowExperimentTrackerSettings(nested=True, experiment_name=experiment)}

@@ -17,36 +17,34 @@ from zenml import get_step_context, log_metadata, step
 from photogenic.config import RunConfig, TrackingConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.errors import ConfigError
+from photogenic.lineage.tags import lineage_datasets, model_version_tags
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.training.artifact import TrainedModel, ensure_model, trained_model
 from photogenic.versioning.restore import ensure_dataset
-from steps.settings import step_settings
-
-TRACKER = TrackingConfig().zenml_tracker
+from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 
 def training_settings(name: str, config: RunConfig | None = None) -> dict:
     """Step settings with the resources of this run's config (a Kubeflow stack schedules by them),
-    and an MLflow run of the step's own, nested in the pipeline run's (ZenML's tracker otherwise
-    logs every step of a pipeline run into one MLflow run, where the two stages' params clash)."""
-    from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
-
+    tracked into ``training.tracking.experiment``."""
     tracking = config.training.tracking if config is not None else TrackingConfig()
-    return {
-        **step_settings(get_stage(name), config),
-        "experiment_tracker": MLFlowExperimentTrackerSettings(nested=True, experiment_name=tracking.experiment),
-    }
+    return tracked_settings(get_stage(name), config, tracking.experiment)
 
 
-def _train(name: str, cfg: RunConfig, dataset: DatasetRef, progress: bool, resume: bool) -> TrainedModel:
+def _train(name: str, cfg: RunConfig, dataset: DatasetRef, external_md5s: dict, progress: bool,
+           resume: bool) -> TrainedModel:
     recipe = getattr(cfg.training, name)
     if dataset.name != recipe.input:
         raise ConfigError(f"{name} received dataset {dataset.name!r} but training.{name}.input is {recipe.input!r}.")
     ensure_dataset(dataset)  # a cached upstream step leaves its dataset where a rerun would
     run = get_step_context().pipeline_run
+    lineage = {}
+    if dataset.dvc_md5:  # an unversioned dataset (dvc.enabled=false) has no lineage to record
+        lineage = model_version_tags(cfg, lineage_datasets(dataset), {"runner": "zenml", "id": str(run.id),
+                                                                       "name": run.name}, inputs=external_md5s)
     output = run_stage(name, cfg, progress=progress, resume=resume, zenml_run_id=str(run.id),
-                       input_dvc_md5=dataset.dvc_md5)
+                       input_dvc_md5=dataset.dvc_md5, lineage_tags=lineage)
     summary = output.stats
     model = trained_model(recipe.output, output.model, summary)
     log_metadata(metadata={key: value for key, value in {
@@ -58,17 +56,19 @@ def _train(name: str, cfg: RunConfig, dataset: DatasetRef, progress: bool, resum
     return model
 
 
-@step(enable_cache=True, settings=training_settings("pretrain"), experiment_tracker=TRACKER)
-def pretrain(dataset: DatasetRef, config: dict, progress: bool = True,
+@step(enable_cache=True, settings=training_settings("pretrain"), experiment_tracker=EXPERIMENT_TRACKER)
+def pretrain(dataset: DatasetRef, config: dict, external_md5s: dict, progress: bool = True,
              resume: bool = False) -> Annotated[TrainedModel, "pretrained_model"]:
-    return _train("pretrain", config_from_dict(config), dataset, progress, resume)
+    """``external_md5s``: the md5s of the files the recipe's data came from (sources, annotation
+    exports; ``photogenic.lineage.tags.input_md5s``), taken when the pipeline starts: lineage tags."""
+    return _train("pretrain", config_from_dict(config), dataset, external_md5s, progress, resume)
 
 
-@step(enable_cache=True, settings=training_settings("quality_tune"), experiment_tracker=TRACKER)
-def quality_tune(dataset: DatasetRef, pretrained_model: TrainedModel, config: dict, progress: bool = True,
-                 resume: bool = False) -> Annotated[TrainedModel, "quality_tuned_model"]:
+@step(enable_cache=True, settings=training_settings("quality_tune"), experiment_tracker=EXPERIMENT_TRACKER)
+def quality_tune(dataset: DatasetRef, pretrained_model: TrainedModel, config: dict, external_md5s: dict,
+                 progress: bool = True, resume: bool = False) -> Annotated[TrainedModel, "quality_tuned_model"]:
     cfg = config_from_dict(config)
     ensure_model(pretrained_model)
     # train from the model the pretrain step made, whatever init_from says
     cfg.training.quality_tune.init_from = pretrained_model.path
-    return _train("quality_tune", cfg, dataset, progress, resume)
+    return _train("quality_tune", cfg, dataset, external_md5s, progress, resume)

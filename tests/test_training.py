@@ -19,7 +19,7 @@ import yaml
 
 from photogenic.config import load_config
 from photogenic.errors import ConfigError, DataError
-from tests.training_fixtures import tiny_overrides, tiny_sdxl_pipeline, write_dataset
+from tests.training_fixtures import tiny_recipe_overrides, tiny_overrides, tiny_sdxl_pipeline, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -264,16 +264,19 @@ def test_zenml_training_pipeline_tracks_into_zenml_mlflow_tracker(tmp_path, monk
 
     write_dataset(tmp_path / "data", "ingested", n=12)
     write_dataset(tmp_path / "data", "training_set", n=12, split=True)
-    cfg = load_config(None, tiny_overrides(tmp_path / "data", "pretrain", steps=2)
-                      + tiny_overrides(tmp_path / "data", "quality_tune", steps=2)[1:])
-    run_pipeline("training", cfg, progress=False)
+    cfg = load_config(None, [f"data.root={tmp_path / 'data'}", "dvc.enabled=false",
+                             *tiny_recipe_overrides(tmp_path / "data", steps=2)])
+    summary = run_pipeline("training", cfg, progress=False)
 
     run = Client().get_pipeline("training").last_run
     assert run.status.value == "completed"
+    assert {"pretrain", "quality_tune", "evaluate", "promote"} <= set(run.steps)
+    assert "visual_appeal (technical_quality): candidate vs baseline win rate" in summary
+    assert "promotion: " in summary
     stack = Client().active_stack
     assert stack.experiment_tracker is not None and stack.experiment_tracker.flavor == "mlflow"
     tuned = run.steps["quality_tune"].run_metadata
-    assert tuned["steps"] == 2 and tuned["model_dir"].endswith("models/quality_tuned")
+    assert tuned["steps"] == 2 and tuned["model"]["path"].endswith("models/quality_tuned")
     mlflow.set_tracking_uri(stack.experiment_tracker.get_tracking_uri())
     versions = {v.tags["stage"]: v for v in mlflow.MlflowClient().search_model_versions("name='photogenic-t2i'")}
     assert versions["quality_tune"].tags["zenml_run_id"] == str(run.id)

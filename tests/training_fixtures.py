@@ -124,3 +124,25 @@ def tiny_sdxl_pipeline(folder: Path):
                                      tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
     pipe.save_pretrained(folder / "pipeline")
     return folder / "pipeline"
+
+
+# -- the whole recipe, tiny ------------------------------------------------------------------------
+
+def write_prompts(data_root: Path, n: int = 4) -> str:
+    """A few of the sample world's held-out prompts under ``data_root``; returns the config value."""
+    source = Path(__file__).resolve().parents[1] / "data" / "prompts" / "sample_world.tsv"
+    lines = source.read_text(encoding="utf-8").splitlines()[: n + 1]
+    target = data_root / "prompts" / "test.tsv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "prompts/test.tsv"
+
+
+def tiny_recipe_overrides(data_root: Path, steps: int = 2) -> list[str]:
+    """Both training stages tiny (``tiny_overrides``), and an evaluation of a few prompts, a few
+    sampler steps: the training pipeline's four steps in seconds. Leaves data.root and dvc as they are."""
+    keep = lambda overrides: [o for o in overrides if not o.startswith(("data.root=", "dvc.enabled="))]  # noqa: E731
+    return (keep(tiny_overrides(data_root, "pretrain", steps=steps))
+            + keep(tiny_overrides(data_root, "quality_tune", steps=steps))
+            + [f"evaluate.prompts={write_prompts(data_root)}", "evaluate.sampling.num_inference_steps=2",
+               "evaluate.sampling.batch_size=4", "evaluate.bootstrap=100"])

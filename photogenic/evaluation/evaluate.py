@@ -15,6 +15,7 @@ shards, ``model``, ``prompt_id``, ``prompt``, ``category``, ``seed``, ``replicat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -198,6 +199,14 @@ def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]]) -> d
     return out
 
 
+def headline_lines(results: dict[str, Any]) -> list[str]:
+    """The headline as people read it: per criterion, A's win rate over B with its interval."""
+    a, b = results["model_a"], results["model_b"]
+    return [f"{criterion} ({row['judge']}): {a} vs {b} win rate {row['win_rate']:.3f} "
+            f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}], {row['wins']}/{row['ties']}/{row['losses']} "
+            f"win/tie/loss, sign test p={row['p_value']:.3g}" for criterion, row in results["headline"].items()]
+
+
 def _fid_extractor(config: RunConfig):
     settings = config.evaluate.fid
     if not settings.extractor:
@@ -237,13 +246,16 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
 
     from photogenic.evaluation.models import raise_if_store_unusable
 
-    try:
-        mlflow.set_experiment(config.evaluate.experiment)
-    except MlflowException as exc:
-        raise_if_store_unusable(exc)
-        raise
     a, b = results["model_a"], results["model_b"]
-    with mlflow.start_run(run_name=f"evaluate {a} vs {b}") as run:
+    active = mlflow.active_run()
+    if active is None:  # a pipeline's step runs inside its experiment tracker's run: log there
+        try:
+            mlflow.set_experiment(config.evaluate.experiment)
+        except MlflowException as exc:
+            raise_if_store_unusable(exc)
+            raise
+    with (contextlib.nullcontext(active) if active is not None
+          else mlflow.start_run(run_name=f"evaluate {a} vs {b}")) as run:
         mlflow.log_params({"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],
                            **{f"sampling.{k}": v for k, v in results["sampling"].items()},
                            **{f"{label}.spec": m["spec"] for label, m in results["models"].items()}})

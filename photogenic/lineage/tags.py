@@ -1,7 +1,6 @@
 """The MLflow model version tags that carry lineage, named in one place.
 
-Whoever registers a model version (the training pipeline's promote step) tags it with
-``model_version_tags(...)``; ``photogenic lineage`` and ``photogenic retrain`` read them back.
+The training steps tag every model version they register with ``model_version_tags(...)``; ``photogenic lineage`` and ``photogenic retrain`` read them back.
 
     photogenic.dvc_md5.<dataset>        DVC md5 of each dataset version the model was made from
     photogenic.rows.<dataset>           its row count
@@ -53,8 +52,10 @@ def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, 
 
 
 def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[str, Any],
-                       git_commit: str | None = None) -> dict[str, str]:
-    """The lineage tags of a model version made by ``run`` from ``datasets`` with ``config``."""
+                       git_commit: str | None = None, inputs: dict[str, str] | None = None) -> dict[str, str]:
+    """The lineage tags of a model version made by ``run`` from ``datasets`` with ``config``.
+    ``inputs``: the external inputs' md5s (``input_md5s``) when taken already, e.g. by a pipeline
+    whose training step sees only its own config sections."""
     from photogenic.versioning.log import git_commit as checked_out
 
     tags = {GIT_COMMIT: git_commit or checked_out() or "", CONFIG_MD5: config_md5(config)}
@@ -63,9 +64,23 @@ def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[
             raise ValueError(f"dataset {ref.name} is not versioned (no DVC md5): its lineage would be lost")
         tags[DVC_MD5 + ref.name] = ref.dvc_md5
         tags[ROWS + ref.name] = str(ref.rows)
-    tags.update({INPUT_MD5 + key: md5 for key, md5 in input_md5s(config).items()})
+    tags.update({INPUT_MD5 + key: md5 for key, md5 in (input_md5s(config) if inputs is None else inputs).items()})
     tags.update({RUN + key: str(run.get(key, "")) for key in ("runner", "id", "name")})
     return tags
+
+
+def lineage_datasets(dataset: DatasetRef) -> list[DatasetRef]:
+    """``dataset`` and the versions of the datasets it was made from, as its dataset card recorded
+    them when it was written (the packaged training set's card lists its upstream chain)."""
+    from photogenic.dataset.store import Dataset
+
+    found = [dataset]
+    card = Dataset(dataset.path).read_card()
+    for entry in card.get("upstream") or []:
+        if entry.get("dvc_md5"):
+            found.append(DatasetRef(name=entry["dataset"], path="", manifest="", content_hash=entry.get("content_hash")
+                                    or "", rows=entry.get("rows") or 0, dvc_md5=entry["dvc_md5"]))
+    return found
 
 
 def read_tags(tags: dict[str, str]) -> dict[str, Any]:

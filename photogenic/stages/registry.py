@@ -250,14 +250,15 @@ def _model_score_bounds(settings) -> dict[str, Any]:
 
 def _training_runner(recipe: str) -> Callable[..., StageOutput]:
     def run(config: RunConfig, progress: bool, resume: bool = False, zenml_run_id: str | None = None,
-            input_dvc_md5: str | None = None) -> StageOutput:
+            input_dvc_md5: str | None = None, lineage_tags: dict[str, str] | None = None) -> StageOutput:
         import importlib
 
         from photogenic.training.stage import RunContext
 
         module = importlib.import_module(f"photogenic.training.recipes.{recipe}")
         summary = module.run(config, RunContext(resume=resume, zenml_run_id=zenml_run_id,
-                                                input_dvc_md5=input_dvc_md5), progress=progress)
+                                                input_dvc_md5=input_dvc_md5, lineage_tags=lineage_tags),
+                             progress=progress)
         reports = {"samples": summary["grids"][-1]} if summary["grids"] else {}
         return StageOutput(ref=None, stats=summary, reports=reports, model=summary["model_dir"])
 

@@ -27,6 +27,8 @@ class RunContext:
     resume: bool = False
     zenml_run_id: str | None = None
     input_dvc_md5: str | None = None
+    #: more tags for the registered model version (the pipeline's lineage: photogenic.lineage.tags)
+    lineage_tags: dict[str, str] | None = None
 
 
 def models_dir(data_root: str) -> str:
@@ -82,7 +84,7 @@ def train_tracked(stage: str, config, recipe, pipe, dataset: Dataset, train_rows
     output = model_dir(root, recipe.output)
     input_md5 = context.input_dvc_md5 or dvc_md5_of(dataset, root)
     tags = {"stage": stage, "training_set": dataset.name, "training_set_dvc_md5": input_md5,
-            "zenml_run_id": context.zenml_run_id}
+            "zenml_run_id": context.zenml_run_id, **(context.lineage_tags or {})}
     with tracking_run(training.tracking, run_name=f"{stage}-{recipe.output}") as tracker:
         tracker.log_params({"stage": stage, "recipe": recipe.model_dump(mode="json"),
                             "model": training.model.model_dump(mode="json"), "input_rows": len(train_rows),
