@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet -c requirements.lock -e '.[train,filter,cluster,dev]'
 	touch $(STAMP)
 
-## demo: generate the sample pool and run the pipeline on it with ZenML, DVC and Great Expectations
+## demo: generate the sample pool and run the whole recipe on it (the emu pipeline: ZenML, DVC, Great Expectations, MLflow)
 demo: install
 	dvc repro sample_pool
-	photogenic run --config configs/default.yaml
+	photogenic run --pipeline emu --config configs/default.yaml
 	photogenic data ls
+	photogenic lineage model photogenic-t2i
 
 ## test: the fast suite (what CI runs)
 test: install

@@ -41,6 +41,27 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     (tmp_path / "home").mkdir()
     yield tmp_path
+    _forget_process_state()
+
+
+def _forget_process_state():
+    """ZenML and MLflow keep their store in process-wide singletons, read once from the
+    environment; a later test must not find an earlier test's ZenML store (its step cache, its
+    stacks) or MLflow tracking URI."""
+    if "zenml" in sys.modules:
+        from zenml.client import Client
+        from zenml.config.global_config import GlobalConfiguration
+
+        Client._reset_instance()
+        GlobalConfiguration._reset_instance()
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)  # back to $MLFLOW_TRACKING_URI, which monkeypatch restores
+    # ZenML's MLflow tracker exports the step's experiment and run to the environment; a later
+    # test's subprocesses would look for them in their own store
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        os.environ.pop(name, None)
 
 
 def image_bytes(size=(64, 48), fmt="JPEG", mode="RGB", seed=0, **save) -> bytes:

@@ -119,16 +119,17 @@ def test_whole_pipeline_runs_under_kfp_local(dvc_project, monkeypatch, tmp_path)
     from photogenic.kfp.pipeline import run_locally
     from photogenic.versioning.dvc import read_lock
     from tests.test_pipeline import _small_pool
+    from tests.training_fixtures import tiny_recipe_overrides
 
     _small_pool(dvc_project)
     monkeypatch.chdir(dvc_project)
     # no technical scores without the scorer: curation orders equal votes by sample id
     overrides = ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2", "filter.technical.enabled=false",
-                 "curation.score_column=null"]
+                 "curation.score_column=null", *tiny_recipe_overrides(dvc_project / "data")]
     values = {"config_file": "configs/default.yaml", "overrides": overrides, "dataset_version": "nightly-1"}
     outputs = run_locally(load_config(None), values, str(tmp_path / "kfp-root"))
-    # every stage but evaluate and promote, which need models the default config does not name
-    assert set(outputs) == set(STAGES) - {"evaluate", "promote"}
+    # the whole recipe, promotion included
+    assert set(outputs) == set(STAGES)
     assert outputs["package"]["datasets"]["training_set"]["dvc_md5"].endswith(".dir")
     candidates = outputs["auto_filter"]["datasets"]["candidates"]
     assert candidates["rows"] > 0 and candidates["dvc_md5"].endswith(".dir")

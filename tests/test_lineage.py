@@ -116,13 +116,16 @@ def test_retrain_only_when_sources_changed(recipe):
     project, config, _ = recipe
     decision = retrain_decision(config, T.DEFAULT_MODEL, "champion")
     assert not decision.changed and "Not retraining" in decision.message() and "v1" in decision.message()
-    assert retrain_decision(config, T.DEFAULT_MODEL, "nobody").changed
+    # no version under the alias yet: compared with the last version the recipe trained
+    fallback = retrain_decision(config, T.DEFAULT_MODEL, "nobody")
+    assert not fallback.changed and "the last model trained (photogenic-t2i v1" in fallback.message()
+    assert retrain_decision(config, "never-trained", "champion").changed
 
     cli = [sys.executable, "-m", "photogenic.cli", "retrain", "--config", "configs/default.yaml",
            "--set", "ingest.workers=0", "--set", "ingest.gate.max_quarantine_share=0.2",
            "--set", "filter.technical.enabled=false"]
     done = subprocess.run(cli, cwd=project, capture_output=True, text=True)
-    assert done.returncode == 0 and "Nothing changed since the champion" in done.stdout, done.stderr
+    assert done.returncode == 0 and "Nothing changed since the champion (photogenic-t2i v1)" in done.stdout, done.stderr
 
     write_tar(project / "data/raw/sample-pool/00001.tar", wds_members("000000100", image_bytes(seed=7), "new"))
     decision = retrain_decision(config, T.DEFAULT_MODEL, "champion")

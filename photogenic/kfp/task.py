@@ -54,12 +54,17 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
         from photogenic.versioning.dvc import write_params
 
         write_params(project, config.resolved())  # dvc.yaml reads its paths and params here
+    from photogenic.training.artifact import TrainedModel, ensure_model
+
     produced: dict[str, tuple[str, DatasetRef]] = {}
+    models: dict[str, TrainedModel] = {}
     for text in upstream:
         if text:
             report = json.loads(text)
             for name, ref in report["datasets"].items():
                 produced[name] = (report["stage"], DatasetRef.model_validate(ref))
+            for name, model in (report.get("models") or {}).items():
+                models[name] = TrainedModel.model_validate(model)
     for name in spec.dataset_names(config, spec.inputs):
         if name not in produced:
             raise ConfigError(
@@ -70,6 +75,13 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
         producer, ref = produced[name]
         state = ensure_dataset(ref, project=project, stage=producer) if project else "present"
         log.info("input %s (DVC md5 %s): %s", name, ref.dvc_md5, state)
+    for name in spec.dataset_names(config, spec.model_inputs):
+        if name in models:  # a pod holds only what it fetched: the model comes from its MLflow run
+            log.info("model %s (%s): %s", name, models[name].uri, ensure_model(models[name]))
+    if spec.model_outputs:
+        model = _train(stage, config, produced[spec.dataset_names(config, spec.inputs)[0]][1],
+                       {"runner": "kfp", "id": run_id, "name": run_name})
+        return json.dumps({"stage": stage, "datasets": {}, "models": {model.name: model.model_dump()}})
     output = run_stage(stage, config, progress=False)
     check_output(stage, output.ref, config)
     ref = output.ref
@@ -81,6 +93,29 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
         ref = version_output(stage, ref, config, run=run, allow_missing_deps=True)
     log.info("%s: %d rows, %d quarantined, DVC md5 %s", stage, ref.rows, ref.quarantined, ref.dvc_md5)
     return json.dumps({"stage": stage, "datasets": {ref.name: ref.model_dump()}, "stats": output.stats}, default=str)
+
+
+def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str]):
+    """A training stage: the model registered with the lineage of ``dataset`` and the run."""
+    from photogenic.errors import DataError
+    from photogenic.lineage.tags import input_md5s, lineage_datasets, model_version_tags
+    from photogenic.stages.runner import run_stage
+    from photogenic.training.artifact import trained_model
+
+    lineage = {}
+    if dataset.dvc_md5:
+        try:
+            inputs = input_md5s(config)
+        except DataError as exc:  # a source this pod cannot read: the datasets' md5s still hold
+            log.warning("the lineage tags leave out the input files' md5s: %s", exc)
+            inputs = {}
+        lineage = model_version_tags(config, lineage_datasets(dataset), run, inputs=inputs)
+    output = run_stage(stage, config, progress=False, zenml_run_id=None, input_dvc_md5=dataset.dvc_md5,
+                       lineage_tags=lineage)
+    name = get_stage(stage).dataset_names(config, get_stage(stage).model_outputs)[0]
+    model = trained_model(name, output.model, output.stats)
+    log.info("%s: model %s at %s (%s)", stage, name, model.path, model.uri)
+    return model
 
 
 def _prepare_dvc(config: RunConfig, remote: str) -> Path | None:
