@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import os
 from pathlib import Path
 
 from zenml import log_metadata
@@ -47,8 +48,9 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
     run_name = f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
     try:
         options = {"config_path": str(zenml_config)} if zenml_config else {}
-        run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache, **options)(
-            config=resolved, progress=progress)
+        with _mlflow_tracking_uri_kept():
+            run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache, **options)(
+                config=resolved, progress=progress)
     except RuntimeError:
         _raise_user_error(run_name)
         raise
@@ -60,6 +62,24 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
                          run_id_name_or_prefix=run_name)
     restored = _restore_outputs(run, config)
     return _summary(run, restored)
+
+
+@contextlib.contextmanager
+def _mlflow_tracking_uri_kept():
+    """ZenML's MLflow tracker blanks the tracking URI (the process's and $MLFLOW_TRACKING_URI)
+    after each step; what runs after the pipeline in this process (restoring models from their
+    MLflow runs, the lineage commands, tests) must find the store the user set."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        yield
+    finally:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)  # the process's URI: back to following the environment
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 def _restore_outputs(run, config: RunConfig) -> list[str]:

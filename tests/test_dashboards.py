@@ -1,6 +1,6 @@
 """The dashboards in a real browser (headless Chromium from Debian's packages, driven by
-Selenium through Debian's chromedriver): after a run and a model registration, the ZenML
-dashboard shows the run and its steps, the MLflow UI the registered model and its lineage tags.
+Selenium through Debian's chromedriver): after a run of the whole recipe (trained tiny), the
+ZenML dashboard shows the run and its steps, the MLflow UI the registered model and its lineage tags.
 Screenshots are kept under the test's temp dir (printed). `make test-browser` runs this."""
 
 import shutil
@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.test_pipeline import _config, _small_pool
+from tests.training_fixtures import tiny_recipe_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -31,7 +32,7 @@ def browser():
     options.binary_location = chromium
     # loopback only: every other host fails to resolve, so nothing leaves the machine
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+                "--window-size=1600,6000", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
         options.add_argument(arg)
     session = webdriver.Chrome(service=Service(driver), options=options)
     session.set_page_load_timeout(120)
@@ -68,27 +69,27 @@ def test_dashboards_show_the_run_its_steps_and_the_model_with_its_tags(dvc_proje
     from photogenic.lineage import tags as T
     from pipelines.run import run_pipeline
 
-    config = _config(dvc_project)
-    run_pipeline("data_curation", config, progress=False)
-    run = Client().get_pipeline("data_curation").last_run
-    refs = [run.steps[f"version_{stage}"].outputs["versioned_dataset"][0].load() for stage in ("ingest", "auto_filter")]
+    # the whole recipe, trained tiny: the model version and its lineage tags come from the pipeline
+    config = _config(dvc_project, *tiny_recipe_overrides(dvc_project / "data", steps=2))
+    run_pipeline("emu", config, progress=False)
+    run = Client().get_pipeline("emu").last_run
+    candidates = run.steps["version_auto_filter"].outputs["versioned_dataset"][0].load()
+    tuned = run.steps["quality_tune"].outputs["quality_tuned_model"][0].load()
     client = MlflowClient()
-    client.create_registered_model(T.DEFAULT_MODEL)
-    version = client.create_model_version(T.DEFAULT_MODEL, source="models/demo",
-                                          tags=T.model_version_tags(config, refs, {"runner": "zenml", "id": str(run.id),
-                                                                                   "name": run.name}))
-    client.set_registered_model_alias(T.DEFAULT_MODEL, "champion", version.version)
-
+    version = client.get_model_version(T.DEFAULT_MODEL, tuned.model_version)
+    assert version.tags[T.DVC_MD5 + "candidates"] == candidates.dvc_md5
     shots = tmp_path / "screenshots"
     shots.mkdir()
     zenml_url = start_zenml_dashboard(_free_port())
     try:
         _page_shows(browser, f"{zenml_url}/projects/default/runs/{run.id}",
-                    [run.name, "ingest", "auto_filter", "version_auto_filter"], shots / "zenml-run.png")
+                    # the DAG draws the steps in view; the overview counts them all
+                    [run.name, "ingest", "auto_filter", "version_auto_filter", "Total Steps", str(len(run.steps))],
+                    shots / "zenml-run.png")
         process, mlflow_url = start_mlflow_ui(f"sqlite:///{tmp_path / 'mlflow.db'}", _free_port())
         try:
             _page_shows(browser, f"{mlflow_url}/#/models/{T.DEFAULT_MODEL}/versions/{version.version}",
-                        [T.DEFAULT_MODEL, "champion", T.DVC_MD5 + "candidates", refs[1].dvc_md5],
+                        [T.DEFAULT_MODEL, "quality_tune", T.DVC_MD5 + "candidates", candidates.dvc_md5],
                         shots / "mlflow-model.png")
         finally:
             process.terminate()
