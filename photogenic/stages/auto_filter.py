@@ -21,7 +21,6 @@ from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes
-from photogenic.errors import DataError
 from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, order, run_cascade
 from photogenic.filtering.report import write_funnel_report
 from photogenic.filtering.scorer import Scorer
@@ -36,6 +35,7 @@ from photogenic.filtering.scorers.technical import TechnicalScorer
 from photogenic.filtering.scorers.topk import TopKScorer
 from photogenic.scoring.clip import check_checkpoint, hub_offline, resolve_checkpoint
 from photogenic.paths import dataset_dir, is_url, join
+from photogenic.stages.inputs import open_input
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,7 @@ def scorers_off(config: RunConfig) -> list[dict[str, Any]]:
 
 def auto_filter(config: RunConfig, progress: bool = True) -> FilterResult:
     settings = config.filter
-    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
-    if not source.exists():
-        raise DataError(
-            f"The dataset {settings.input!r} (filter.input) does not exist at {source.path}; run ingest first."
-        )
+    source = open_input(config.data.root, "filter", settings.input, settings.output, made_by="ingest")
     scorers = build_scorers(config)
     log.info("auto-filter cascade: %s", " → ".join(s.name for s in scorers))
     result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress)

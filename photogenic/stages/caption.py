@@ -29,8 +29,8 @@ from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset
-from photogenic.errors import DataError
 from photogenic.paths import dataset_dir
+from photogenic.stages.inputs import open_input
 from photogenic.stages.auto_filter import _repoint_shards as repoint_shards
 from photogenic.text import clean_caption
 
@@ -50,10 +50,7 @@ class CaptionResult:
 
 def caption(config: RunConfig, progress: bool = True) -> CaptionResult:
     settings = config.caption
-    source = Dataset(dataset_dir(config.data.root, settings.input), name=settings.input)
-    if not source.exists():
-        raise DataError(f"The dataset {settings.input!r} (caption.input) does not exist at {source.path}; "
-                        "run curation first.")
+    source = open_input(config.data.root, "caption", settings.input, settings.output, made_by="curation")
     manifest = source.read_manifest()
     rows = manifest.to_pylist()
     human = [_clean(row.get("human_caption"), config) for row in rows]
