@@ -83,8 +83,11 @@ def config_keys_named(fields: tuple[str, ...], sections: tuple[str, ...]) -> lis
             elif name in fields:
                 found.append(f"{prefix}{name}")
 
-    for section in sections:
-        info = RunConfig.model_fields.get(section)
-        if info is not None and isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            walk(info.annotation, f"{section}.")
+    for section in sections:  # a section, or a dotted subsection (``training.pretrain``)
+        model: Any = RunConfig
+        for part in section.split("."):
+            info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+            model = info.annotation if info is not None else None
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            walk(model, f"{section}.")
     return sorted(set(found))

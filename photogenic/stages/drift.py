@@ -34,22 +34,27 @@ def check_registry(stages: dict[str, StageSpec] = STAGES) -> list[str]:
     sections = config_sections()
     for name, spec in stages.items():
         for section in spec.params:
-            if section not in sections:
+            if section.split(".")[0] not in sections or not _is_config_key(section):
                 problems.append(f"stage {name}: parameter section {section!r} is not a RunConfig section")
         for key in (*spec.inputs, *spec.outputs):
             if not _is_config_key(key):
                 problems.append(f"stage {name}: dataset key {key!r} is not a key of the config")
-            elif key.split(".")[0] not in spec.params:
+            elif not _declares(spec, key):
                 problems.append(f"stage {name}: dataset key {key!r} lies in a section the stage does not declare")
         for key in spec.model_inputs:
             if not _is_config_key(key):
                 problems.append(f"stage {name}: model key {key!r} is not a key of the config")
-            elif key.split(".")[0] not in spec.params:
+            elif not _declares(spec, key):
                 problems.append(f"stage {name}: model key {key!r} lies in a section the stage does not declare")
         if not spec.dvc_stage and not spec.model_inputs and not _reads_from_stage_without_dvc(spec, stages):
             problems.append(f"stage {name}: declared without a dvc.yaml stage, yet it reads neither models "
                             "(model_inputs) nor a dataset of a stage without one")
     return problems
+
+
+def _declares(spec: StageSpec, key: str) -> bool:
+    """``key`` lies in a section (or dotted subsection) the stage declares."""
+    return any(key == p or key.startswith(p + ".") for p in spec.params)
 
 
 def _reads_from_stage_without_dvc(spec: StageSpec, stages: dict[str, StageSpec]) -> bool:
@@ -79,7 +84,7 @@ def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -
             problems.append(f"dvc.yaml: stage {name} does not run `photogenic step {name}` (cmd: {cmd})")
         params = [p if isinstance(p, str) else next(iter(p)) for p in entry.get("params", [])]
         for section in params:
-            if section not in sections:
+            if section.split(".")[0] not in sections or not _is_config_key(section):
                 problems.append(f"dvc.yaml: stage {name}: parameter section {section!r} is unknown to the config")
         if set(params) != set(spec.params):
             problems.append(f"dvc.yaml: stage {name}: params {sorted(params)} differ from the declared {sorted(spec.params)}")
@@ -105,7 +110,7 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
     """``invocations``: invocation id -> {"step": step name, "parameters": {...}, "inputs": [names],
     "spec": the stage its module declares, "gpu_count": ...} (see tests/test_runner_drift.py for how a prepared ZenML pipeline gives it).
     Every stage in ``required`` (default: all) must appear, with its gate and version steps."""
-    from photogenic.stages.runner import stage_config  # the steps' own rule for which sections they take
+    from photogenic.stages.runner import stage_config_keys  # the steps' own rule for which sections they take
 
     problems = []
     required = set(stages) if required is None else required
@@ -124,7 +129,7 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
                                 f"{len(spec.inputs)} datasets ({', '.join(spec.inputs) or 'none'}) and "
                                 f"{len(spec.model_inputs)} models")
             sections = set(info["parameters"].get("config", {}))
-            wanted = set(stage_config(name, {s: {} for s in config_sections()}))
+            wanted = {key.split(".")[0] for key in stage_config_keys(name)}
             if sections != wanted:
                 problems.append(f"ZenML: step {invocation_id} gets config sections {sorted(sections)}, "
                                 f"the stage declares {sorted(wanted)}")

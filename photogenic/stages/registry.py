@@ -265,6 +265,10 @@ def _training_runner(recipe: str) -> Callable[..., StageOutput]:
     return run
 
 
+#: the training subsections both recipes read (model, tracking, resources)
+_TRAINING_SHARED = ("training.model", "training.tracking", "training.resources")
+
+
 def _training_resources(config: RunConfig | None = None) -> Resources:
     """From training.resources (the defaults when no config is at hand, as at import time)."""
     from photogenic.config import TrainingResources
@@ -360,7 +364,8 @@ STAGES: dict[str, StageSpec] = {
             description="Pretrain a text-to-image diffusion model (new from config, or a published pipeline) on "
             "the pool; checkpoints, EMA, MLflow tracking; the model is saved as a diffusers pipeline and registered.",
             run=_training_runner("pretrain"),
-            params=("data", "training"),
+            # its own recipe and the shared model/tracking settings, not quality-tuning's
+            params=("data", *_TRAINING_SHARED, "training.pretrain"),
             gate=None,
             resources=_training_resources(),
             config_resources=_training_resources,
@@ -373,7 +378,7 @@ STAGES: dict[str, StageSpec] = {
             description="Quality-tune the pretrained model on the curated training set (Emu's recipe: small "
             "constant LR, noise offset 0.1, early stopping on a validation metric, best model kept).",
             run=_training_runner("quality_tune"),
-            params=("data", "training"),
+            params=("data", *_TRAINING_SHARED, "training.quality_tune"),
             gate=None,
             resources=_training_resources(),
             config_resources=_training_resources,

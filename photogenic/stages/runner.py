@@ -18,12 +18,27 @@ COMMON_SECTIONS = ("data", "dvc")
 
 
 def stage_config(stage: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The part of the resolved config a stage's steps take: the sections the stage declares
-    (as dvc.yaml's params do) plus the common ones. A ZenML step's parameters are its cache key,
+    """The part of the resolved config a stage's steps take: the sections (or dotted subsections)
+    the stage declares (as dvc.yaml's params do) plus the common ones. A ZenML step's parameters are its cache key,
     so a change to another stage's settings does not re-run it; sections left out take their
     defaults, which is why a stage must declare every section it reads."""
-    sections = dict.fromkeys((*COMMON_SECTIONS, *get_stage(stage).params))
-    return {name: config[name] for name in sections if name in config}
+    taken: dict[str, Any] = {}
+    for key in stage_config_keys(stage):
+        # a dotted key takes one subsection (``training.pretrain``): the training stages key on
+        # their own recipe, so tuning the quality-tuning recipe does not re-run pretraining
+        top, _, sub = key.partition(".")
+        if top not in config:
+            continue
+        if not sub:
+            taken[top] = config[top]
+        elif taken.get(top) is not config[top] and sub in config[top]:  # not when the whole section is in
+            taken.setdefault(top, {})[sub] = config[top][sub]
+    return taken
+
+
+def stage_config_keys(stage: str) -> tuple[str, ...]:
+    """The config sections (and dotted subsections) ``stage_config`` takes for ``stage``."""
+    return tuple(dict.fromkeys((*COMMON_SECTIONS, *get_stage(stage).params)))
 
 
 def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
