@@ -17,10 +17,9 @@ from zenml import get_step_context, log_metadata, step
 from photogenic.config import RunConfig, TrackingConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.errors import ConfigError
-from photogenic.lineage.tags import lineage_datasets, model_version_tags
 from photogenic.stages.registry import get_stage
-from photogenic.stages.runner import run_stage
-from photogenic.training.artifact import TrainedModel, ensure_model, trained_model
+from photogenic.stages.training import train_with_lineage
+from photogenic.training.artifact import TrainedModel, ensure_model
 from photogenic.versioning.restore import ensure_dataset
 from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
@@ -39,14 +38,9 @@ def _train(name: str, cfg: RunConfig, dataset: DatasetRef, external_md5s: dict, 
         raise ConfigError(f"{name} received dataset {dataset.name!r} but training.{name}.input is {recipe.input!r}.")
     ensure_dataset(dataset)  # a cached upstream step leaves its dataset where a rerun would
     run = get_step_context().pipeline_run
-    lineage = {}
-    if dataset.dvc_md5:  # an unversioned dataset (dvc.enabled=false) has no lineage to record
-        lineage = model_version_tags(cfg, lineage_datasets(dataset), {"runner": "zenml", "id": str(run.id),
-                                                                       "name": run.name}, inputs=external_md5s)
-    output = run_stage(name, cfg, progress=progress, resume=resume, zenml_run_id=str(run.id),
-                       input_dvc_md5=dataset.dvc_md5, lineage_tags=lineage)
+    model, output = train_with_lineage(name, cfg, dataset, {"runner": "zenml", "id": str(run.id), "name": run.name},
+                                       external_md5s, progress=progress, resume=resume)
     summary = output.stats
-    model = trained_model(recipe.output, output.model, summary)
     log_metadata(metadata={key: value for key, value in {
         "model": model.model_dump(), "steps": summary["steps"], "seconds": summary["seconds"],
         "samples_per_second": summary["samples_per_second"], "best_step": summary["best_step"],

@@ -98,23 +98,17 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
 def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str]):
     """A training stage: the model registered with the lineage of ``dataset`` and the run."""
     from photogenic.errors import DataError
-    from photogenic.lineage.tags import input_md5s, lineage_datasets, model_version_tags
-    from photogenic.stages.runner import run_stage
-    from photogenic.training.artifact import trained_model
+    from photogenic.lineage.tags import input_md5s
+    from photogenic.stages.training import train_with_lineage
 
-    lineage = {}
-    if dataset.dvc_md5:
+    inputs = {}
+    if dataset.dvc_md5:  # only a versioned dataset gets lineage tags
         try:
             inputs = input_md5s(config)
         except DataError as exc:  # a source this pod cannot read: the datasets' md5s still hold
             log.warning("the lineage tags leave out the input files' md5s: %s", exc)
-            inputs = {}
-        lineage = model_version_tags(config, lineage_datasets(dataset), run, inputs=inputs)
-    output = run_stage(stage, config, progress=False, zenml_run_id=None, input_dvc_md5=dataset.dvc_md5,
-                       lineage_tags=lineage)
-    name = get_stage(stage).dataset_names(config, get_stage(stage).model_outputs)[0]
-    model = trained_model(name, output.model, output.stats)
-    log.info("%s: model %s at %s (%s)", stage, name, model.path, model.uri)
+    model, _ = train_with_lineage(stage, config, dataset, run, inputs, progress=False)
+    log.info("%s: model %s at %s (%s)", stage, model.name, model.path, model.uri)
     return model
 
 
