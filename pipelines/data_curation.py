@@ -11,7 +11,7 @@ from zenml import pipeline
 from photogenic.config import config_from_dict
 
 from steps.auto_filter import auto_filter
-from steps.cache import stage_config, stage_external_md5s
+from steps.cache import external_md5s_by_stage, stage_config
 from steps.caption import caption
 from steps.curation import curation
 from steps.ingest import ingest
@@ -23,9 +23,9 @@ from steps.upsample import upsample
 from steps.version_dataset import version_dataset
 
 
-def curation_chain(config: dict, progress: bool = True) -> dict:
+def curation_chain(config: dict, md5s: dict, progress: bool = True) -> dict:
     """The data curation steps, composed; returns dataset name -> its versioned artifact (what the
-    training chain reads when the emu pipeline runs both)."""
+    training chain reads when the emu pipeline runs both). ``md5s``: ``external_md5s_by_stage``."""
     # each step takes its stage's config sections only, so it re-runs when they change, not others
     versioned = {}
 
@@ -35,14 +35,14 @@ def curation_chain(config: dict, progress: bool = True) -> dict:
 
     cfg = config_from_dict(config)
     ingest_config = stage_config("ingest", config)
-    ingested = ingest(config=ingest_config, external_md5s=stage_external_md5s("ingest", config), progress=progress)
+    ingested = ingest(config=ingest_config, external_md5s=md5s["ingest"], progress=progress)
     versioned[cfg.ingest.output] = gate_and_version(ingested, "ingest", ingest_config)
     filter_config = stage_config("auto_filter", config)
     candidates, _ = auto_filter(versioned[cfg.ingest.output], config=filter_config, progress=progress)
     versioned[cfg.filter.output] = gate_and_version(candidates, "auto_filter", filter_config)
     curation_config = stage_config("curation", config)
     curated = curation(versioned[cfg.filter.output], config=curation_config,
-                       external_md5s=stage_external_md5s("curation", config), progress=progress)
+                       external_md5s=md5s["curation"], progress=progress)
     versioned[cfg.curation.output] = gate_and_version(curated, "curation", curation_config)
     caption_config = stage_config("caption", config)
     captioned = caption(versioned[cfg.curation.output], config=caption_config, progress=progress)
@@ -60,4 +60,4 @@ def curation_chain(config: dict, progress: bool = True) -> dict:
 
 @pipeline(enable_cache=True)
 def data_curation(config: dict, progress: bool = True) -> None:
-    curation_chain(config, progress)
+    curation_chain(config, external_md5s_by_stage(config), progress)

@@ -9,8 +9,10 @@ from zenml import pipeline
 
 from pipelines.data_curation import curation_chain
 from pipelines.training import training_chain
+from steps.cache import external_md5s_by_stage
 
 
 @pipeline(enable_cache=True)
 def emu(config: dict, progress: bool = True) -> None:
-    training_chain(config, curation_chain(config, progress), progress)
+    md5s = external_md5s_by_stage(config)  # the source shards hashed once for both chains
+    training_chain(config, md5s, curation_chain(config, md5s, progress), progress)

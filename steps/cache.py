@@ -27,15 +27,14 @@ def stage_external_md5s(stage: str, config: dict[str, Any]) -> dict[str, str]:
         return {"unavailable": str(exc)}
 
 
-def lineage_input_md5s(config: dict[str, Any]) -> dict[str, str]:
-    """The external inputs' md5s a model's lineage tags record (``photogenic.lineage.tags.input_md5s``);
-    one that cannot be read keys as unavailable, as in ``stage_external_md5s``."""
-    from photogenic.lineage.tags import input_md5s
+def external_md5s_by_stage(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """stage -> ``stage_external_md5s`` for every stage that declares external inputs, taken once
+    when a pipeline is composed: the steps' cache keys and the models' lineage tags read the same
+    md5s (hashing the source shards is the costly part of composing a pipeline)."""
+    from photogenic.stages.registry import STAGES
 
-    try:
-        return input_md5s(config_from_dict(config))
-    except DataError as exc:
-        return {"unavailable": str(exc)}
+    return {name: stage_external_md5s(name, config) for name, spec in STAGES.items()
+            if spec.external_inputs is not None}
 
 
 def dataset_content_hash(config: dict[str, Any], name: str) -> str:

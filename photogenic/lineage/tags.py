@@ -44,11 +44,20 @@ def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, 
     from photogenic.stages.registry import STAGES
     from photogenic.versioning.fingerprint import external_md5s
 
-    found = {}
-    for name, spec in STAGES.items():
-        if (stages is None and not spec.model_inputs) or (stages is not None and name in stages):
-            found.update({f"{name}.{key}": md5 for key, md5 in external_md5s(spec, config).items()})
-    return found
+    chosen = _lineage_stages(stages)
+    return keyed_input_md5s({name: external_md5s(STAGES[name], config) for name in chosen}, chosen)
+
+
+def keyed_input_md5s(by_stage: dict[str, dict[str, str]], stages: list[str] | None = None) -> dict[str, str]:
+    """``input_md5s`` from md5s already taken per stage (stage -> name -> md5)."""
+    return {f"{name}.{key}": md5 for name in _lineage_stages(stages) for key, md5 in by_stage.get(name, {}).items()}
+
+
+def _lineage_stages(stages: list[str] | None) -> list[str]:
+    from photogenic.stages.registry import STAGES
+
+    return [name for name, spec in STAGES.items()
+            if (stages is None and not spec.model_inputs) or (stages is not None and name in stages)]
 
 
 def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[str, Any],
