@@ -6,8 +6,10 @@ The stages come from the registry (photogenic.stages.registry), so a stage added
 covered without touching this file. ``repro_md5_match`` is the share of datasets made by both
 runners whose md5s agree; ``repro_stage_coverage`` the share of registered stages whose dataset
 both runners made (a stage that is in dvc.yaml but not yet in the pipeline, or whose input no
-registered stage makes, lowers it, and is named). Stages the registry declares without a dvc.yaml
-stage (``dvc_stage=False``: evaluate and promote, which judge models) are listed and left out.
+registered stage makes, lowers it, and is named). Stages that write no dataset (pretrain,
+quality_tune: models) and those without a dvc.yaml stage (``dvc_stage=False``: evaluate and
+promote, which judge models) are listed and left out; the ZenML side runs the ``data_curation``
+pipeline.
 
     python benchmarks/reproducibility.py [--quick]
 """
@@ -49,7 +51,9 @@ def main() -> None:
         overrides = [f"sample_pool.n={n}", "sample_pool.shard_size=100", "ingest.workers=1", "filter.workers=1"]
         config = load_config(project / "configs" / "default.yaml", overrides)
         write_params(project, config.resolved())
-        stages = {name: spec for name, spec in STAGES.items() if spec.dvc_stage}
+        # the stages that write datasets: the training stages' models are not compared (and would
+        # make this a training benchmark)
+        stages = {name: spec for name, spec in STAGES.items() if spec.dvc_stage and spec.outputs}
         datasets = {name: f"{config.data.root}/datasets/{dataset}" for name, spec in stages.items()
                     for dataset in spec.dataset_names(config, spec.outputs)}
 
@@ -65,7 +69,8 @@ def main() -> None:
         # 2. the ZenML pipeline from scratch: no datasets, no lock entries left from step 1
         shutil.rmtree(project / config.data.root / "datasets", ignore_errors=True)
         (project / "dvc.lock").unlink()
-        done = _run([sys.executable, "-m", "photogenic.cli", "run", "--quiet", "--config", "configs/default.yaml",
+        done = _run([sys.executable, "-m", "photogenic.cli", "run", "--pipeline", "data_curation", "--quiet",
+                     "--config", "configs/default.yaml",
                      *[arg for o in overrides for arg in ("--set", o)]], project, env, check=False)
         if done.returncode != 0:
             print(f"the ZenML run failed: {(done.stderr or done.stdout).strip()[-600:]}")
@@ -79,7 +84,7 @@ def main() -> None:
     both = [name for name in datasets if by_dvc.get(name) and by_zenml.get(name)]
     matched = [name for name in both if by_dvc[name] == by_zenml[name]]
     print(f"pool of {n} samples; {len(STAGES)} registered stages, "
-          f"{', '.join(sorted(set(STAGES) - set(datasets))) or 'none'} without a dvc.yaml stage (not compared)")
+          f"{', '.join(sorted(set(STAGES) - set(datasets))) or 'none'} writing no dataset or without a dvc.yaml stage (not compared)")
     for name, path in datasets.items():
         dvc_md5, zen_md5 = by_dvc.get(name), by_zenml.get(name)
         verdict = ("match" if name in matched else "DIFFER") if name in both else "not made by both"
