@@ -157,6 +157,17 @@ def main() -> None:
         print(f"{m}: scored {run['scored'][m]} rows, alive when it ran {reached.get(m)}")
     never_on_rejects = all(run["scored"][m] == reached.get(m) for m in MODEL_SCORERS)
 
+    # What ordering can buy at these decisions: the models must still see every row the
+    # per-row cheap scorers keep (what survives, plus what the models themselves reject), so
+    # even free cheap scorers leave the models' share of the work on those rows
+    first_model = min(names.index(m) for m in MODEL_SCORERS if m in funnel)
+    reach = funnel[names[first_model - 1]] / run["rows"]
+    decode_ms = WORKERS * 1000 / decode
+    model_ms = sum(costs[m] for m in MODEL_SCORERS if m in costs)
+    ceiling = (decode_ms + sum(costs.values())) / (decode_ms + reach * model_ms)
+    print(f"the models scored {reach:.1%} of the rows; with every cheap scorer free and the same "
+          f"decisions, the speed-up could reach at most {ceiling:.2f}x")
+
     half = cascade_run(ingested(small))
     print(f"peak memory: {small} samples: main {half['rss_mb']:.0f} MB, worker {half['worker_rss_mb']:.0f} MB; "
           f"{large} samples: main {run['rss_mb']:.0f} MB, worker {run['worker_rss_mb']:.0f} MB")

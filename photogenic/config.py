@@ -539,18 +539,28 @@ class TrainStageConfig(_Section):
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting (5.0 is usual); empty: plain MSE.")
     caption_dropout: float = Field(0.1, ge=0, le=1, description="Share of captions replaced by '' (for guidance).")
     workers: int = Field(1, ge=0, description="DataLoader worker processes.")
-    threads: int | None = Field(1, ge=1, description="torch compute threads; empty: torch's default. On a 2-core "
-                                "CPU one thread computing and one DataLoader worker decoding beat two threads "
-                                "contending with the worker.")
+    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
+                                "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
+                                "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
     seed: int = 0
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept apart).")
     validate_every: int = Field(200, ge=1, description="Steps between validations (loss, samples, quality).")
     validation_fraction: float = Field(0.05, ge=0, lt=1, description="Held out when the dataset has no split column.")
     validation_batches: int = Field(4, ge=1, description="Batches of held-out rows for the validation loss.")
+    # scenes of the embedded sample pool's world (photogenic.samplepool.world), in the words its
+    # scene captions use: a grid can only show a recognisable scene the data holds. Set prompts
+    # that describe your own data.
     validation_prompts: list[str] = Field(default_factory=lambda: [
-        "a portrait of a person", "a bowl of food on a table", "a cat on a sofa", "a red car on a street",
-        "a mountain landscape at sunset", "a flower in a garden", "a dog on the grass", "a city skyline"])
+        "a photo of a red vintage car on a sandy beach by the sea in bright daylight",
+        "a photo of a yellow flower in a green grass field in bright daylight",
+        "a photo of a person in a blue sweater in front of a red brick wall in soft, even light",
+        "a photo of a cake with pink frosting in front of a plain studio backdrop in soft, even light",
+        "a photo of a mountain range with purple-tinted peaks under a blue sky with white clouds",
+        "a photo of an orange cat in a green grass field in warm golden-hour light",
+        "a photo of a grey house with a pitched roof in a pine forest in bright daylight",
+        "a photo of a blue bird perched on a branch against a blue sky with white clouds"],
+        description="Fixed prompts whose samples are drawn, scored and logged at every validation.")
     sample_steps: int = Field(20, ge=1, description="Sampler steps for validation samples.")
     guidance_scale: float = Field(3.0, ge=1.0)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
@@ -577,8 +587,8 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=400, batch_size=32, learning_rate=1e-3,
-        lr_schedule="cosine", warmup_steps=30, noise_offset=0.02, checkpoint_every=100, validate_every=200,
+        input="ingested", output="pretrained", max_steps=700, batch_size=32, learning_rate=2e-3, snr_gamma=5.0,
+        lr_schedule="cosine", warmup_steps=50, noise_offset=0.02, checkpoint_every=100, validate_every=350,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
