@@ -592,7 +592,7 @@ class TrainingConfig(_Section):
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
-        learning_rate=2e-4, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
+        learning_rate=2e-4, snr_gamma=5.0, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
     resources: TrainingResources = Field(default_factory=TrainingResources)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
