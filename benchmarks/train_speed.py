@@ -91,8 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer steps on a smaller pool (under a minute).")
     args = parser.parse_args()
-    steps, n = (8, 200) if args.quick else (60, 1000)
-    checkpoint_every = 4 if args.quick else 20
+    steps, n = (20, 200) if args.quick else (60, 1000)
+    checkpoint_every = 10 if args.quick else 20
 
     import torch
 
