@@ -587,8 +587,8 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=700, batch_size=32, learning_rate=2e-3, snr_gamma=5.0,
-        lr_schedule="cosine", warmup_steps=50, noise_offset=0.02, checkpoint_every=100, validate_every=350,
+        input="ingested", output="pretrained", max_steps=1400, batch_size=16, learning_rate=2e-3, snr_gamma=5.0,
+        lr_schedule="cosine", warmup_steps=100, noise_offset=0.02, checkpoint_every=200, validate_every=700,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
