@@ -160,8 +160,7 @@ def main() -> None:
     # What ordering can buy at these decisions: the models must still see every row the
     # per-row cheap scorers keep (what survives, plus what the models themselves reject), so
     # even free cheap scorers leave the models' share of the work on those rows
-    first_model = min(names.index(m) for m in MODEL_SCORERS if m in funnel)
-    reach = funnel[names[first_model - 1]] / run["rows"]
+    reach = max(reached.values()) / run["rows"]  # the first model to run sees the most rows
     decode_ms = WORKERS * 1000 / decode
     model_ms = sum(costs[m] for m in MODEL_SCORERS if m in costs)
     ceiling = (decode_ms + sum(costs.values())) / (decode_ms + reach * model_ms)

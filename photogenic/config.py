@@ -622,6 +622,17 @@ class RunConfig(_Section):
         return self.model_dump(mode="json")
 
 
+def field_annotation(key: str) -> Any:
+    """The annotation of the RunConfig field at the dotted ``key`` (a section, a subsection such
+    as ``training.pretrain``, or a leaf); KeyError when the config has no such field."""
+    model: Any = RunConfig
+    for part in key.split("."):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            raise KeyError(key)
+        model = model.model_fields[part].annotation
+    return model
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Load a run config from YAML (or the defaults when ``path`` is None) and apply overrides."""
     origin = str(path) if path is not None else "the defaults"

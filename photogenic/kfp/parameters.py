@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from photogenic.config import RunConfig
+from photogenic.config import field_annotation
 from photogenic.errors import ConfigError
 
 
@@ -84,10 +84,10 @@ def config_keys_named(fields: tuple[str, ...], sections: tuple[str, ...]) -> lis
                 found.append(f"{prefix}{name}")
 
     for section in sections:  # a section, or a dotted subsection (``training.pretrain``)
-        model: Any = RunConfig
-        for part in section.split("."):
-            info = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-            model = info.annotation if info is not None else None
+        try:
+            model = field_annotation(section)
+        except KeyError:
+            continue
         if isinstance(model, type) and issubclass(model, BaseModel):
             walk(model, f"{section}.")
     return sorted(set(found))

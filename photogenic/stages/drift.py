@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from photogenic.config import RunConfig
+from photogenic.config import RunConfig, field_annotation
 from photogenic.stages.registry import STAGES, StageSpec
 
 #: dvc.yaml stages that are not photogenic stages (they make raw inputs, not datasets)
@@ -25,16 +25,11 @@ def dataset_path_template(key: str) -> str:
     return "${data.root}/datasets/${" + key + "}"
 
 
-def config_sections() -> set[str]:
-    return set(RunConfig.model_fields)
-
-
 def check_registry(stages: dict[str, StageSpec] = STAGES) -> list[str]:
     problems = []
-    sections = config_sections()
     for name, spec in stages.items():
         for section in spec.params:
-            if section.split(".")[0] not in sections or not _is_config_key(section):
+            if not _is_config_key(section):
                 problems.append(f"stage {name}: parameter section {section!r} is not a RunConfig section")
         for key in (*spec.inputs, *spec.outputs):
             if not _is_config_key(key):
@@ -65,7 +60,6 @@ def _reads_from_stage_without_dvc(spec: StageSpec, stages: dict[str, StageSpec])
 def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -> list[str]:
     problems = []
     declared = dvc.get("stages", {})
-    sections = config_sections()
     for name in declared:
         if name not in stages and name not in DVC_ONLY_STAGES:
             problems.append(f"dvc.yaml: stage {name} is not declared in the registry")
@@ -84,7 +78,7 @@ def check_dvc_yaml(dvc: dict[str, Any], stages: dict[str, StageSpec] = STAGES) -
             problems.append(f"dvc.yaml: stage {name} does not run `photogenic step {name}` (cmd: {cmd})")
         params = [p if isinstance(p, str) else next(iter(p)) for p in entry.get("params", [])]
         for section in params:
-            if section.split(".")[0] not in sections or not _is_config_key(section):
+            if not _is_config_key(section):
                 problems.append(f"dvc.yaml: stage {name}: parameter section {section!r} is unknown to the config")
         if set(params) != set(spec.params):
             problems.append(f"dvc.yaml: stage {name}: params {sorted(params)} differ from the declared {sorted(spec.params)}")
@@ -160,13 +154,10 @@ def check_zenml_invocations(invocations: dict[str, dict[str, Any]], stages: dict
 
 
 def _is_config_key(key: str) -> bool:
-    from pydantic import BaseModel
-
-    model: Any = RunConfig
-    for part in key.split("."):
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return False
-        model = model.model_fields[part].annotation
+    try:
+        field_annotation(key)
+    except KeyError:
+        return False
     return True
 
 
