@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from photogenic.config import load_config
-from photogenic.errors import ConfigError
+from photogenic.errors import ConfigError, DataError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
 from photogenic.kfp.pipeline import KfpOptions, compile_pipeline, stage_graph, without_models
 from photogenic.stages import drift
@@ -133,6 +133,9 @@ def test_whole_pipeline_runs_under_kfp_local(dvc_project, monkeypatch, tmp_path)
     assert outputs["package"]["datasets"]["training_set"]["dvc_md5"].endswith(".dir")
     candidates = outputs["auto_filter"]["datasets"]["candidates"]
     assert candidates["rows"] > 0 and candidates["dvc_md5"].endswith(".dir")
+    # evaluate has no dvc.yaml stage; its dataset is versioned in a .dvc file of its own
+    evaluation = outputs["evaluate"]["datasets"]["evaluation"]["dvc_md5"]
+    assert evaluation.endswith(".dir") and evaluation in (dvc_project / "data/datasets/evaluation.dvc").read_text()
     lock = read_lock(dvc_project)["stages"]
     assert lock["auto_filter"]["outs"][0]["md5"] == candidates["dvc_md5"]
     assert lock["ingest"]["outs"][0]["md5"] == outputs["ingest"]["datasets"]["ingested"]["dvc_md5"]
@@ -200,6 +203,38 @@ def test_container_tasks_pass_datasets_through_the_dvc_remote(dvc_project, tmp_p
     result = json.loads((filter_pod / "out.json").read_text())
     assert result["datasets"]["candidates"]["rows"] > 0
     assert (filter_pod / "data/datasets/ingested/manifest.parquet").exists()  # pulled by md5
+
+
+def test_evaluation_reaches_the_promote_pod_through_a_dvc_file_of_its_own(dvc_project, tmp_path, monkeypatch):
+    """evaluate has no dvc.yaml stage (its models may be registry URIs), yet on a cluster the
+    promote pod never sees the evaluate pod's disk: the evaluate task versions its dataset with a
+    .dvc file of its own and pushes it, and the promote task pulls it by the md5 it was handed."""
+    from photogenic.versioning.dvc import run_dvc, write_params
+    from photogenic.versioning.record import version_untracked
+    from photogenic.versioning.restore import ensure_dataset
+    from tests.training_fixtures import write_dataset
+
+    evaluate_pod, promote_pod = _pod(dvc_project, tmp_path, "pod-evaluate"), _pod(dvc_project, tmp_path, "pod-promote")
+    configs = {}
+    for pod in (evaluate_pod, promote_pod):  # what the task does first in a pod (photogenic.kfp.task)
+        run_dvc(pod, "config", "core.no_scm", "true")
+        configs[pod] = load_config(None, [f"data.root={pod / 'data'}"])
+        write_params(pod, configs[pod].resolved())
+    monkeypatch.chdir(evaluate_pod)
+    evaluation = write_dataset(evaluate_pod / "data", "evaluation", n=3)
+    (Path(evaluation.path) / "results.json").write_text('{"headline": {"visual_appeal": 0.7}}')
+    ref = version_untracked("evaluate", evaluation.ref(), configs[evaluate_pod], run={"runner": "kfp", "id": "run-1"})
+    assert ref.dvc_md5 and ref.dvc_md5.endswith(".dir")
+    assert (tmp_path / "dvc-remote" / "files" / "md5" / ref.dvc_md5[:2] / ref.dvc_md5[2:]).exists()  # pushed
+
+    monkeypatch.chdir(promote_pod)
+    there = ref.model_copy(update={"path": str(promote_pod / "data" / "datasets" / "evaluation")})
+    with pytest.raises(DataError, match="never versioned"):  # what the promote pod hit before
+        ensure_dataset(there.with_dvc_md5(None), project=promote_pod, dvc_file=True)
+    assert ensure_dataset(there, project=promote_pod, dvc_file=True) == "restored"
+    assert json.loads((promote_pod / "data/datasets/evaluation/results.json").read_text())["headline"] == {
+        "visual_appeal": 0.7}
+    assert ensure_dataset(there, project=promote_pod, dvc_file=True) == "present"
 
 
 class FakeKfpClient:

@@ -73,7 +73,10 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
                 "dataset names than this run's config uses: recompile it with this config."
             )
         producer, ref = produced[name]
-        state = ensure_dataset(ref, project=project, stage=producer) if project else "present"
+        # a dataset no dvc.yaml stage writes (evaluate's) travels in a .dvc file of its own
+        in_dvc_yaml = get_stage(producer).dvc_stage
+        state = (ensure_dataset(ref, project=project, stage=producer if in_dvc_yaml else None,
+                                dvc_file=not in_dvc_yaml) if project else "present")
         log.info("input %s (DVC md5 %s): %s", name, ref.dvc_md5, state)
     for name in spec.dataset_names(config, spec.model_inputs):
         if name in models:  # a pod holds only what it fetched: the model comes from its MLflow run
@@ -85,12 +88,15 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
     output = run_stage(stage, config, progress=False)
     check_output(stage, output.ref, config)
     ref = output.ref
-    if project is not None and spec.dvc_stage:
-        from photogenic.versioning.record import version_output
+    if project is not None and spec.outputs:
+        from photogenic.versioning.record import version_output, version_untracked
 
         run = {"runner": "kfp", "id": run_id, "name": run_name, "dataset_version": values.get("dataset_version", "")}
-        # a pod holds only what it pulled: dvc.yaml deps it lacks (the raw pool) stay unhashed
-        ref = version_output(stage, ref, config, run=run, allow_missing_deps=True)
+        if spec.dvc_stage:
+            # a pod holds only what it pulled: dvc.yaml deps it lacks (the raw pool) stay unhashed
+            ref = version_output(stage, ref, config, run=run, allow_missing_deps=True)
+        else:  # the tasks downstream run elsewhere and pull it by md5 (promote reads evaluate's results)
+            ref = version_untracked(stage, ref, config, run=run)
     log.info("%s: %d rows, %d quarantined, DVC md5 %s", stage, ref.rows, ref.quarantined, ref.dvc_md5)
     return json.dumps({"stage": stage, "datasets": {ref.name: ref.model_dump()}, "stats": output.stats}, default=str)
 

@@ -86,6 +86,31 @@ def commit_stage(project: Path, stage: str, push: bool, allow_missing_deps: bool
     return stage_outputs(project, stage)
 
 
+def add_folder(project: Path, folder: Path, push: bool) -> str:
+    """Version ``folder``, which no dvc.yaml stage writes, with a .dvc file of its own beside it
+    (``dvc add``), push it, and return its DVC md5."""
+    rel = os.path.relpath(folder.resolve(), project.resolve())
+    run_dvc(project, "add", rel)
+    dvc_file = f"{rel}.dvc"
+    if push:
+        run_dvc(project, "push", dvc_file)
+    outs = (yaml.safe_load((project / dvc_file).read_text(encoding="utf-8")) or {}).get("outs", [])
+    if not outs or not outs[0].get("md5"):
+        raise DataError(f"`dvc add {rel}` wrote no md5 to {dvc_file}")
+    return outs[0]["md5"]
+
+
+def pull_folder(project: Path, folder: Path, md5: str) -> None:
+    """Fetch DVC version ``md5`` of ``folder`` from the remote into place, through a .dvc file
+    beside it naming that version (what ``dvc add`` wrote where the folder was made)."""
+    from photogenic.dataset.atomic import write_text
+
+    rel = Path(os.path.relpath(folder.resolve(), project.resolve()))
+    write_text(str(project / f"{rel}.dvc"),
+               yaml.safe_dump({"outs": [{"md5": md5, "hash": "md5", "path": rel.name}]}, sort_keys=False))
+    run_dvc(project, "pull", "--force", f"{rel}.dvc")
+
+
 def stage_outputs(project: Path, stage: str) -> list[OutputVersion]:
     """The outs of ``stage`` as recorded in dvc.lock (empty if the stage was never recorded)."""
     lock = read_lock(project)

@@ -9,7 +9,7 @@ from typing import Any
 from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.errors import DataError
-from photogenic.versioning.dvc import commit_stage, require_project
+from photogenic.versioning.dvc import add_folder, commit_stage, require_project
 from photogenic.versioning.log import record_version
 
 log = logging.getLogger(__name__)
@@ -34,4 +34,16 @@ def version_output(stage: str, ref: DatasetRef, config: RunConfig, run: dict[str
     versioned = ref.with_dvc_md5(md5)
     record_version(config.data.root, versioned, stage, run)
     log.info("versioned %s as DVC md5 %s%s", ref.name, md5, " (pushed)" if config.dvc.push else "")
+    return versioned
+
+
+def version_untracked(stage: str, ref: DatasetRef, config: RunConfig, run: dict[str, Any]) -> DatasetRef:
+    """Version the output of a stage that has no dvc.yaml stage on purpose (evaluate: its models
+    may be registry URIs, which dvc.yaml cannot track) with a .dvc file of its own, and push it,
+    so a task on another machine can pull it by the md5 this returns."""
+    project = require_project(".")
+    versioned = ref.with_dvc_md5(add_folder(project, Path(ref.path), push=config.dvc.push))
+    record_version(config.data.root, versioned, stage, run)
+    log.info("versioned %s as DVC md5 %s (its own .dvc file%s)", ref.name, versioned.dvc_md5,
+             ", pushed" if config.dvc.push else "")
     return versioned

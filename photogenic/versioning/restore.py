@@ -21,7 +21,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
 from photogenic.paths import is_url
-from photogenic.versioning.dvc import locked_md5, read_lock, require_project, run_dvc
+from photogenic.versioning.dvc import locked_md5, pull_folder, read_lock, require_project, run_dvc
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,16 @@ def is_present(ref: DatasetRef) -> bool:
     return dataset.exists() and dataset.ref().content_hash == ref.content_hash
 
 
-def ensure_dataset(ref: DatasetRef, project: Path | None = None, stage: str | None = None) -> str:
+def ensure_dataset(ref: DatasetRef, project: Path | None = None, stage: str | None = None,
+                   dvc_file: bool = False) -> str:
     """Return "present" if the dataset on disk is the version ``ref`` names, "restored" after
     restoring it from DVC; raise DataError when it can be neither found nor restored.
 
     ``stage`` (the dvc.yaml stage that writes the dataset) lets a version that is neither in
     dvc.lock nor in the cache come from the DVC remote: it is recorded as that stage's output in
-    dvc.lock and pulled, as on a cluster node whose image knows nothing of this run's versions."""
+    dvc.lock and pulled, as on a cluster node whose image knows nothing of this run's versions.
+    ``dvc_file``: no dvc.yaml stage writes the dataset, its version lives in a .dvc file of its
+    own (photogenic.versioning.record.version_untracked); it is pulled through one."""
     if is_present(ref):
         return "present"
     if not ref.dvc_md5:
@@ -56,8 +59,10 @@ def ensure_dataset(ref: DatasetRef, project: Path | None = None, stage: str | No
             run_dvc(project, "checkout", "--force", rel)
         except DataError:
             run_dvc(project, "pull", "--force", rel)
-    elif _object(_cache_dir(project), ref.dvc_md5).exists() or stage is None:
+    elif _object(_cache_dir(project), ref.dvc_md5).exists() or (stage is None and not dvc_file):
         _checkout_from_cache(project, ref.dvc_md5, Path(ref.path))
+    elif dvc_file:
+        pull_folder(project, Path(ref.path), ref.dvc_md5)
     else:
         record_locked_output(project, stage, rel, ref.dvc_md5)
         run_dvc(project, "pull", "--force", rel)
