@@ -206,3 +206,15 @@ def test_import_command_reports_a_bad_row_as_one_message(world, tmp_path):
                            "--config", str(config)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert '"quarantined": 1' in done.stdout
+
+
+def test_curation_input_is_checked_as_every_stage_input_is(tmp_path):
+    """The candidates must exist, and the curated set may never overwrite them."""
+    from photogenic.curation.export import candidates
+
+    same = make_world(tmp_path / "a", 4, "curation.output=candidates")
+    with pytest.raises(ConfigError, match="curation.input and curation.output are both 'candidates'"):
+        candidates(same)
+    missing = make_world(tmp_path / "b", 4, "curation.input=not_filtered_yet")
+    with pytest.raises(DataError, match="'not_filtered_yet' \\(curation.input\\) does not exist.*run the auto-filter"):
+        candidates(missing)

@@ -27,7 +27,8 @@ from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, write_bytes, write_text
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
-from photogenic.paths import dataset_dir, join, relative_to
+from photogenic.paths import join, relative_to
+from photogenic.stages.inputs import open_input
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,8 @@ class ExportResult:
 
 
 def candidates(config: RunConfig) -> Dataset:
-    dataset = Dataset(dataset_dir(config.data.root, config.curation.input), name=config.curation.input)
-    if not dataset.exists():
-        raise DataError(f"The dataset {config.curation.input!r} (curation.input) does not exist at "
-                        f"{dataset.path}; run the auto-filter first.")
-    return dataset
+    """The dataset curation annotates (``curation.input``), checked as every stage's input is."""
+    return open_input(config.data.root, "curation", config.curation.input, config.curation.output, "the auto-filter")
 
 
 def stage_settings(config: RunConfig, stage: int) -> CurationStageConfig:
