@@ -6,7 +6,9 @@ import contextlib
 import datetime as dt
 import importlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zenml import log_metadata
 from zenml.client import Client
@@ -60,8 +62,9 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         with contextlib.suppress(KeyError):
             log_metadata(metadata={"config": resolved, "config_file": str(config_path or "")},
                          run_id_name_or_prefix=run_name)
-    restored = _restore_outputs(run, config)
-    return _summary(run, restored)
+    run = Client().get_pipeline_run(run.id)  # the stored run, with every step's status and outputs
+    products = _products(run)
+    return _summary(run, products, _restore_outputs(products))
 
 
 @contextlib.contextmanager
@@ -82,34 +85,47 @@ def _mlflow_tracking_uri_kept():
             os.environ["MLFLOW_TRACKING_URI"] = before
 
 
-def _restore_outputs(run, config: RunConfig) -> list[str]:
+@dataclass
+class _Products:
+    """What a finished run's steps returned, each artifact loaded from the store once."""
+
+    datasets: list[tuple[str, Any]] = field(default_factory=list)  # (stage, DatasetRef)
+    models: list[Any] = field(default_factory=list)  # TrainedModel
+    evaluations: list[Any] = field(default_factory=list)  # DatasetRef
+    promotions: list[dict] = field(default_factory=list)
+
+
+def _products(run) -> _Products:
+    products = _Products()
+    for step_run in run.steps.values():
+        for name in MODEL_OUTPUTS:
+            products.models += [artifact.load() for artifact in step_run.outputs.get(name, [])]
+        products.datasets += [(step_run.config.parameters.get("stage"), artifact.load())
+                              for artifact in step_run.outputs.get("versioned_dataset", [])]
+        products.evaluations += [artifact.load() for artifact in step_run.outputs.get("evaluation", [])]
+        products.promotions += [artifact.load() for artifact in step_run.outputs.get("promotion", [])]
+    return products
+
+
+def _restore_outputs(products: _Products) -> list[str]:
     """Leave every dataset the run refers to on disk, as a run that executed would have.
 
     A cached step does not write its dataset; if the folder is missing or holds another version,
     that version is restored from DVC, and dvc.lock is brought back to it (the params.yaml just
     written describes it)."""
+    from photogenic.training.artifact import ensure_model
     from photogenic.versioning.dvc import commit_stage, locked_md5
     from photogenic.versioning.restore import ensure_dataset
 
-    from photogenic.training.artifact import ensure_model
-
-    restored = []
-    run = Client().get_pipeline_run(run.id)
-    for step_run in run.steps.values():
-        for name in MODEL_OUTPUTS:
-            for artifact in step_run.outputs.get(name, []):
-                model = artifact.load()
-                if ensure_model(model) == "restored":
-                    restored.append(f"model {model.name}")
-        for artifact in step_run.outputs.get("versioned_dataset", []):
-            ref = artifact.load()
-            if not ref.dvc_md5:
-                continue
-            if ensure_dataset(ref) == "restored":
-                restored.append(ref.name)
-            project = require_project(".")
-            if locked_md5(project, str(Path(ref.path).resolve().relative_to(project))) != ref.dvc_md5:
-                commit_stage(project, step_run.config.parameters["stage"], push=False)
+    restored = [f"model {model.name}" for model in products.models if ensure_model(model) == "restored"]
+    for stage, ref in products.datasets:
+        if not ref.dvc_md5:
+            continue
+        if ensure_dataset(ref) == "restored":
+            restored.append(ref.name)
+        project = require_project(".")
+        if locked_md5(project, str(Path(ref.path).resolve().relative_to(project))) != ref.dvc_md5:
+            commit_stage(project, stage, push=False)
     return restored
 
 
@@ -143,31 +159,25 @@ def _ensure_zenml_repository(root: Path) -> None:
         Client.initialize(root=root)
 
 
-def _model_lines(run) -> list[str]:
+def _model_lines(products: _Products) -> list[str]:
     """The training chain's products: the models, the evaluation's headline, the promotion."""
     from photogenic.evaluation.evaluate import headline_lines, read_results
 
     lines = []
-    for step_run in run.steps.values():
-        for name in MODEL_OUTPUTS:
-            for artifact in step_run.outputs.get(name, []):
-                model = artifact.load()
-                version = f"{model.registered_model} version {model.model_version}" if model.model_version else "unregistered"
-                lines.append(f"  model {model.name}: {version}, at {model.path}")
-        for artifact in step_run.outputs.get("evaluation", []):
-            ref = artifact.load()
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                lines += [f"  {line}" for line in headline_lines(read_results(ref.path))]
-                lines.append(f"  evaluation report: {ref.path}/report.html")
-        for artifact in step_run.outputs.get("promotion", []):
-            decision = artifact.load()
-            lines.append(f"  promotion: {'PROMOTED' if decision.get('promoted') else 'not promoted'}: "
-                         f"{decision.get('reason', '')}")
+    for model in products.models:
+        version = f"{model.registered_model} version {model.model_version}" if model.model_version else "unregistered"
+        lines.append(f"  model {model.name}: {version}, at {model.path}")
+    for ref in products.evaluations:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            lines += [f"  {line}" for line in headline_lines(read_results(ref.path))]
+            lines.append(f"  evaluation report: {ref.path}/report.html")
+    for decision in products.promotions:
+        lines.append(f"  promotion: {'PROMOTED' if decision.get('promoted') else 'not promoted'}: "
+                     f"{decision.get('reason', '')}")
     return lines
 
 
-def _summary(run, restored: list[str] = ()) -> str:
-    run = Client().get_pipeline_run(run.id)
+def _summary(run, products: _Products, restored: list[str] = ()) -> str:
     cached = [name for name, step_run in run.steps.items() if step_run.status.value == "cached"]
     lines = [f"ZenML run {run.name} ({run.id}): {run.status.value}, "
              f"{len(cached)} of {len(run.steps)} steps cached"]
@@ -177,15 +187,13 @@ def _summary(run, restored: list[str] = ()) -> str:
         step_run.run_metadata["quality_gate"].get("docs_index")
         for step_run in run.steps.values() if "quality_gate" in step_run.run_metadata
     ]
-    for step_run in run.steps.values():
-        for artifact in step_run.outputs.get("versioned_dataset", []):
-            ref = artifact.load()
-            lines += [
-                f"  dataset {ref.name}: {ref.rows} rows, {ref.quarantined} quarantined, at {ref.path}",
-                f"    DVC md5 {ref.dvc_md5 or 'not versioned (dvc.enabled=false)'}"
-                + ("; restore with `dvc pull`" if ref.dvc_md5 else ""),
-            ]
+    for _, ref in products.datasets:
+        lines += [
+            f"  dataset {ref.name}: {ref.rows} rows, {ref.quarantined} quarantined, at {ref.path}",
+            f"    DVC md5 {ref.dvc_md5 or 'not versioned (dvc.enabled=false)'}"
+            + ("; restore with `dvc pull`" if ref.dvc_md5 else ""),
+        ]
     lines += [f"  quality gate report: {path}" for path in gate_reports if path]
-    lines += _model_lines(run)
+    lines += _model_lines(products)
     lines.append("  browse runs: `zenml login --local` (needs zenml[server]); versions: `photogenic data ls`")
     return "\n".join(lines)
