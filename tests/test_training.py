@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,6 +95,41 @@ def test_sdxl_layout_pipeline_fine_tunes(tmp_path):
     assert pipe.text_encoder_2 is not None and images[0].size == (16, 16)
     original, _ = _sample(base)
     assert not torch.equal(original.unet.conv_in.weight, pipe.unet.conv_in.weight)
+
+
+def test_progressive_resolution_trains_small_first_and_resumes_in_its_phase(tmp_path, monkeypatch):
+    from photogenic.stages.runner import run_stage
+    from photogenic.training.trainer import Trainer
+
+    sizes = []
+    original = Trainer.loss
+
+    def recording(self, unet, batch, generator, train=True):
+        if train:
+            sizes.append(batch["pixels"].shape[-1])
+        return original(self, unet, batch, generator, train)
+
+    monkeypatch.setattr(Trainer, "loss", recording)
+    write_dataset(tmp_path, "ingested", n=12)
+    cfg = load_config(None, tiny_overrides(tmp_path, steps=4, **{"training.pretrain.low_resolution": 8,
+                                                                "training.pretrain.low_resolution_steps": 2}))
+    out = run_stage("pretrain", cfg, progress=False)
+    assert sizes == [8, 8, 16, 16]  # the model's own 16 px after the low-resolution steps
+    _, images = _sample(out.model)
+    assert images[0].size == (16, 16)
+
+    # killed after step 2 (the checkpoint every 2 steps): the resumed run continues at full size
+    checkpoints = tmp_path / "models" / "pretrained.work" / "checkpoints"
+    shutil.rmtree(checkpoints / "step-00000004")
+    sizes.clear()
+    run_stage("pretrain", cfg, progress=False, resume=True)
+    assert sizes == [16, 16]
+
+    # a low resolution the U-Net cannot halve evenly is refused before training
+    bad = load_config(None, tiny_overrides(tmp_path, steps=4, **{"training.pretrain.low_resolution": 9,
+                                                                "training.pretrain.low_resolution_steps": 2}))
+    with pytest.raises(ConfigError, match="low_resolution 9 must be a multiple of 2"):
+        run_stage("pretrain", bad, progress=False)
 
 
 def test_noise_offset_adds_one_constant_per_sample_and_channel():

@@ -31,8 +31,9 @@ class Conditioner:
         embeds, _ = self.pipe.encode_prompt(captions, self.device, 1, False)
         return [(e.cpu(), None) for e in embeds]
 
-    def __call__(self, captions: list[str]) -> dict[str, torch.Tensor | dict]:
-        """U-Net keyword arguments for a batch of captions."""
+    def __call__(self, captions: list[str], resolution: int | None = None) -> dict[str, torch.Tensor | dict]:
+        """U-Net keyword arguments for a batch of captions (of images ``resolution`` pixels square,
+        the model's own by default)."""
         missing = list(dict.fromkeys(c for c in captions if c not in self._cache))
         if missing:
             if len(self._cache) + len(missing) > self.cache_size:
@@ -42,12 +43,12 @@ class Conditioner:
         kwargs: dict = {"encoder_hidden_states": embeds}
         if self.layout == "sdxl":
             pooled = torch.stack([self._cache[c][1] for c in captions]).to(self.device)
-            kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": self.time_ids(len(captions))}
+            kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": self.time_ids(len(captions), resolution)}
         return kwargs
 
-    def time_ids(self, batch: int) -> torch.Tensor:
+    def time_ids(self, batch: int, resolution: int | None = None) -> torch.Tensor:
         """SDXL's micro-conditioning: original size, crop offset, target size (square, uncropped)."""
-        size = (self.resolution, self.resolution)
+        size = (resolution or self.resolution,) * 2
         ids = self.pipe._get_add_time_ids(
             size, (0, 0), size, dtype=torch.float32,
             text_encoder_projection_dim=self.pipe.text_encoder_2.config.projection_dim)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from photogenic.errors import ConfigError
 from photogenic.models import save_pipeline
 from photogenic.training import checkpoint as ckpt
 from photogenic.training.conditioning import Conditioner
@@ -79,6 +80,11 @@ class Trainer:
                                        gradient_accumulation_steps=cfg.grad_accum)
         self.device = self.accelerator.device
         self.train_data = CaptionedImages(dataset_path, train_rows, resolution)
+        # progressive resolution: the first low_resolution_steps steps read the same rows smaller
+        self.low_data = None
+        if cfg.low_resolution and cfg.low_resolution_steps:
+            self._check_resolution(pipe, cfg.low_resolution)
+            self.low_data = CaptionedImages(dataset_path, train_rows, cfg.low_resolution)
         self.validation_data = CaptionedImages(dataset_path, validation_rows, resolution) if validation_rows else None
 
         from diffusers import DDPMScheduler
@@ -93,6 +99,17 @@ class Trainer:
         self.scale = getattr(pipe.vae.config, "scaling_factor", 1.0)
 
     # -- set-up ---------------------------------------------------------------------------------
+    @staticmethod
+    def _check_resolution(pipe, resolution: int) -> None:
+        divisor = int(pipe.vae_scale_factor) * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        if resolution % divisor:
+            raise ConfigError(f"low_resolution {resolution} must be a multiple of {divisor}: the autoencoder divides "
+                              f"the side by {int(pipe.vae_scale_factor)} and every U-Net level below the first halves it.")
+
+    def _phase_data(self, step: int) -> CaptionedImages:
+        """The images step ``step`` (0-based) trains on: low resolution first, if configured."""
+        return self.low_data if self.low_data is not None and step < self.cfg.low_resolution_steps else self.train_data
+
     def _build_optimisation(self):
         from diffusers.optimization import get_scheduler
 
@@ -111,10 +128,10 @@ class Trainer:
         unet, optimizer = self.accelerator.prepare(unet, optimizer)
         return unet, optimizer, lr_scheduler, ema
 
-    def _loader(self, start: int) -> DataLoader:
-        sampler = ResumableSampler(len(self.train_data), self.cfg.seed, start=start,
+    def _loader(self, data: CaptionedImages, start: int) -> DataLoader:
+        sampler = ResumableSampler(len(data), self.cfg.seed, start=start,
                                    rank=self.accelerator.process_index, world=self.accelerator.num_processes)
-        return DataLoader(self.train_data, batch_size=self.cfg.batch_size, sampler=sampler, collate_fn=collate,
+        return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler, collate_fn=collate,
                           num_workers=self.cfg.workers, persistent_workers=self.cfg.workers > 0,
                           prefetch_factor=4 if self.cfg.workers > 0 else None)
 
@@ -139,7 +156,7 @@ class Trainer:
         timesteps = timesteps.to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         with self.accelerator.autocast():
-            prediction = unet(noisy, timesteps, **self.conditioner(captions)).sample
+            prediction = unet(noisy, timesteps, **self.conditioner(captions, batch["pixels"].shape[-1])).sample
         target = target_for(self.noise_scheduler, latents, noise, timesteps)
         return diffusion_loss(prediction, target, loss_weights(self.noise_scheduler, timesteps, cfg.snr_gamma))
 
@@ -176,7 +193,8 @@ class Trainer:
 
         per_step = cfg.batch_size * cfg.grad_accum * acc.num_processes
         step = state["step"]
-        loader = iter(self._loader(start=step * per_step))
+        data = self._phase_data(step)
+        loader = iter(self._loader(data, start=step * per_step))
         micro = step * cfg.grad_accum
         started = time.perf_counter()
         window_start, window_samples = started, 0
@@ -184,6 +202,10 @@ class Trainer:
         validation_seconds = 0.0
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (self.progress and acc.is_main_process))
         while step < cfg.max_steps and not stopped_early:
+            if self._phase_data(step) is not data:  # low resolution done: the same sample sequence, full size
+                data = self._phase_data(step)
+                loader = iter(self._loader(data, start=step * per_step))
+                log.info("step %d: from %d px to %d px", step, cfg.low_resolution, self.resolution)
             for _ in range(cfg.grad_accum):
                 batch = next(loader)
                 with acc.accumulate(unet):
