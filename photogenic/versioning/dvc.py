@@ -88,7 +88,7 @@ def commit_stage(project: Path, stage: str, push: bool, allow_missing_deps: bool
 
 def add_folder(project: Path, folder: Path, push: bool) -> str:
     """Version ``folder``, which no dvc.yaml stage writes, with a .dvc file of its own beside it
-    (``dvc add``), push it, and return its DVC md5."""
+    (``dvc add``), push it to the default remote when ``push``, and return its DVC md5."""
     rel = os.path.relpath(folder.resolve(), project.resolve())
     run_dvc(project, "add", rel)
     dvc_file = f"{rel}.dvc"
