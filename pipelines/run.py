@@ -100,7 +100,7 @@ def _products(run) -> _Products:
     for step_run in run.steps.values():
         for name in MODEL_OUTPUTS:
             products.models += [artifact.load() for artifact in step_run.outputs.get(name, [])]
-        products.datasets += [(step_run.config.parameters.get("stage"), artifact.load())
+        products.datasets += [(step_run.config.parameters["stage"], artifact.load())
                               for artifact in step_run.outputs.get("versioned_dataset", [])]
         products.evaluations += [artifact.load() for artifact in step_run.outputs.get("evaluation", [])]
         products.promotions += [artifact.load() for artifact in step_run.outputs.get("promotion", [])]
