@@ -537,6 +537,11 @@ class TrainStageConfig(_Section):
     ema_decay: float | None = Field(0.999, gt=0, lt=1, description="EMA of the weights (what is saved); empty: no EMA.")
     noise_offset: float = Field(0.0, ge=0, description="Emu: 0.1 when quality-tuning, 0.02 late in pretraining.")
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting (5.0 is usual); empty: plain MSE.")
+    timestep_sampling: Literal["uniform", "logit_normal"] = Field(
+        "uniform", description="How training draws timesteps: uniform, or logit-normal (SD3), which favours the "
+        "middle of the schedule. Validation loss always uses uniform draws.")
+    logit_mean: float = Field(0.0, description="logit_normal: mean of the logit of t/T (0: the middle).")
+    logit_std: float = Field(1.0, gt=0, description="logit_normal: its spread.")
     caption_dropout: float = Field(0.1, ge=0, le=1, description="Share of captions replaced by '' (for guidance).")
     workers: int = Field(1, ge=0, description="DataLoader worker processes.")
     threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
@@ -602,8 +607,9 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=1400, batch_size=16, learning_rate=2e-3, snr_gamma=5.0,
-        lr_schedule="cosine", warmup_steps=100, noise_offset=0.02, checkpoint_every=200, validate_every=700,
+        input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_steps=2600,
+        batch_size=16, learning_rate=2e-3, snr_gamma=5.0, timestep_sampling="logit_normal", lr_schedule="cosine",
+        warmup_steps=100, noise_offset=0.02, checkpoint_every=200, validate_every=1500,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,

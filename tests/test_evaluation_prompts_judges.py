@@ -139,3 +139,50 @@ def test_clip_judges_with_a_tiny_random_clip(tmp_path):
                                                      "text_faithfulness": []}))[0]
     with pytest.raises(ConfigError, match="expects 12-d"):
         wrong.score(images, prompts)
+
+
+def test_subject_kind_checker_learns_the_world_s_kinds_and_scores_the_named_one():
+    """Seeded training that fits its pool far above chance (1/9); a score is the probability of
+    the kind the prompt names, NaN for a prompt that names none."""
+    import torch
+
+    from photogenic.config import load_config
+    from photogenic.evaluation import kind_check
+
+    names = kind_check.kinds()
+    first, again = (kind_check.train_classifier(n=60, epochs=1, seed=5) for _ in range(2))
+    assert torch.equal(first[0].weight, again[0].weight)
+    net = kind_check.train_classifier(n=300, epochs=30, seed=5)
+    images, labels = kind_check.training_images(300, seed=5)
+    assert images.shape[1:] == (3, kind_check.WORK, kind_check.WORK) and set(labels) == set(range(len(names)))
+    with torch.no_grad():
+        fitted = (net(torch.from_numpy(images)).argmax(1).numpy() == labels).mean()
+    assert fitted > 0.3  # chance is 0.11
+
+    class Says(torch.nn.Module):  # a checker that sees a car in everything, 70% sure
+        def forward(self, x):
+            logits = torch.zeros(len(x), len(names))
+            logits[:, names.index("car")] = float(np.log(0.7 / 0.3 * (len(names) - 1)))
+            return logits
+
+    image = Image.new("RGB", (40, 30), "red")
+    car, cat, free = Prompt("a", "a red car", kind="car"), Prompt("b", "a red cat", kind="cat"), Prompt("c", "love")
+    scores = kind_check.subject_kind_scores([image, image, image], [car, cat, free], net=Says())
+    assert scores[0] == pytest.approx(0.7) and scores[1] == pytest.approx(0.3 / 8) and np.isnan(scores[2])
+    assert kind_check.kind_probabilities([], net=Says()).shape == (0, len(names))
+
+    settings = load_config(None, ["evaluate.judges.text_faithfulness=[scene_attributes, subject_kind]"]).evaluate.judges
+    _, _, judge = build_judges(settings)
+    assert (judge.name, judge.criterion) == ("subject_kind", "text_faithfulness")
+
+
+@pytest.mark.slow
+def test_default_subject_kind_checker_names_most_kinds_of_a_pool_it_never_saw():
+    import torch
+
+    from photogenic.evaluation import kind_check
+
+    images, labels = kind_check.training_images(300, seed=12345)
+    with torch.no_grad():
+        named = kind_check.classifier()(torch.from_numpy(images)).argmax(1).numpy()
+    assert (named == labels).mean() > 0.8

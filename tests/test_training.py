@@ -149,6 +149,26 @@ def test_noise_offset_adds_one_constant_per_sample_and_channel():
                        torch.randn(latents.shape, generator=torch.Generator().manual_seed(7)))
 
 
+def test_logit_normal_timesteps_favour_the_middle_and_uniform_ones_are_unchanged():
+    import math
+
+    from photogenic.training.diffusion import sample_timesteps
+
+    uniform = sample_timesteps(256, 1000, torch.Generator().manual_seed(3))
+    assert torch.equal(uniform, torch.randint(0, 1000, (256,), generator=torch.Generator().manual_seed(3)))
+
+    t = sample_timesteps(50_000, 1000, torch.Generator().manual_seed(3), "logit_normal")
+    assert t.min() >= 0 and t.max() <= 999 and t.dtype == torch.long
+    # t/T in [0.25, 0.75) means |logit| < ln 3 for a standard normal: erf(ln 3 / sqrt 2) = 0.728
+    middle = ((t >= 250) & (t < 750)).float().mean().item()
+    assert abs(middle - math.erf(math.log(3) / math.sqrt(2))) < 0.01
+    assert abs(t.float().median().item() - 500) < 10
+    shifted = sample_timesteps(50_000, 1000, torch.Generator().manual_seed(3), "logit_normal", logit_mean=1.0)
+    assert abs(shifted.float().median().item() - 1000 / (1 + math.exp(-1))) < 10
+    with pytest.raises(ValueError, match="unknown timestep sampling"):
+        sample_timesteps(4, 1000, torch.Generator(), "cubic")
+
+
 def test_min_snr_weights():
     from diffusers import DDPMScheduler
 

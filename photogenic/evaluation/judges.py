@@ -20,6 +20,10 @@ aesthetic          visual_appeal      a LAION-style aesthetic head on CLIP image
 scene_attributes   text_faithfulness  colour, placement and background named by a
                                       sample-world prompt, measured in pixels
                                       (``photogenic.evaluation.scene_check``)
+subject_kind       text_faithfulness  the probability that the subject is the kind a
+                                      sample-world prompt names, from a small classifier
+                                      trained on the world's renders
+                                      (``photogenic.evaluation.kind_check``)
 clip_score         text_faithfulness  100 · cos(CLIP image, CLIP text), floored at 0
                                       (needs ``clip_model``)
 =================  =================  ======================================================
@@ -75,6 +79,19 @@ class SceneAttributeJudge:
         return [scene_attribute_score(image, prompt) for image, prompt in zip(images, prompts)]
 
 
+class SubjectKindJudge:
+    name = "subject_kind"
+    criterion = TEXT_FAITHFULNESS
+
+    def __init__(self, tie_margin: float = 0.05):
+        self.tie_margin = tie_margin
+
+    def score(self, images: list[Image.Image], prompts: list[Prompt]) -> list[float]:
+        from photogenic.evaluation.kind_check import subject_kind_scores
+
+        return subject_kind_scores(images, prompts)
+
+
 #: name -> factory(judges config section) -> Judge
 JUDGES: dict[str, Callable[[Any], Judge]] = {}
 
@@ -117,6 +134,7 @@ def _aesthetic(settings: Any) -> Judge:
 
 register_judge("technical_quality", lambda s: TechnicalQualityJudge(_margin(s, "technical_quality", 0.01)))
 register_judge("scene_attributes", lambda s: SceneAttributeJudge(_margin(s, "scene_attributes", 0.02)))
+register_judge("subject_kind", lambda s: SubjectKindJudge(_margin(s, "subject_kind", 0.05)))
 register_judge("clip_score", _clip_score)
 register_judge("aesthetic", _aesthetic)
 

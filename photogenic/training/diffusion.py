@@ -24,6 +24,23 @@ def sample_noise(latents: torch.Tensor, noise_offset: float, generator: torch.Ge
     return noise.to(latents.device)
 
 
+def sample_timesteps(n: int, num_train_timesteps: int, generator: torch.Generator, sampling: str = "uniform",
+                     logit_mean: float = 0.0, logit_std: float = 1.0) -> torch.Tensor:
+    """Training timesteps: uniform over the schedule, or logit-normal (Esser et al. 2024, SD3).
+
+    Logit-normal draws ``t / T = sigmoid(N(logit_mean, logit_std²))``, which puts most draws in
+    the middle of the schedule, where the noise is neither nearly gone (the model only has to
+    sharpen) nor nearly total (it can only guess the mean): the layout and shapes a caption
+    names are decided there, so a short run spends its updates on them.
+    """
+    if sampling == "uniform":
+        return torch.randint(0, num_train_timesteps, (n,), generator=generator)
+    if sampling == "logit_normal":
+        u = torch.sigmoid(logit_mean + logit_std * torch.randn(n, generator=generator))
+        return (u * num_train_timesteps).long().clamp(0, num_train_timesteps - 1)
+    raise ValueError(f"unknown timestep sampling {sampling!r}")
+
+
 def target_for(scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     if scheduler.config.prediction_type == "epsilon":
         return noise

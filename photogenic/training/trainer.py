@@ -27,7 +27,7 @@ from photogenic.models import save_pipeline
 from photogenic.training import checkpoint as ckpt
 from photogenic.training.conditioning import Conditioner
 from photogenic.training.data import CaptionedImages, ResumableSampler, collate
-from photogenic.training.diffusion import diffusion_loss, loss_weights, sample_noise, target_for
+from photogenic.training.diffusion import diffusion_loss, loss_weights, sample_noise, sample_timesteps, target_for
 from photogenic.training.samples import draw_samples, grid, sample_quality
 from photogenic.training.tracking import NullTracker
 
@@ -152,7 +152,9 @@ class Trainer:
             drop = torch.rand(n, generator=generator) < cfg.caption_dropout
             captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
         noise = sample_noise(latents, cfg.noise_offset if train else 0.0, generator)
-        timesteps = torch.randint(0, self.noise_scheduler.config.num_train_timesteps, (n,), generator=generator)
+        # validation stays uniform, so its loss means the same whatever the training draws
+        timesteps = sample_timesteps(n, self.noise_scheduler.config.num_train_timesteps, generator,
+                                     cfg.timestep_sampling if train else "uniform", cfg.logit_mean, cfg.logit_std)
         timesteps = timesteps.to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         with self.accelerator.autocast():
