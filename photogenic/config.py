@@ -583,7 +583,8 @@ class TrainStageConfig(_Section):
             raise ValueError("low_resolution and low_resolution_steps go together: set both, or neither")
         if self.low_resolution_steps >= self.max_steps:
             raise ValueError(f"low_resolution_steps ({self.low_resolution_steps}) must be fewer than max_steps "
-                             f"({self.max_steps}): the model must end at its own resolution")
+                             f"({self.max_steps}): the model must end at its own resolution. Lower low_resolution_steps, or "
+                             "set low_resolution to null and low_resolution_steps to 0 to train at one resolution")
         return self
 
 
