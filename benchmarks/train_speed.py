@@ -105,7 +105,7 @@ def main() -> None:
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml", [
         f"training.pretrain.max_steps={steps}", f"training.pretrain.checkpoint_every={checkpoint_every}",
         # every step at the model's resolution and uniform timesteps, as the plain loop trains
-        "training.pretrain.low_resolution=null", "training.pretrain.low_resolution_steps=0",
+        "training.pretrain.low_resolution=null", "training.pretrain.low_resolution_share=0",
         "training.pretrain.timestep_sampling=uniform",
         f"training.pretrain.validate_every={steps * 10}", "training.pretrain.validation_prompts=[a cat]",
         "training.pretrain.sample_steps=1", "training.pretrain.validation_batches=1"])

@@ -548,11 +548,14 @@ class TrainStageConfig(_Section):
                                 "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
                                 "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
     low_resolution: int | None = Field(
-        None, ge=8, description="Progressive resolution: train the first low_resolution_steps steps at this "
+        None, ge=8, description="Progressive resolution: train the first low_resolution_share of the steps at this "
         "resolution (square, pixels), the rest at training.model.resolution, as text-to-image pretraining goes from "
         "low to high resolution. A step at half the side costs about a quarter; the layout and colours a caption "
         "names are learnt there, the detail afterwards. Empty: every step at training.model.resolution.")
-    low_resolution_steps: int = Field(0, ge=0, description="Steps at low_resolution (0: none).")
+    low_resolution_share: float = Field(
+        0.0, ge=0, lt=1, description="Share of max_steps trained at low_resolution: the first "
+        "floor(share x max_steps) steps (0: none). A share, not a count, so that a shorter or longer run keeps "
+        "its phases in proportion.")
     seed: int = 0
     checkpoint_every: int = Field(200, ge=1, description="Steps between resumable checkpoints.")
     keep_checkpoints: int = Field(2, ge=1, description="Most recent checkpoints kept (the best is kept apart).")
@@ -579,13 +582,14 @@ class TrainStageConfig(_Section):
 
     @model_validator(mode="after")
     def _low_resolution_phase(self):
-        if (self.low_resolution is None) != (self.low_resolution_steps == 0):
-            raise ValueError("low_resolution and low_resolution_steps go together: set both, or neither")
-        if self.low_resolution_steps >= self.max_steps:
-            raise ValueError(f"low_resolution_steps ({self.low_resolution_steps}) must be fewer than max_steps "
-                             f"({self.max_steps}): the model must end at its own resolution. Lower low_resolution_steps, or "
-                             "set low_resolution to null and low_resolution_steps to 0 to train at one resolution")
+        if (self.low_resolution is None) != (self.low_resolution_share == 0):
+            raise ValueError("low_resolution and low_resolution_share go together: set both, or neither")
         return self
+
+    @property
+    def low_resolution_steps(self) -> int:
+        """Steps at low_resolution; below max_steps, since the share is below 1."""
+        return int(self.low_resolution_share * self.max_steps)
 
 
 class TrackingConfig(_Section):
@@ -608,7 +612,7 @@ class TrainingConfig(_Section):
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
-        input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_steps=2600,
+        input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_share=0.8667,
         batch_size=16, learning_rate=2e-3, snr_gamma=5.0, timestep_sampling="logit_normal", lr_schedule="cosine",
         warmup_steps=100, noise_offset=0.02, checkpoint_every=200, validate_every=1500,
         early_stopping=EarlyStoppingConfig(metric="val_loss")))

@@ -112,7 +112,7 @@ def test_progressive_resolution_trains_small_first_and_resumes_in_its_phase(tmp_
     monkeypatch.setattr(Trainer, "loss", recording)
     write_dataset(tmp_path, "ingested", n=12)
     cfg = load_config(None, tiny_overrides(tmp_path, steps=4, **{"training.pretrain.low_resolution": 8,
-                                                                "training.pretrain.low_resolution_steps": 2}))
+                                                                "training.pretrain.low_resolution_share": 0.5}))
     out = run_stage("pretrain", cfg, progress=False)
     assert sizes == [8, 8, 16, 16]  # the model's own 16 px after the low-resolution steps
     _, images = _sample(out.model)
@@ -127,9 +127,16 @@ def test_progressive_resolution_trains_small_first_and_resumes_in_its_phase(tmp_
 
     # a low resolution the U-Net cannot halve evenly is refused before training
     bad = load_config(None, tiny_overrides(tmp_path, steps=4, **{"training.pretrain.low_resolution": 9,
-                                                                "training.pretrain.low_resolution_steps": 2}))
+                                                                "training.pretrain.low_resolution_share": 0.5}))
     with pytest.raises(ConfigError, match="low_resolution 9 must be a multiple of 2"):
         run_stage("pretrain", bad, progress=False)
+
+    # the phase is a share of the run, so a shorter run keeps it in proportion; the keys go together
+    assert load_config(None, ["training.pretrain.max_steps=300"]).training.pretrain.low_resolution_steps == 260
+    with pytest.raises(ConfigError, match="low_resolution and low_resolution_share go together"):
+        load_config(None, ["training.pretrain.low_resolution=null"])
+    with pytest.raises(ConfigError, match="low_resolution_share"):
+        load_config(None, ["training.pretrain.low_resolution_share=1"])
 
 
 def test_noise_offset_adds_one_constant_per_sample_and_channel():

@@ -66,7 +66,7 @@ def tiny_overrides(root: Path, stage: str = "pretrain", steps: int = 4, **extra)
         f"training.{stage}.validation_prompts=[a red square, a blue circle]", f"training.{stage}.warmup_steps=1",
         f"training.{stage}.validation_batches=1",
         # one resolution: the demo's progressive phase is longer than a test's few steps
-        f"training.{stage}.low_resolution=null", f"training.{stage}.low_resolution_steps=0",
+        f"training.{stage}.low_resolution=null", f"training.{stage}.low_resolution_share=0",
     ]
     return base + [f"{k}={v}" for k, v in extra.items()]
 
