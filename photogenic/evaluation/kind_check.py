@@ -12,11 +12,10 @@ the kind of each, so it needs no weights from anywhere:
   its ground truth records; squashed to ``WORK`` px, the thumbnail size at which the question
   "which kind?" is asked of any image. Pictures like the ones models learn from make a checker
   that credits a model's rough but recognisable subject: one trained on clean renders only
-  named far fewer of the same samples (0.13 against 0.27 for the same model);
+  named far fewer of the same samples (0.13 against 0.28 for the same model);
 - **the network**: five convolutions in three stages and a linear head (about 140k weights), trained
   for ``EPOCHS`` epochs with a fixed seed, so a given world and seed give the same checker;
-  building the pool and training take about a minute and a half on two CPU cores, once per
-  process;
+  building the pool and training take about two minutes on two CPU cores, once per process;
 - **the score** of an image for a prompt is the probability the checker gives the kind the
   prompt names: near 1 for a legible subject of that kind, near 1/9 or below for a blob. A
   prompt that names no kind is not judged (NaN).
