@@ -22,7 +22,7 @@ scene_attributes   text_faithfulness  colour, placement and background named by 
                                       (``photogenic.evaluation.scene_check``)
 subject_kind       text_faithfulness  the probability that the subject is the kind a
                                       sample-world prompt names, from a small classifier
-                                      trained on the world's renders
+                                      trained on a pool of the sample world
                                       (``photogenic.evaluation.kind_check``)
 clip_score         text_faithfulness  100 · cos(CLIP image, CLIP text), floored at 0
                                       (needs ``clip_model``)

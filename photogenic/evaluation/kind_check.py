@@ -27,6 +27,7 @@ only be compared with another through it, not with a photograph of a real car.
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import lru_cache
 
@@ -35,6 +36,8 @@ import torch
 from PIL import Image
 
 from photogenic.evaluation.prompts import Prompt
+
+log = logging.getLogger(__name__)
 
 WORK = 32
 POOL_SIZE = 4000
@@ -121,6 +124,8 @@ def train_classifier(n: int = POOL_SIZE, epochs: int = EPOCHS, seed: int = POOL_
 @lru_cache(maxsize=1)
 def classifier() -> torch.nn.Module:
     """The default checker, trained once per process."""
+    log.info("training the sample-world kind checker on a %d-sample pool (about two minutes, once per process)",
+             POOL_SIZE)
     return train_classifier()
 
 
