@@ -98,7 +98,8 @@ def train_classifier(n: int = POOL_SIZE, epochs: int = EPOCHS, seed: int = POOL_
     """A kind classifier trained on a fresh world pool; the same arguments give the same weights."""
     x, y = training_images(n, seed)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    with torch.random.fork_rng(devices=[]):
+    # enable_grad: the first score, under kind_probabilities' no_grad, is what trains the default
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)
         net = _network(len(kinds()))
         optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
