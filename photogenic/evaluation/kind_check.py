@@ -52,14 +52,12 @@ def kinds() -> tuple[str, ...]:
     return tuple(KINDS)
 
 
-def to_work(image: Image.Image) -> np.ndarray:
-    """Centre square, squashed to ``WORK`` px by area averaging, as [-1, 1] CHW float32."""
-    image = image.convert("RGB")
-    w, h = image.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    image = image.crop((left, top, left + side, top + side)).resize((WORK, WORK), Image.BOX)
-    return (np.asarray(image, dtype=np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+def to_work(image: Image.Image) -> torch.Tensor:
+    """Centre square, squashed to ``WORK`` px as the trainer squashes its images (area averaging,
+    [-1, 1], channels first)."""
+    from photogenic.training.data import to_tensor
+
+    return to_tensor(image.convert("RGB"), WORK)
 
 
 def training_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +77,7 @@ def training_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             image = to_work(Image.open(io.BytesIO(record.image)))
         except OSError:  # the pool's corrupt and truncated files: nothing to learn from
             continue
-        images.append(image)
+        images.append(image.numpy())
         labels.append(names.index(record.truth["subject_kind"]))
     return np.stack(images), np.asarray(labels)
 
@@ -136,7 +134,7 @@ def kind_probabilities(images: list[Image.Image], net: torch.nn.Module | None = 
     net = net if net is not None else classifier()
     if not images:
         return np.zeros((0, len(kinds())))
-    batch = torch.from_numpy(np.stack([to_work(image) for image in images]))
+    batch = torch.stack([to_work(image) for image in images])
     return torch.softmax(net(batch), dim=1).numpy().astype(np.float64)
 
 

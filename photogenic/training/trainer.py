@@ -80,9 +80,9 @@ class Trainer:
                                        gradient_accumulation_steps=cfg.grad_accum)
         self.device = self.accelerator.device
         self.train_data = CaptionedImages(dataset_path, train_rows, resolution)
-        # progressive resolution: the first low_resolution_steps steps read the same rows smaller
+        # progressive resolution: the first low_resolution_share of the steps read the same rows smaller
         self.low_data = None
-        if cfg.low_resolution is not None:  # the config sets it only with low_resolution_steps
+        if cfg.low_resolution is not None:  # the config sets it only with low_resolution_share
             self._check_resolution(pipe, cfg.low_resolution)
             self.low_data = CaptionedImages(dataset_path, train_rows, cfg.low_resolution)
         self.validation_data = CaptionedImages(dataset_path, validation_rows, resolution) if validation_rows else None
