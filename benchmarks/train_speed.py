@@ -50,6 +50,7 @@ def plain_loop(pipe, dataset, rows, recipe, resolution: int, steps: int) -> floa
     from torch.utils.data import DataLoader
 
     from photogenic.training.data import CaptionedImages, collate
+    from photogenic.training.trainer import adamw
 
     torch.manual_seed(0)
     if recipe.threads:
@@ -57,8 +58,11 @@ def plain_loop(pipe, dataset, rows, recipe, resolution: int, steps: int) -> floa
     unet = pipe.unet
     unet.train()
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    loader = DataLoader(CaptionedImages(dataset.path, rows, resolution), batch_size=recipe.batch_size, shuffle=True,
+    # the trainer's AdamW (fused where the device has the kernel): the ratio is the trainer's
+    # overhead, not a choice of optimizer kernel
+    optimizer = adamw(unet.parameters(), recipe.learning_rate, recipe.weight_decay, torch.device("cpu"))
+    images = CaptionedImages(dataset.path, rows, resolution, recipe.decoded_cache_mb)
+    loader = DataLoader(images, batch_size=recipe.batch_size, shuffle=True,
                         collate_fn=collate, num_workers=recipe.workers, drop_last=True,
                         persistent_workers=recipe.workers > 0)
     cache: dict[str, torch.Tensor] = {}

@@ -189,6 +189,54 @@ def test_min_snr_weights():
     assert loss_weights(scheduler, t, None) is None
 
 
+def test_decoded_images_are_cached_once_within_the_budget_and_match_a_fresh_decode(tmp_path, monkeypatch):
+    from photogenic.dataset.store import Dataset
+    from photogenic.training.data import CaptionedImages, read_rows
+
+    dataset = write_dataset(tmp_path, "ingested", n=6)
+    rows = read_rows(dataset, "caption")
+    decodes = []
+    load_image = Dataset.load_image
+    monkeypatch.setattr(Dataset, "load_image", lambda self, row, **kw: decodes.append(row["sample_id"])
+                        or load_image(self, row, **kw))
+
+    fresh = CaptionedImages(dataset.path, rows, 16)
+    cached = CaptionedImages(dataset.path, rows, 16, cache_mb=1)
+    for _ in range(3):  # epochs
+        for i in range(len(rows)):
+            assert torch.equal(cached[i]["pixels"], fresh[i]["pixels"])
+    assert len(decodes) == 6 + 3 * 6  # the cached view decoded each image once, the other every epoch
+
+    decodes.clear()
+    two_images = 2 * 16 * 16 * 3 / 2**20  # uint8 at 16 px
+    budget = CaptionedImages(dataset.path, rows, 16, cache_mb=two_images)
+    for _ in range(2):
+        for i in range(len(rows)):
+            budget[i]
+    assert len(decodes) == 6 + 4  # the first two stay; the other four are decoded again
+
+
+def test_adamw_uses_the_fused_kernel_on_cpu_with_the_reference_update():
+    from photogenic.training.trainer import adamw
+
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    fused = [torch.nn.Parameter(t.clone()) for t in start]
+    reference = [torch.nn.Parameter(t.clone()) for t in start]
+    optimizer = adamw(fused, 0.01, 0.01, torch.device("cpu"))
+    assert optimizer.defaults["fused"]
+    baseline = torch.optim.AdamW(reference, lr=0.01, weight_decay=0.01, foreach=False)
+    for _ in range(5):
+        grads = [torch.randn_like(t) for t in start]
+        for params, opt in ((fused, optimizer), (reference, baseline)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+    for a, b, s in zip(fused, reference, start):
+        assert not torch.equal(a, s)
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_ema_is_the_exponential_average_of_the_trained_weights(tmp_path):
     """Checkpoint every step (each holds the raw weights and the EMA), then recompute the EMA
     by hand with diffusers' warm-up decay min(decay, (1 + k) / (10 + k))."""
