@@ -2,8 +2,9 @@
 
 The training issue asks for sample grids that show recognisable scenes. The scene checker
 measures background, colour and placement; this measures the subject itself: for each held-out
-prompt of ``data/prompts/sample_world.tsv`` the model draws one sample (the evaluation's
-sampler steps and guidance from ``configs/default.yaml``), and the sample-world kind checker
+prompt of ``data/prompts/sample_world.tsv`` the model draws the evaluation's samples (its
+sampler, steps, guidance and seeds from ``configs/default.yaml``, through the evaluation's own
+sampling code), and the sample-world kind checker
 (``photogenic.evaluation.kind_check``, a small CNN trained here on a pool of the world's) names
 the kind it shows. Printed per model: the share named right (top-1; chance is 1/9) and, first,
 the checker's own accuracy on a held-out pool (defects and odd crops included), the ceiling
@@ -46,7 +47,9 @@ def main() -> None:
 
     from photogenic.config import load_config
     from photogenic.evaluation import kind_check
+    from photogenic.evaluation.evaluate import sampling_settings
     from photogenic.evaluation.prompts import load_prompts
+    from photogenic.evaluation.sampling import decode_png, jobs_for, sample_model
 
     config = load_config(args.config)
     models = dict(_parse(spec, parser) for spec in args.model) or _demo_models(config)
@@ -68,29 +71,18 @@ def main() -> None:
 
     prompts = [p for p in load_prompts(str(REPO / "data" / "prompts" / "sample_world.tsv")) if p.kind]
     prompts = prompts[:45 if args.quick else 90]
-    sampling = config.evaluate.sampling
+    settings = sampling_settings(config)
+    jobs = jobs_for(prompts, settings)  # the evaluation's seeds, so these are the images it judges
     names = kind_check.kinds()
-    wanted = np.array([names.index(p.kind) for p in prompts])
-    print(f"{len(prompts)} prompts, {sampling.num_inference_steps} steps, guidance {sampling.guidance_scale}; "
+    wanted = np.array([names.index(job.prompt.kind) for job in jobs])
+    print(f"{len(prompts)} prompts, {settings.num_inference_steps} steps, guidance {settings.guidance_scale}; "
           f"chance {1 / len(names):.3f}", flush=True)
     for name, folder in models.items():
-        samples = _samples(folder, [p.prompt for p in prompts], sampling)
+        samples = [decode_png(sample.png) for sample in sample_model(name, folder, jobs, settings, progress=False)]
         named = kind_check.kind_probabilities(samples, checker).argmax(1)
         counts = np.bincount(named, minlength=len(names))
         print(f"  {name} ({folder}): named {', '.join(f'{k} {c}' for k, c in zip(names, counts))}", flush=True)
         result(f"subject_kind_top1_{name}", float((named == wanted).mean()), ">=", TOP1_TARGET)
-
-
-def _samples(folder: str, prompts: list[str], sampling) -> list:
-    from photogenic.models.factory import load_pipeline
-    from photogenic.training.samples import draw_samples
-
-    pipe = load_pipeline(folder)
-    images = []
-    for start in range(0, len(prompts), 30):  # one seed per prompt, as the evaluation draws them
-        images += draw_samples(pipe, prompts[start:start + 30], sampling.num_inference_steps,
-                               sampling.guidance_scale, seed=sampling.seed + start)
-    return images
 
 
 def _parse(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
@@ -103,7 +95,8 @@ def _parse(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
 def _demo_models(config) -> dict[str, str]:
     root = Path(config.data.root)
     root = root if root.is_absolute() else REPO / root
-    return {stage: str(root / "models" / stage) for stage in STAGES if (root / "models" / stage / "model_index.json").is_file()}
+    return {stage: str(root / "models" / stage) for stage in STAGES
+            if (root / "models" / stage / "model_index.json").is_file()}
 
 
 if __name__ == "__main__":
