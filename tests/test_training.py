@@ -1,7 +1,7 @@
 """Training: tiny models in pixel and latent space and an SDXL-layout pipeline trained a few
 steps; the saved folders load with DiffusionPipeline.from_pretrained and sample; noise offset,
 Min-SNR and EMA checked numerically; checkpoints resume bit-exactly after SIGKILL and a damaged
-checkpoint falls back to the one before it."""
+checkpoint falls back to the one before it; two processes under torchrun train one model."""
 
 from __future__ import annotations
 
@@ -322,6 +322,36 @@ def test_sigkill_then_resume_reaches_the_same_weights(tmp_path):
     for x, y in zip(a["ema"]["shadow_params"], b["ema"]["shadow_params"]):
         assert torch.equal(x, y)
     assert a["data_position"] == b["data_position"] == steps * 4
+
+
+def test_two_processes_train_one_model_and_stop_early_together(tmp_path):
+    import json
+
+    write_dataset(tmp_path, "ingested", n=16)
+    cfg = load_config(None, tiny_overrides(tmp_path, steps=12, **{
+        "training.pretrain.batch_size": 2, "training.pretrain.validate_every": 2,
+        # a learning rate too small to move any weight: validation cannot improve, so patience 1
+        # stops the run at its second validation, a decision only the main process takes
+        "training.pretrain.learning_rate": 1e-30, "training.pretrain.weight_decay": 0,
+        "training.pretrain.early_stopping.metric": "val_loss", "training.pretrain.early_stopping.patience": 1}))
+    config = tmp_path / "ddp.yaml"
+    config.write_text(yaml.safe_dump(cfg.resolved()))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "photogenic.cli", "step", "pretrain", "--quiet", "--config", str(config)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    output = launched.stdout.decode()
+    assert launched.returncode == 0, output
+    assert "process 1 of 2 (DistributedType.MULTI_CPU" in output  # one gloo group, not two runs
+    assert output.count("pretrain: model ") == 1  # the main process reports the model
+    summary = json.loads((tmp_path / "models" / "pretrained.json").read_text())
+    assert summary["processes"] == 2 and summary["stopped_early"] and summary["steps"] == 4
+    # each of the 4 steps took a batch of 2 in each process, from disjoint shares of the data
+    assert _final_state(tmp_path)["data_position"] == 4 * 2 * 2
+    assert [v.tags["stage"] for v in _registered_versions()] == ["pretrain"]  # registered once
+    _, images = _sample(tmp_path / "models" / "pretrained")
+    assert images[0].size == (16, 16)
 
 
 def test_damaged_last_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):

@@ -41,6 +41,16 @@ def is_pixel_space(pipe) -> bool:
     return isinstance(pipe.vae, PixelSpace)
 
 
+def to_latents(pipe, pixels: torch.Tensor) -> torch.Tensor:
+    """What the U-Net denoises for a batch of images in [-1, 1]: the images themselves in pixel
+    space, else a draw of the autoencoder's latent distribution, scaled to unit variance."""
+    if is_pixel_space(pipe):
+        return pixels
+    with torch.no_grad():
+        latents = pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist.sample().float()
+    return latents * getattr(pipe.vae.config, "scaling_factor", 1.0)
+
+
 def build_pipeline(model_cfg) -> Any:
     """A new model from ``training.model``: random U-Net, frozen text encoder, the autoencoder."""
     from diffusers import StableDiffusionPipeline

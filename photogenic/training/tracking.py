@@ -84,9 +84,10 @@ class NullTracker:
 def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     """The active MLflow run (ZenML's) if there is one, else a new run in the configured store."""
     import mlflow
-    from accelerate import PartialState
 
-    if not PartialState().is_main_process:  # under DDP one process tracks and registers
+    from photogenic.training.distributed import process_state
+
+    if not process_state().is_main_process:  # under DDP one process tracks and registers
         yield NullTracker()
         return
     active = mlflow.active_run()

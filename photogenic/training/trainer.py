@@ -23,11 +23,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from photogenic.errors import ConfigError
-from photogenic.models import save_pipeline
+from photogenic.models import save_pipeline, to_latents
 from photogenic.training import checkpoint as ckpt
 from photogenic.training.conditioning import Conditioner
 from photogenic.training.data import CaptionedImages, ResumableSampler, collate
 from photogenic.training.diffusion import diffusion_loss, loss_weights, sample_noise, sample_timesteps, target_for
+from photogenic.training.distributed import join_on_cpu
 from photogenic.training.samples import draw_samples, grid, sample_quality
 from photogenic.training.tracking import NullTracker
 
@@ -48,6 +49,8 @@ class TrainResult:
     grids: list[str] = field(default_factory=list)
     resumed_from: int | None = None
     validation_seconds: float = 0.0
+    #: training processes (DDP); each step took batch_size x grad_accum samples in each
+    processes: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -85,8 +88,11 @@ class Trainer:
         self.tracker = tracker or NullTracker()
         self.progress = progress
         self.accelerator = Accelerator(mixed_precision=mixed_precision(cfg.mixed_precision),
-                                       gradient_accumulation_steps=cfg.grad_accum)
+                                       gradient_accumulation_steps=cfg.grad_accum, cpu=join_on_cpu())
         self.device = self.accelerator.device
+        if self.accelerator.num_processes > 1:
+            log.info("process %d of %d (%s, %s)", self.accelerator.process_index, self.accelerator.num_processes,
+                     self.accelerator.distributed_type, self.device)
         cache = cfg.decoded_cache_mb
         self.train_data = CaptionedImages(dataset_path, train_rows, resolution, cache)
         # progressive resolution: the first low_resolution_share of the steps read the same rows smaller
@@ -106,7 +112,6 @@ class Trainer:
             if isinstance(module, torch.nn.Module):
                 module.requires_grad_(False)
         self.conditioner = Conditioner(pipe, resolution, self.device)
-        self.scale = getattr(pipe.vae.config, "scaling_factor", 1.0)
 
     # -- set-up ---------------------------------------------------------------------------------
     @staticmethod
@@ -148,16 +153,9 @@ class Trainer:
                           prefetch_factor=4 if self.cfg.workers > 0 else None)
 
     # -- one micro-batch ------------------------------------------------------------------------
-    def _latents(self, pixels: torch.Tensor) -> torch.Tensor:
-        pixels = pixels.to(self.device)
-        with torch.no_grad():
-            if type(self.pipe.vae).__name__ == "PixelSpace":
-                return pixels
-            return self.pipe.vae.encode(pixels.to(self.pipe.vae.dtype)).latent_dist.sample().float() * self.scale
-
     def loss(self, unet, batch: dict, generator: torch.Generator, train: bool = True) -> torch.Tensor:
         cfg = self.cfg
-        latents = self._latents(batch["pixels"])
+        latents = to_latents(self.pipe, batch["pixels"].to(self.device))
         n = latents.shape[0]
         captions = list(batch["caption"])
         if train and cfg.caption_dropout > 0:
@@ -265,16 +263,26 @@ class Trainer:
             model_dir=self.output_dir, steps=step, seconds=seconds, validation_seconds=validation_seconds,
             samples_per_second=trained / max(seconds - validation_seconds, 1e-9),
             stopped_early=stopped_early, best_step=state["best_step"], best_metric=state["best_metric"],
-            validations=state["validations"], grids=state["grids"], resumed_from=resumed_from)
+            validations=state["validations"], grids=state["grids"], resumed_from=resumed_from,
+            processes=acc.num_processes)
 
     # -- validation -----------------------------------------------------------------------------
     def _validate(self, unet, ema, step: int, state: dict) -> bool:
+        """Validation on the main process; returns True, in every process, when early stopping
+        says stop (a decision only the main process could take: the others would go on alone and
+        wait for it forever at their next collective call)."""
+        acc = self.accelerator
+        stop = self._validate_main(unet, ema, step, state) if acc.is_main_process else False
+        if acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            stop = broadcast_object_list([stop], from_process=0)[0]
+        return stop
+
+    def _validate_main(self, unet, ema, step: int, state: dict) -> bool:
         """Validation loss and sample quality with the weights that would be saved (EMA's);
         keeps the best model; returns True when early stopping says stop."""
         acc = self.accelerator
-        if not acc.is_main_process:
-            acc.wait_for_everyone()
-            return False
         cfg = self.cfg
         model = acc.unwrap_model(unet)
         if ema is not None:
@@ -310,7 +318,6 @@ class Trainer:
         state["validations"].append({"step": step, **metrics})
         log.info("validation at step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         patience = cfg.early_stopping.patience
-        acc.wait_for_everyone()
         return patience is not None and state["since_best"] >= patience
 
     def _validation_loss(self, model) -> float:

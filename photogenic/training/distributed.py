@@ -1,0 +1,33 @@
+"""Training in several processes (DDP): how the processes a launcher starts find each other.
+
+``accelerate launch --multi_gpu`` and ``torchrun`` give every process RANK, WORLD_SIZE and
+LOCAL_RANK. On GPUs accelerate joins them in an NCCL group by itself. On a machine without one it
+joins them only when told to use the CPU (``accelerate launch --cpu`` says so through
+ACCELERATE_USE_CPU); otherwise every process trains a whole model of its own, on all the data,
+and writes over the others' checkpoints and model. So processes launched on a CPU-only machine
+are always joined, in a gloo group: ``torchrun --nproc_per_node 2 -m photogenic.cli step pretrain``
+trains one model with both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def launched_processes() -> int:
+    """How many processes the launcher started (1 when run directly)."""
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def join_on_cpu() -> bool:
+    """Whether the processes must be told to join on the CPU (several of them, no GPU)."""
+    return launched_processes() > 1 and not torch.cuda.is_available()
+
+
+def process_state():
+    """accelerate's view of this process (rank, main or not), the process group joined."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=join_on_cpu())
