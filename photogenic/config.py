@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from photogenic.errors import ConfigError
 
@@ -28,6 +28,14 @@ def _dataset_name(value: str) -> str:
 
 #: a dataset name: a folder under <data.root>/datasets, never a path
 DatasetName = Annotated[str, AfterValidator(_dataset_name)]
+
+
+def _precision_off(value: Any) -> Any:
+    """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means precision 'no'."""
+    return "no" if value is False else value
+
+
+MixedPrecision = Annotated[Literal["auto", "no", "fp16", "bf16"], BeforeValidator(_precision_off)]
 
 
 class _Section(BaseModel):
@@ -533,7 +541,7 @@ class TrainStageConfig(_Section):
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
     max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping; empty: none.")
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field("auto", description="auto: bf16 (or fp16) on a GPU, off on CPU.")
+    mixed_precision: MixedPrecision = Field("auto", description="auto: bf16 (or fp16) on a GPU, off on CPU.")
     ema_decay: float | None = Field(0.999, gt=0, lt=1, description="EMA of the weights (what is saved); empty: no EMA.")
     noise_offset: float = Field(0.0, ge=0, description="Emu: 0.1 when quality-tuning, 0.02 late in pretraining.")
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting (5.0 is usual); empty: plain MSE.")

@@ -66,6 +66,25 @@ def test_pixel_space_pretrain_then_quality_tune(tmp_path):
     assert versions["quality_tune"].tags["training_set"] == "training_set"
 
 
+def test_one_process_trains_recipes_of_different_mixed_precision_one_after_the_other(tmp_path):
+    """The local orchestrator runs pretrain and quality_tune in one process; accelerate's
+    per-process state must not hold the first recipe's precision against the second."""
+    from photogenic.stages.runner import run_stage
+
+    write_dataset(tmp_path, "ingested", n=8)
+    write_dataset(tmp_path, "training_set", n=8, split=True)
+    cfg = load_config(None, tiny_overrides(tmp_path, "pretrain", steps=2, **{
+        "training.pretrain.mixed_precision": "bf16"}) + tiny_overrides(tmp_path, "quality_tune", steps=2, **{
+            "training.quality_tune.mixed_precision": "no"})[1:])
+    precisions = []
+    for stage in ("pretrain", "quality_tune"):
+        run_stage(stage, cfg, progress=False)
+        from accelerate.state import AcceleratorState
+
+        precisions.append(AcceleratorState().mixed_precision)
+    assert precisions == ["bf16", "no"]
+
+
 def test_latent_space_v_prediction_min_snr(tmp_path):
     from photogenic.stages.runner import run_stage
 

@@ -1,4 +1,5 @@
-"""Training in several processes (DDP): how the processes a launcher starts find each other.
+"""accelerate's per-process state for training: the processes a launcher starts (DDP) joined
+in one group, and a fresh Accelerator for every training run in a process.
 
 ``accelerate launch --multi_gpu`` and ``torchrun`` give every process RANK, WORLD_SIZE and
 LOCAL_RANK. On GPUs accelerate joins them in an NCCL group by itself. On a machine without one it
@@ -31,3 +32,20 @@ def process_state():
     from accelerate import PartialState
 
     return PartialState(cpu=join_on_cpu())
+
+
+def accelerator(mixed_precision: str, grad_accum: int):
+    """The Accelerator of one training run.
+
+    accelerate keeps its state once per process and refuses a second Accelerator with another
+    mixed precision; a process that trains twice (the local orchestrator runs pretrain, then
+    quality_tune, in one process) would fail at its second recipe if the two differ. The state is
+    then started anew for the new run; the process group (PartialState) is kept.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if earlier is not None and earlier != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cpu=join_on_cpu())

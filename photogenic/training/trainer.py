@@ -28,7 +28,7 @@ from photogenic.training import checkpoint as ckpt
 from photogenic.training.conditioning import Conditioner
 from photogenic.training.data import CaptionedImages, ResumableSampler, collate
 from photogenic.training.diffusion import diffusion_loss, loss_weights, sample_noise, sample_timesteps, target_for
-from photogenic.training.distributed import join_on_cpu
+from photogenic.training.distributed import accelerator
 from photogenic.training.samples import draw_samples, grid, sample_quality
 from photogenic.training.tracking import NullTracker
 
@@ -78,8 +78,6 @@ class Trainer:
 
     def __init__(self, cfg, pipe, dataset_path: str, train_rows: list[dict], validation_rows: list[dict],
                  output_dir: str, resolution: int, tracker=None, progress: bool = True):
-        from accelerate import Accelerator
-
         self.cfg = cfg
         self.pipe = pipe
         self.output_dir = output_dir
@@ -87,8 +85,7 @@ class Trainer:
         self.resolution = resolution
         self.tracker = tracker or NullTracker()
         self.progress = progress
-        self.accelerator = Accelerator(mixed_precision=mixed_precision(cfg.mixed_precision),
-                                       gradient_accumulation_steps=cfg.grad_accum, cpu=join_on_cpu())
+        self.accelerator = accelerator(mixed_precision(cfg.mixed_precision), cfg.grad_accum)
         self.device = self.accelerator.device
         if self.accelerator.num_processes > 1:
             log.info("process %d of %d (%s, %s)", self.accelerator.process_index, self.accelerator.num_processes,
