@@ -105,9 +105,9 @@ def step(
         raise ConfigError(f"Stage {name!r} does not resume from checkpoints; run it without --resume.")
     output = run_stage(name, cfg, progress=not quiet, **({"resume": True} if resume else {}))
     if output.ref is None:  # a training stage: its product is a model
-        from photogenic.training.distributed import process_state
+        from photogenic.training.distributed import is_main_process
 
-        if not process_state().is_main_process:  # under DDP the main process reports for all
+        if not is_main_process():  # under DDP the main process reports for all
             return
         typer.echo(f"{name}: model {output.model}; summary {output.stats.get('summary_path')}")
         typer.echo(f"{name}: MLflow run {output.stats.get('mlflow_run_id')}, registered "

@@ -27,11 +27,12 @@ def join_on_cpu() -> bool:
     return launched_processes() > 1 and not torch.cuda.is_available()
 
 
-def process_state():
-    """accelerate's view of this process (rank, main or not), the process group joined."""
+def is_main_process() -> bool:
+    """Whether this is the process that validates, tracks, registers and reports (rank 0, or the
+    only one); asking joins the process group, as accelerate's first look at the process does."""
     from accelerate import PartialState
 
-    return PartialState(cpu=join_on_cpu())
+    return PartialState(cpu=join_on_cpu()).is_main_process
 
 
 def accelerator(mixed_precision: str, grad_accum: int):

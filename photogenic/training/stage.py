@@ -100,8 +100,8 @@ def train_tracked(stage: str, config, recipe, pipe, dataset: Dataset, train_rows
     summary = {"stage": stage, **result.as_dict(), "mlflow_run_id": tracker.run_id, "registered_model": registered,
                "model_version": version, "input": dataset.name, "input_rows": len(train_rows),
                "validation_rows": len(validation_rows), "input_dvc_md5": input_md5}
-    from photogenic.training.distributed import process_state
+    from photogenic.training.distributed import is_main_process
 
     # under DDP the main process's summary is the run's; the others would write the same file
-    summary["summary_path"] = write_summary(output, summary) if process_state().is_main_process else None
+    summary["summary_path"] = write_summary(output, summary) if is_main_process() else None
     return summary

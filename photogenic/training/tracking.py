@@ -85,9 +85,9 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     """The active MLflow run (ZenML's) if there is one, else a new run in the configured store."""
     import mlflow
 
-    from photogenic.training.distributed import process_state
+    from photogenic.training.distributed import is_main_process
 
-    if not process_state().is_main_process:  # under DDP one process tracks and registers
+    if not is_main_process():  # under DDP one process tracks and registers
         yield NullTracker()
         return
     active = mlflow.active_run()
