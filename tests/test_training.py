@@ -5,6 +5,7 @@ checkpoint falls back to the one before it; two processes under torchrun train o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -69,6 +70,8 @@ def test_pixel_space_pretrain_then_quality_tune(tmp_path):
 def test_one_process_trains_recipes_of_different_mixed_precision_one_after_the_other(tmp_path):
     """The local orchestrator runs pretrain and quality_tune in one process; accelerate's
     per-process state must not hold the first recipe's precision against the second."""
+    from accelerate.state import AcceleratorState
+
     from photogenic.stages.runner import run_stage
 
     write_dataset(tmp_path, "ingested", n=8)
@@ -79,8 +82,6 @@ def test_one_process_trains_recipes_of_different_mixed_precision_one_after_the_o
     precisions = []
     for stage in ("pretrain", "quality_tune"):
         run_stage(stage, cfg, progress=False)
-        from accelerate.state import AcceleratorState
-
         precisions.append(AcceleratorState().mixed_precision)
     assert precisions == ["bf16", "no"]
 
@@ -344,8 +345,6 @@ def test_sigkill_then_resume_reaches_the_same_weights(tmp_path):
 
 
 def test_two_processes_train_one_model_and_stop_early_together(tmp_path):
-    import json
-
     write_dataset(tmp_path, "ingested", n=16)
     cfg = load_config(None, tiny_overrides(tmp_path, steps=12, **{
         "training.pretrain.batch_size": 2, "training.pretrain.validate_every": 2,
@@ -366,7 +365,7 @@ def test_two_processes_train_one_model_and_stop_early_together(tmp_path):
     assert output.count("pretrain: model ") == 1  # the main process reports the model
     summary = json.loads((tmp_path / "models" / "pretrained.json").read_text())
     assert summary["processes"] == 2 and summary["stopped_early"] and summary["steps"] == 4
-    # each of the 4 steps took a batch of 2 in each process, from disjoint shares of the data
+    # each of the 4 steps took a batch of 2 in each of the 2 processes
     assert _final_state(tmp_path)["data_position"] == 4 * 2 * 2
     assert [v.tags["stage"] for v in _registered_versions()] == ["pretrain"]  # registered once
     _, images = _sample(tmp_path / "models" / "pretrained")
