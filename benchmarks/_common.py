@@ -9,6 +9,16 @@ OUT = Path(__file__).resolve().parent / "out"
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
+def run_benchmark(main) -> None:
+    """Run a benchmark's ``main`` and leave once it has printed its RESULT lines, without the
+    interpreter's teardown, where pyarrow's thread pool now and then aborts (see
+    photogenic.exiting) and would fail ``make bench`` after the benchmark had finished."""
+    from photogenic.exiting import exit_now
+
+    main()
+    exit_now(0)
+
+
 def result(metric: str, value: float, op: str, target: float) -> str:
     """Print and return ``RESULT metric=value target<op><target> PASS|MISS``."""
     verdict = "PASS" if _OPS[op](value, target) else "MISS"

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import OUT, result  # noqa: E402
+from benchmarks._common import OUT, result, run_benchmark  # noqa: E402
 
 TARGETS = (("visual_appeal_win_rate", ">=", 0.70), ("visual_appeal_ci_low", ">", 0.60),
            ("text_faithfulness_win_rate", ">=", 0.45))
@@ -93,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

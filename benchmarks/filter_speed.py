@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OUT, result, sample_pool  # noqa: E402
+from benchmarks._common import OUT, result, run_benchmark, sample_pool  # noqa: E402
 
 WORKERS = 2
 BATCH = 32
@@ -180,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OUT, result, sample_pool  # noqa: E402
+from benchmarks._common import OUT, result, run_benchmark, sample_pool  # noqa: E402
 
 WORKERS = 2
 BATCH = 64
@@ -98,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result  # noqa: E402
+from benchmarks._common import result, run_benchmark  # noqa: E402
 
 SIZE = 256
 
@@ -84,4 +84,4 @@ def _other(value, options, rng):
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

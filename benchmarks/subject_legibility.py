@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result  # noqa: E402
+from benchmarks._common import result, run_benchmark  # noqa: E402
 
 STAGES = ("pretrained", "quality_tuned")
 TOP1_TARGET = 0.5
@@ -100,4 +100,4 @@ def _demo_models(config) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OUT, result, sample_pool  # noqa: E402
+from benchmarks._common import OUT, result, run_benchmark, sample_pool  # noqa: E402
 from photogenic.training.tracking import NullTracker  # noqa: E402
 
 #: --gpu: a model of the width of configs/gpu-training.yaml's, with random weights and the bundled
@@ -221,4 +221,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

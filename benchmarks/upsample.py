@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import result  # noqa: E402
+from benchmarks._common import result, run_benchmark  # noqa: E402
 
 SCALE = 4
 
@@ -131,4 +131,4 @@ def _diffusion(args, lows, truths, ctx, small, psnr, ssim) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

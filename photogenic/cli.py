@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from photogenic.errors import PhotogenicError
+from photogenic.exiting import exit_now
 
 app = typer.Typer(
     help="photogenic: curate photogenic images from a large image–text pool and quality-tune a "
@@ -310,14 +310,9 @@ def main() -> None:
         app()
     except PhotogenicError as exc:
         typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
-        # The message is the whole outcome of a user error. Leave without the interpreter's
-        # teardown: now and then a native thread pool (pyarrow's, seen after a failed import of an
-        # annotation file) aborts while being destroyed ("terminate called without an active
-        # exception"), which would turn exit code 2 into a SIGABRT after the message was printed.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exc.exit_code)
+        # the message is the whole outcome of a user error (pyarrow's pool aborted here once,
+        # after a failed import of an annotation file, turning exit code 2 into a SIGABRT)
+        exit_now(exc.exit_code)
 
 
 if __name__ == "__main__":
