@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from photogenic.errors import ConfigError
+from photogenic.versioning.log import git_commit
 
 DEFAULT_EXPERIMENT = "photogenic"
 
@@ -38,7 +39,6 @@ def _latest_version_id(client: Any, pipeline_id: str) -> str | None:
 
 
 def default_version_name() -> str:
-    from photogenic.versioning.log import git_commit
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     commit = git_commit()

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from photogenic.config import RunConfig
-from photogenic.errors import ConfigError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS
-from photogenic.stages.registry import STAGES, Resources, StageSpec
+from photogenic.stages.graph import MAX_UPSTREAM, stage_graph
+from photogenic.stages.registry import STAGES
+from photogenic.stages.spec import Resources, StageSpec
 
 PIPELINE_NAME = "photogenic"
-#: how many upstream tasks a stage's task can take (the local component's signature is fixed)
-MAX_UPSTREAM = 4
 _KFP_TYPES = {str: "String", int: "Integer", list: "JsonArray", float: "Float", bool: "Boolean"}
 
 
@@ -42,67 +41,6 @@ class KfpOptions:
     )
     accelerator_type: str = "nvidia.com/gpu"
     stages: tuple[str, ...] | None = None  # default: every declared stage
-
-
-def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
-                only: tuple[str, ...] | None = None) -> list[tuple[str, list[str]]]:
-    """(stage, upstream stages) in an order where every stage follows the ones it reads from."""
-    chosen = {name: spec for name, spec in stages.items() if only is None or name in only}
-    for name in without_models(config, chosen):
-        if only is not None:
-            spec = chosen[name]
-            raise ConfigError(f"Stage {name} reads models that the config does not name: set "
-                              + ", ".join(k for k in spec.model_inputs if _config_value(config, k) is None) + ".")
-        del chosen[name]
-    producer: dict[str, str] = {}
-    model_producer: dict[str, str] = {}
-    for name, spec in chosen.items():
-        for dataset in spec.dataset_names(config, spec.outputs):
-            if dataset in producer:
-                raise ConfigError(f"Stages {producer[dataset]} and {name} both write dataset {dataset!r}.")
-            producer[dataset] = name
-        for model in spec.dataset_names(config, spec.model_outputs):
-            if model in model_producer:
-                raise ConfigError(f"Stages {model_producer[model]} and {name} both write model {model!r}.")
-            model_producer[model] = name
-    # a stage follows the stages writing the datasets it reads and the models it names
-    upstream = {name: sorted({producer[d] for d in spec.dataset_names(config, spec.inputs) if d in producer}
-                             | {model_producer[m] for m in spec.dataset_names(config, spec.model_inputs)
-                                if m in model_producer and model_producer[m] != name})
-                for name, spec in chosen.items()}
-    ordered: list[tuple[str, list[str]]] = []
-    done: set[str] = set()
-    while len(done) < len(chosen):
-        ready = [n for n in chosen if n not in done and set(upstream[n]) <= done]
-        if not ready:
-            raise ConfigError(f"The stages {sorted(set(chosen) - done)} read each other's datasets in a cycle.")
-        for name in ready:
-            if len(upstream[name]) > MAX_UPSTREAM:
-                raise ConfigError(f"Stage {name} reads from {len(upstream[name])} stages; at most {MAX_UPSTREAM}.")
-            ordered.append((name, upstream[name]))
-            done.add(name)
-    return ordered
-
-
-def without_models(config: RunConfig, stages: dict[str, StageSpec]) -> list[str]:
-    """Stages that cannot run with ``config``: they read models (``model_inputs``) it leaves
-    unset, and the stages reading their datasets (promote after evaluate)."""
-    left_out = {name for name, spec in stages.items()
-                if any(_config_value(config, key) is None for key in spec.model_inputs)}
-    while True:
-        missing = {d for name in left_out for d in stages[name].dataset_names(config, stages[name].outputs)}
-        more = {name for name, spec in stages.items() if name not in left_out
-                and set(spec.dataset_names(config, spec.inputs)) & missing}
-        if not more:
-            return sorted(left_out)
-        left_out |= more
-
-
-def _config_value(config: RunConfig, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
 
 
 def container_component(spec: StageSpec, n_upstream: int, image: str):
@@ -150,7 +88,7 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None, mode: s
     from kfp import dsl
 
     options = options or KfpOptions()
-    graph = stage_graph(config, only=options.stages)
+    graph = stage_graph(config, STAGES, only=options.stages)
 
     names = [p.name for p in PIPELINE_PARAMETERS]
 

@@ -19,11 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from photogenic.config import RunConfig, load_config
+from photogenic.dataset.atomic import read_text, write_text
 from photogenic.dataset.ref import DatasetRef
-from photogenic.errors import ConfigError
+from photogenic.errors import ConfigError, DataError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
+from photogenic.lineage.tags import input_md5s
 from photogenic.paths import is_url
-from photogenic.stages.registry import get_stage
+from photogenic.stages.registry import STAGES, get_stage
+from photogenic.stages.runner import check_output, run_stage
+from photogenic.stages.training import train_with_lineage
+from photogenic.training.artifact import TrainedModel, ensure_model
+from photogenic.versioning.dvc import find_project, run_dvc, write_params
+from photogenic.versioning.log import git_commit
+from photogenic.versioning.record import version_output, version_untracked
+from photogenic.versioning.restore import ensure_dataset
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +44,6 @@ def task_config(stage: str, values: dict[str, Any]) -> RunConfig:
     if path and is_url(path):
         import tempfile
 
-        from photogenic.dataset.atomic import read_text
 
         local = Path(tempfile.mkdtemp()) / "config.yaml"
         local.write_text(read_text(path), encoding="utf-8")
@@ -44,17 +52,13 @@ def task_config(stage: str, values: dict[str, Any]) -> RunConfig:
 
 
 def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: str = "", run_name: str = "") -> str:
-    from photogenic.stages.runner import check_output, run_stage
-    from photogenic.versioning.restore import ensure_dataset
 
     spec = get_stage(stage)
     config = task_config(stage, values)
     project = _prepare_dvc(config, values.get("dvc_remote") or "")
     if project is not None:
-        from photogenic.versioning.dvc import write_params
 
         write_params(project, config.resolved())  # dvc.yaml reads its paths and params here
-    from photogenic.training.artifact import TrainedModel, ensure_model
 
     produced: dict[str, tuple[str, DatasetRef]] = {}
     models: dict[str, TrainedModel] = {}
@@ -85,11 +89,11 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
         model = _train(stage, config, produced[spec.dataset_names(config, spec.inputs)[0]][1],
                        {"runner": "kfp", "id": run_id, "name": run_name})
         return json.dumps({"stage": stage, "datasets": {}, "models": {model.name: model.model_dump()}})
-    output = run_stage(stage, config, progress=False)
+    inputs = {key: produced[name][1] for key, name in zip(spec.inputs, spec.dataset_names(config, spec.inputs))}
+    output = run_stage(stage, config, progress=False, inputs=inputs)
     check_output(stage, output.ref, config)
     ref = output.ref
     if project is not None and spec.outputs:
-        from photogenic.versioning.record import version_output, version_untracked
 
         run = {"runner": "kfp", "id": run_id, "name": run_name, "dataset_version": values.get("dataset_version", "")}
         if spec.dvc_stage:
@@ -103,14 +107,10 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
 
 def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str]):
     """A training stage: the model registered with the lineage of ``dataset`` and the run."""
-    from photogenic.errors import DataError
-    from photogenic.lineage.tags import input_md5s
-    from photogenic.stages.training import train_with_lineage
-
     inputs = {}
     if dataset.dvc_md5:  # only a versioned dataset gets lineage tags
         try:
-            inputs = input_md5s(config)
+            inputs = input_md5s(config, STAGES)
         except DataError as exc:  # a source this pod cannot read: the datasets' md5s still hold
             log.warning("the lineage tags leave out the input files' md5s: %s", exc)
     model, _ = train_with_lineage(stage, config, dataset, run, inputs, progress=False)
@@ -122,8 +122,6 @@ def _prepare_dvc(config: RunConfig, remote: str) -> Path | None:
     """The DVC project the task versions into (None when dvc.enabled is false)."""
     if not config.dvc.enabled:
         return None
-    from photogenic.versioning.dvc import find_project, run_dvc
-    from photogenic.versioning.log import git_commit
 
     project = find_project(".")
     if project is None:
@@ -157,7 +155,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             values[parameter.name] = parameter.type(raw)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from photogenic.dataset.atomic import write_text
 
     result = run_task(args.stage, values, args.upstream, run_id=args.run_id, run_name=args.run_name)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

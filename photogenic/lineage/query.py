@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 from photogenic.errors import ConfigError
 from photogenic.lineage.tags import read_tags
 from photogenic.paths import dataset_dir
-from photogenic.versioning.dvc import find_project
+from photogenic.versioning.dvc import find_project, locked_md5
 from photogenic.versioning.log import read_versions
+from photogenic.versioning.restore import cache_object
 
 MANIFEST = "manifest.parquet"
 
@@ -149,7 +150,6 @@ def _dataset_names(data_root: str) -> list[str]:
 def _locked_md5(project: Path | None, data_root: str, name: str) -> str | None:
     if project is None:
         return None
-    from photogenic.versioning.dvc import locked_md5
 
     try:
         rel = Path(dataset_dir(data_root, name)).resolve().relative_to(project)
@@ -162,7 +162,6 @@ def read_manifest_version(project: Path | None, data_root: str, name: str, md5: 
     """The manifest of version ``md5`` of dataset ``name``: from the DVC cache, or from the
     dataset folder when that is the version dvc.lock records. None when neither has it."""
     if project is not None:
-        from photogenic.versioning.restore import cache_object
 
         listing = cache_object(project, md5)
         if listing is not None:

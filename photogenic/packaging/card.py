@@ -20,35 +20,29 @@ from photogenic.paths import dataset_dir, is_url
 from photogenic.versioning.dvc import current_md5, find_project
 
 
-def upstream_datasets(config: RunConfig, name: str) -> list[tuple[str, str]]:
-    """(stage, dataset) for every dataset ``name`` is derived from, nearest first, following
-    the stages' declared inputs and outputs in the registry."""
-    from photogenic.stages.registry import STAGES
-
-    producers = {}
-    for spec in STAGES.values():
-        for dataset in spec.dataset_names(config, spec.outputs):
-            producers[dataset] = spec
-    chain, queue, seen = [], [name], {name}
-    while queue:
-        current = queue.pop(0)
-        spec = producers.get(current)
-        if spec is None:
-            continue
-        for dataset in spec.dataset_names(config, spec.inputs):
-            if dataset not in seen:
-                seen.add(dataset)
-                chain.append((producers[dataset].name if dataset in producers else "unknown", dataset))
-                queue.append(dataset)
+def upstream_datasets(root: str, source: Dataset) -> list[tuple[str, Dataset]]:
+    """(stage, dataset) for ``source`` and every dataset it was derived from, nearest first, as
+    the datasets' own cards record it: each derived stage's card names the stage and its input
+    (a sibling under ``root``). A dataset that is gone ends the chain as stage "unknown"."""
+    chain: list[tuple[str, Dataset]] = []
+    seen: set[str] = set()
+    dataset: Dataset | None = source
+    while dataset is not None and dataset.name not in seen:
+        seen.add(dataset.name)
+        card = dataset.read_card() if dataset.exists() else {}
+        chain.append((card.get("stage") or "unknown", dataset))
+        parent = card.get("input")
+        dataset = Dataset(dataset_dir(root, parent), name=parent) if parent else None
     return chain
 
 
-def describe_upstream(config: RunConfig, name: str) -> list[dict[str, Any]]:
+def describe_upstream(config: RunConfig, source: Dataset) -> list[dict[str, Any]]:
+    """Rows, content hash and (where dvc.lock records a matching one) DVC md5 of ``source`` and
+    every dataset upstream of it."""
     project = find_project(".")
     described = []
-    for stage, dataset_name in upstream_datasets(config, name):
-        dataset = Dataset(dataset_dir(config.data.root, dataset_name), name=dataset_name)
-        entry: dict[str, Any] = {"dataset": dataset_name, "stage": stage, "rows": None, "content_hash": None,
+    for stage, dataset in upstream_datasets(config.data.root, source):
+        entry: dict[str, Any] = {"dataset": dataset.name, "stage": stage, "rows": None, "content_hash": None,
                                  "dvc_md5": None}
         if dataset.exists():
             ref = dataset.ref()

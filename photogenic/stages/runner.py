@@ -8,7 +8,8 @@ from typing import Any
 from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
-from photogenic.stages.registry import StageOutput, get_stage
+from photogenic.stages.registry import get_stage
+from photogenic.stages.spec import StageOutput
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def stage_config_keys(stage: str) -> tuple[str, ...]:
 
 
 def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
-    """Run stage ``name``; ``options`` go to stages that take them (``resume=True`` for resumable ones)."""
+    """Run stage ``name``; ``options`` go to stages that take them: ``inputs`` (input key -> the
+    DatasetRef a runner hands over), ``resume=True`` for resumable ones."""
     return get_stage(name).run(config, progress, **options)
 
 

@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
@@ -77,7 +78,6 @@ def record_locked_output(project: Path, stage: str, path: str, md5: str) -> None
     """Write ``md5`` as the version of ``stage``'s output ``path`` in dvc.lock (what `dvc pull` reads)."""
     import yaml
 
-    from photogenic.dataset.atomic import write_text
 
     lock = read_lock(project) or {"schema": "2.0", "stages": {}}
     entry = lock.setdefault("stages", {}).setdefault(stage, {"cmd": f"photogenic step {stage}"})

@@ -1,0 +1,44 @@
+"""``photogenic lineage``: which data made which model, and where a sample went.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from photogenic.cli.options import ConfigOption, JsonOption, existing_config
+
+app = typer.Typer(help="Which data made which model, and where a sample went.", no_args_is_help=True)
+
+
+@app.command("model")
+def lineage_model(
+    spec: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS (e.g. photogenic-t2i@champion).")],
+    config: ConfigOption = Path("params.yaml"),
+    as_json: JsonOption = False,
+) -> None:
+    """A model version's chain: runs, every dataset version (DVC md5), sources, annotation exports, commit."""
+    from photogenic.lineage.format import format_model_lineage
+    from photogenic.lineage.query import model_lineage
+
+    cfg = existing_config(config)
+    result = model_lineage(spec, cfg.data.root)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_model_lineage(result))
+
+
+@app.command("sample")
+def lineage_sample(
+    sample_id: Annotated[str, typer.Argument(help="The sample's id (sha256 of its image bytes).")],
+    config: ConfigOption = Path("params.yaml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Every dataset version and model version a sample went into (for a data deletion request)."""
+    from photogenic.lineage.format import format_sample_lineage
+    from photogenic.lineage.query import sample_lineage
+
+    cfg = existing_config(config)
+    result = sample_lineage(sample_id, cfg.data.root)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_sample_lineage(result))
