@@ -39,7 +39,6 @@ def _latest_version_id(client: Any, pipeline_id: str) -> str | None:
 
 
 def default_version_name() -> str:
-
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     commit = git_commit()
     return f"{stamp}-{commit[:12]}" if commit else stamp

@@ -44,7 +44,6 @@ def task_config(stage: str, values: dict[str, Any]) -> RunConfig:
     if path and is_url(path):
         import tempfile
 
-
         local = Path(tempfile.mkdtemp()) / "config.yaml"
         local.write_text(read_text(path), encoding="utf-8")
         path = str(local)
@@ -52,12 +51,10 @@ def task_config(stage: str, values: dict[str, Any]) -> RunConfig:
 
 
 def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: str = "", run_name: str = "") -> str:
-
     spec = get_stage(stage)
     config = task_config(stage, values)
     project = _prepare_dvc(config, values.get("dvc_remote") or "")
     if project is not None:
-
         write_params(project, config.resolved())  # dvc.yaml reads its paths and params here
 
     produced: dict[str, tuple[str, DatasetRef]] = {}
@@ -94,7 +91,6 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], run_id: st
     check_output(stage, output.ref, config)
     ref = output.ref
     if project is not None and spec.outputs:
-
         run = {"runner": "kfp", "id": run_id, "name": run_name, "dataset_version": values.get("dataset_version", "")}
         if spec.dvc_stage:
             # a pod holds only what it pulled: dvc.yaml deps it lacks (the raw pool) stay unhashed

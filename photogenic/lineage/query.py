@@ -162,7 +162,6 @@ def read_manifest_version(project: Path | None, data_root: str, name: str, md5: 
     """The manifest of version ``md5`` of dataset ``name``: from the DVC cache, or from the
     dataset folder when that is the version dvc.lock records. None when neither has it."""
     if project is not None:
-
         listing = cache_object(project, md5)
         if listing is not None:
             entry = next((e for e in json.loads(listing.read_text(encoding="utf-8")) if e["relpath"] == MANIFEST), None)

@@ -78,7 +78,6 @@ def record_locked_output(project: Path, stage: str, path: str, md5: str) -> None
     """Write ``md5`` as the version of ``stage``'s output ``path`` in dvc.lock (what `dvc pull` reads)."""
     import yaml
 
-
     lock = read_lock(project) or {"schema": "2.0", "stages": {}}
     entry = lock.setdefault("stages", {}).setdefault(stage, {"cmd": f"photogenic step {stage}"})
     outs = [o for o in entry.get("outs", []) if os.path.normpath(o["path"]) != os.path.normpath(path)]
