@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "photogenic needs Python >= 3.11"'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[train,filter,cluster,dev]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[train,filter,cluster,ray,dev]'
 	touch $(STAMP)
 
 ## demo: generate the sample pool and run the whole recipe on it (the emu pipeline: ZenML, DVC, Great Expectations, MLflow)

@@ -257,8 +257,10 @@ class FilterConfig(_Section):
 
     input: DatasetName = Field("ingested", description="Dataset to filter.")
     output: DatasetName = Field("candidates", description="The candidate pool for human curation.")
-    workers: int = Field(2, ge=0)
-    batch_size: int = Field(32, ge=1)
+    workers: int = Field(2, ge=0, description="Ray workers per cascade step (0: in the main process, without Ray).")
+    batch_size: int = Field(32, ge=1, description="Rows per chunk of work (chunks never span two input shards).")
+    gpus: float = Field(0.0, ge=0, description="GPUs each model-scorer actor asks Ray for (0: CPU; 0.5 packs two "
+                        "actors on a GPU); the stage then requests GPUs from a cluster runner.")
     size: SizeFilterConfig = Field(default_factory=SizeFilterConfig)
     metadata: MetadataFilterConfig = Field(default_factory=MetadataFilterConfig)
     technical: TechnicalFilterConfig = Field(default_factory=TechnicalFilterConfig)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,13 @@ def isolated(tmp_path, monkeypatch):
     # dvc.yaml stages call the `photogenic` command: make this interpreter's scripts findable
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     (tmp_path / "home").mkdir()
+    # a local Ray's session files (logs, sockets) in a temp dir of their own: a short path, for
+    # the sockets' 107-character limit
+    ray_tmp = tempfile.mkdtemp(prefix="ray-")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     yield tmp_path
     _forget_process_state()
+    shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _forget_process_state():

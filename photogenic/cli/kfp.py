@@ -44,13 +44,15 @@ def kfp_compile(
     config_map: Annotated[str, typer.Option(help="The ConfigMap every task takes MLFLOW_TRACKING_URI, "
                                             "AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and DVC_REMOTE_URL from.")
                           ] = CONFIG_MAP_NAME,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the data-plane stages (the auto-filter) as KubeRay "
+                                      "RayJobs of the image: the task launches one and waits for it.")] = False,
 ) -> None:
     """Compile the pipeline (one task per declared stage, wired by this config's dataset names)."""
     from photogenic.config import load_config
     from photogenic.kfp.pipeline import KfpOptions, compile_pipeline
 
     options = KfpOptions(image=image, stages=tuple(stage) if stage else None, secret_name=secret,
-                         config_map_name=config_map)
+                         config_map_name=config_map, ray=ray)
     compile_pipeline(load_config(config, set_ or []), str(out), options)
     typer.echo(f"Compiled the pipeline to {out}")
 

@@ -52,6 +52,9 @@ class Scorer(ABC):
     cost_ms: ClassVar[float]
     #: whether ``score`` needs decoded pixels; if not, it runs on manifest rows in the main process
     needs_pixels: ClassVar[bool] = False
+    #: whether it holds a model (weights loaded once per worker): the data plane runs it in
+    #: stateful actors, with the GPUs the config gives them; the others run as plain tasks
+    holds_model: ClassVar[bool] = False
     #: the config section under ``filter`` holding its settings (default: its name)
     section: ClassVar[str | None] = None
     #: keys of that section that bound one of its columns: key -> (column part, "min" or "max");

@@ -33,6 +33,7 @@ from typing import Any
 from photogenic.config import RunConfig
 from photogenic.kfp import environment
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS, STAGE_PARAMETERS
+from photogenic.kfp.rayjob import RAY_STAGES
 from photogenic.stages.graph import stage_graph
 from photogenic.stages.registry import STAGES
 from photogenic.stages.spec import Resources, StageSpec
@@ -58,6 +59,8 @@ class KfpOptions:
     #: the Secret and the ConfigMap every task takes its environment from
     secret_name: str = environment.SECRET_NAME
     config_map_name: str = environment.CONFIG_MAP_NAME
+    #: run the data-plane stages (photogenic.kfp.rayjob.RAY_STAGES) as KubeRay RayJobs
+    ray: bool = False
 
 
 def fingerprint_output(stage: str) -> str:
@@ -100,8 +103,9 @@ def check_component(stages: list[str], image: str):
     return components.load_component_from_text(json.dumps(text))
 
 
-def container_component(spec: StageSpec, n_upstream: int, image: str):
-    """A KFP container component running ``spec``'s task in the project image."""
+def container_component(spec: StageSpec, n_upstream: int, image: str, ray: bool = False):
+    """A KFP container component running ``spec``'s task in the project image (``ray``: as a
+    KubeRay RayJob of that image, photogenic.kfp.rayjob)."""
     from kfp import components
 
     inputs = _inputs(STAGE_PARAMETERS)
@@ -111,6 +115,8 @@ def container_component(spec: StageSpec, n_upstream: int, image: str):
     for i in range(n_upstream):
         args += ["--upstream", {"inputValue": f"upstream_{i}"}]
     args += ["--fingerprint", {"inputValue": "fingerprint"}, "--output", {"outputPath": "result"}]
+    if ray:
+        args += ["--ray-job", image]
     text = {
         "name": spec.name,
         "description": spec.description,
@@ -151,7 +157,8 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None):
             for name, upstream in graph:
                 spec = STAGES[name]
                 links = {f"upstream_{i}": tasks[u].outputs["result"] for i, u in enumerate(upstream)}
-                task = container_component(spec, len(upstream), options.image)(
+                on_ray = options.ray and name in RAY_STAGES
+                task = container_component(spec, len(upstream), options.image, ray=on_ray)(
                     **{k: v for k, v in params.items() if k in stage_names}, **links,
                     fingerprint=check.outputs[fingerprint_output(name)])
                 task.set_display_name(name)
@@ -159,7 +166,9 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None):
                 task.set_caching_options(True)
                 _cluster_environment(task, options)
                 _policies(task, spec)
-                _request_resources(task, spec.resources_for(config), options)
+                # a RayJob's pods ask for the stage's resources; its launcher only waits
+                _request_resources(task, Resources(cpus=0.5, memory_gb=1) if on_ray else spec.resources_for(config),
+                                   options)
                 tasks[name] = task
 
     # the pipeline function's signature is what KFP turns into typed run parameters, and its

@@ -15,6 +15,11 @@ report and KFP's cache serves the tasks after it.
 
     python -m photogenic.kfp.task --stage ingest --config-file configs/default.yaml ... --output PATH
     python -m photogenic.kfp.task --check --stages ingest,auto_filter ... --output-changed PATH ...
+
+With ``--ray-job IMAGE`` (``photogenic kfp compile --ray``, for the stages on the data plane) the
+task does not run the stage in its own pod: it launches the same command as a KubeRay RayJob of
+the project image (photogenic.kfp.rayjob), whose driver connects to the job's Ray cluster and
+writes its report to the object store, waits for it, and hands that report on.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import logging
 import os
 import posixpath
 import subprocess
+import sys
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -356,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", action="append", default=[], help="An upstream task's output (JSON).")
     parser.add_argument("--fingerprint", default="", help="The fingerprint the check task gave this stage.")
     parser.add_argument("--output", help="Where to write this task's output (JSON).")
+    parser.add_argument("--ray-job", default="", metavar="IMAGE",
+                        help="Run the stage as a KubeRay RayJob of this image, and wait for it.")
     parser.add_argument("--output-changed")
     parser.add_argument("--output-reason")
     parser.add_argument("--output-fingerprint", nargs=2, action="append", default=[], metavar=("STAGE", "PATH"))
@@ -373,9 +382,45 @@ def main(argv: list[str] | None = None) -> None:
         for stage, path in args.output_fingerprint:
             write_text(path, check.fingerprints[stage])
         return
-    result = run_task(args.stage, values, args.upstream, expected=args.fingerprint)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    if args.ray_job:
+        result = run_as_rayjob(args.stage, values, list(argv if argv is not None else sys.argv[1:]), args.ray_job)
+    else:
+        result = run_task(args.stage, values, args.upstream, expected=args.fingerprint)
+    if not is_url(args.output):
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     write_text(args.output, result)
+
+
+def run_as_rayjob(stage: str, values: dict[str, Any], argv: list[str], image: str, api: Any = None) -> str:
+    """Launch this task's command, minus ``--ray-job``, as a RayJob and return the report its
+    driver leaves in the object store (under the run's DVC remote)."""
+    from photogenic.kfp.rayjob import RayJobOptions, job_name, own_namespace, rayjob_manifest, submit_and_wait
+
+    remote = environment.dvc_remote(values.get("dvc_remote") or "")
+    if not is_url(remote):
+        raise ConfigError("A stage run as a RayJob reports through the object store: set the run's dvc_remote "
+                          f"(or {environment.CONFIG_MAP_ENV['DVC_REMOTE_URL']}) to an s3:// URL.")
+    name = job_name(stage, uuid.uuid4().hex[:10])
+    report = posixpath.join(remote, "rayjobs", name, "result.json")
+    command, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg == "--ray-job" or arg == "--output":
+            skip = 1
+        elif not arg.startswith(("--ray-job=", "--output=")):
+            command.append(arg)
+    spec = get_stage(stage)
+    manifest = rayjob_manifest(spec, task_config(stage, values), ["python", "-m", "photogenic.kfp.task",
+                                                                  *command, "--output", report],
+                               name, RayJobOptions(image=image))
+    if api is None:
+        from kubernetes import client, config as kube_config
+
+        kube_config.load_incluster_config()
+        api = client.CustomObjectsApi()
+    submit_and_wait(api, manifest, own_namespace(), timeout_seconds=spec.timeout_hours * 3600)
+    return read_text(report)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """Auto-filter: run the scorer cascade over the ingested dataset and write the candidate pool.
 
+The cascade runs on the data plane (photogenic.dataplane: Ray Data, local or ``RAY_ADDRESS``),
+one Parquet part per input shard under ``<output>/parts/`` as the shards finish; a killed run
+started again with the same input and parameters scores only the shards without a part, and
+the parts are removed once the dataset is written.
+
 The candidate dataset's manifest holds the surviving rows with every score they received; its
 images stay in the input dataset's shards (the manifest points there), because filtering makes
 no new pixels. The rejected rows, with their scores, the scorer that rejected them and why, are
@@ -9,6 +14,7 @@ written beside it in ``rejected.parquet``, so a rejection can always be audited 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from photogenic.config import RunConfig
+from photogenic.dataplane.parts import discard_parts, fingerprint
 from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
@@ -32,6 +39,8 @@ from photogenic.stages.spec import Resources, StageOutput, StageSpec
 log = logging.getLogger(__name__)
 
 REJECTED = "rejected.parquet"
+#: the per-shard parts of a run in progress, under the output dataset's folder
+PARTS = "parts"
 
 
 @dataclass
@@ -41,6 +50,9 @@ class FilterResult:
     reasons: dict[str, int]
     #: the funnel report (HTML), beside the dataset folder
     report: str
+    #: input shards scored by this run, and reused from a killed one
+    shards: dict[str, int] | None = None
+    model_rows_on_rejected: int = 0
 
 
 def auto_filter(config: RunConfig, progress: bool = True, input_ref: DatasetRef | None = None) -> FilterResult:
@@ -50,9 +62,12 @@ def auto_filter(config: RunConfig, progress: bool = True, input_ref: DatasetRef 
                         ref=input_ref)
     scorers = build_scorers(config)
     log.info("auto-filter cascade: %s", " → ".join(s.name for s in scorers))
-    result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress)
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
+    parts = join(target.path, PARTS)
+    result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress,
+                         gpus=settings.gpus, parts_dir=parts, fingerprint=_fingerprint(source, scorers, config))
     ref = _write(source, target, result, scorers, config, input_ref)
+    discard_parts(parts)
     # beside the dataset, not in it: the report is for people, the dataset's md5 is for DVC
     described = [s.describe() for s in scorers] + scorers_off(config)
     report = write_funnel_report(result, source, described, report_path(target))
@@ -60,7 +75,16 @@ def auto_filter(config: RunConfig, progress: bool = True, input_ref: DatasetRef 
     log.info("auto-filter %s → %s: %s", settings.input, settings.output,
              " → ".join(f"{name} {count}" for name, count in result.funnel))
     log.info("funnel report: %s", report)
-    return FilterResult(ref=ref, funnel=result.funnel, reasons=dict(result.reasons), report=report)
+    return FilterResult(ref=ref, funnel=result.funnel, reasons=dict(result.reasons), report=report,
+                        shards={"scored": result.shards_scored, "reused": result.shards_reused},
+                        model_rows_on_rejected=result.model_rows_on_rejected)
+
+
+def _fingerprint(source: Dataset, scorers: list[Scorer], config: RunConfig) -> str:
+    """What the parts depend on: the input manifest and every scorer's settings (not the
+    workers, GPUs or chunk size, which change how, not what)."""
+    params = config.filter.model_dump(mode="json", exclude={"workers", "gpus", "batch_size"})
+    return fingerprint(source.ref().content_hash, [s.describe() for s in scorers], params)
 
 
 def report_path(dataset: Dataset) -> str:
@@ -84,7 +108,8 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "rejections_by_scorer": dict(sorted(result.reasons.items())),
         "scorers": [s.describe() for s in scorers],
         "scorers_off": scorers_off(config),
-        "params": config.filter.model_dump(mode="json"),
+        # what decided, not where it ran: the GPUs do not change a score
+        "params": config.filter.model_dump(mode="json", exclude={"gpus"}),
     }
     # filtering quarantines nothing: a row it cannot use is a rejection, with its reason
     return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card)
@@ -101,7 +126,9 @@ def _log_to_mlflow(report: str) -> None:
 
 def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
     result = auto_filter(config, progress=progress, input_ref=(inputs or {}).get("filter.input"))
-    return StageOutput(ref=result.ref, stats={"funnel": dict(result.funnel), "rejections": result.reasons},
+    stats = {"funnel": dict(result.funnel), "rejections": result.reasons, "shards": result.shards,
+             "model_scorers_on_rejected_rows": result.model_rows_on_rejected}
+    return StageOutput(ref=result.ref, stats=stats,
                        reports={"funnel_report": result.report})
 
 
@@ -110,6 +137,12 @@ def _gate_params(config: RunConfig) -> dict[str, Any]:
     checks = gate_checks(config)
     return {"score_bounds": checks.bounds, "nullable_scores": checks.nullable, "unique_scores": checks.unique,
             "max_rows": checks.max_rows}
+
+
+def _resources(config: RunConfig) -> Resources:
+    """GPUs for the model actors when the config gives them some (filter.gpus each)."""
+    settings = config.filter
+    return Resources(cpus=2, memory_gb=4, gpus=math.ceil(settings.gpus * max(settings.workers, 1)))
 
 
 SPEC = StageSpec(
@@ -121,6 +154,7 @@ SPEC = StageSpec(
     gate="auto_filter",
     gate_params=_gate_params,
     resources=Resources(cpus=2, memory_gb=4),
+    config_resources=_resources,
     inputs=("filter.input",),
     outputs=("filter.output",),
 )

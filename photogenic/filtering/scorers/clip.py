@@ -45,6 +45,7 @@ class ClipScoreScorer(Scorer):
     name = "clip"
     version = "1"
     needs_pixels = True
+    holds_model = True
     nullable_parts = (None,)  # uncaptioned rows get no score
 
     config: ClipFilterConfig
@@ -92,6 +93,7 @@ class AestheticScorer(Scorer):
     name = "aesthetic"
     version = "1"
     needs_pixels = True
+    holds_model = True
 
     config: AestheticFilterConfig
 

@@ -40,7 +40,7 @@ class ConceptBalanceScorer(GlobalScorer):
         super().__init__(config)
         self.checkpoint = clip_checkpoint
         # zero-shot needs the image (and a CLIP pass); the metadata field does not
-        self.needs_pixels = clip_checkpoint is not None
+        self.needs_pixels = self.holds_model = clip_checkpoint is not None
         self.cost_ms = clip_cost_ms + 0.2 if self.needs_pixels else 0.002
         self._prompts = None
 

@@ -23,6 +23,7 @@ class NsfwScorer(Scorer):
     # on one core (benchmarks/filter_speed.py prints the measured costs beside the declared ones)
     cost_ms = 42.0
     needs_pixels = True
+    holds_model = True
 
     config: NsfwFilterConfig
 

@@ -29,6 +29,7 @@ class TextAreaScorer(Scorer):
     # benchmarks/filter_speed.py prints the measured costs beside the declared ones
     cost_ms = 55.0
     needs_pixels = True
+    holds_model = True
 
     config: OcrFilterConfig
 

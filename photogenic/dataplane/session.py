@@ -1,0 +1,65 @@
+"""A Ray for one stage: the cluster ``RAY_ADDRESS`` names (a KubeRay cluster, ``ray start``
+anywhere), else a local Ray on this machine's CPUs, started here and stopped when the stage
+ends. A Ray the caller already started (a test, a notebook) is used as it is and left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+ADDRESS_ENV = "RAY_ADDRESS"
+
+
+@contextlib.contextmanager
+def ray_session(cpus: int | None = None, gpus: int | None = None) -> Iterator[None]:
+    """``cpus``/``gpus``: what a local Ray may use (default: all of this machine's; a pod's
+    CPU limit is what ``os.sched_getaffinity`` reports inside it)."""
+    try:
+        import ray
+    except ImportError:
+        from photogenic.errors import ConfigError
+
+        raise ConfigError("The data plane needs Ray: install photogenic with its `ray` extra "
+                          "(pip install 'photogenic[ray]'), or run the stage in one process "
+                          "(its `workers` set to 0).") from None
+    if ray.is_initialized():
+        yield
+        return
+    address = os.environ.get(ADDRESS_ENV)
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        log.info("connected to the Ray cluster at %s", address)
+    else:
+        # local workers import what the driver imports: the driver's import path travels with
+        # them (a benchmark's or a test's own modules, beside the installed package)
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(
+            [*sys.path, *(before or "").split(os.pathsep)]) if p and os.path.isdir(p))
+        try:
+            ray.init(num_cpus=cpus or len(os.sched_getaffinity(0)), num_gpus=gpus, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
+        finally:
+            if before is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = before
+    _quiet_data_context()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _quiet_data_context() -> None:
+    """Ray Data's own progress bars and execution banners off: each stage shows one bar, in rows/s."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
