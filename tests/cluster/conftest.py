@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import s3fs
 
 BUCKET = "photogenic-test"
 REGION = "us-east-1"
@@ -67,6 +68,12 @@ def s3(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     store = S3(f"http://127.0.0.1:{port}", server)
+    # fsspec caches one S3FileSystem per set of arguments, and the endpoint comes from the
+    # environment, not the arguments: an instance from an earlier test would call its dead server
+    s3fs.S3FileSystem.clear_instance_cache()
+    # moto keeps its buckets in this process, not in the server: without a reset the next test
+    # would find the objects an earlier one pushed (and DVC would skip pushing them)
+    urllib.request.urlopen(urllib.request.Request(f"{store.endpoint}/moto-api/reset", method="POST"), timeout=10).close()
     for name, value in store.env.items():
         monkeypatch.setenv(name, value)
     store.client().create_bucket(Bucket=BUCKET)

@@ -228,8 +228,14 @@ def test_the_object_store_dying_mid_push_fails_the_task_and_a_retried_run_comple
     run = run_package(package, arguments, cluster, tmp_path / "run-1", run_id="run-1")
     ingest = run.tasks["ingest"]
     assert ingest.state == "failed" and ingest.attempts == 3  # the stage's declared retries, all while it is down
-    log = Path(ingest.log).read_text()
-    assert s3.url("dvc") in log and "Traceback" not in log.split("DataError")[-1]
+    # the first attempt died in the push and names the remote; the retries, with the store still
+    # gone, cannot even read the run's config and say so, each in one message
+    first = (tmp_path / "run-1" / "ingest-1" / "task.log").read_text()
+    assert f"into the DVC remote {s3.url('dvc')} failed" in first
+    last = Path(ingest.log).read_text()
+    assert f"Could not read the run's config file {arguments['config_file']}" in last
+    for log in (first, last):
+        assert "Traceback" not in log.split("DataError")[-1]
     # what reached the remote is not a version: nothing recorded it, and no record names it
     assert read_published_versions(s3.url("dvc")) == []
 
