@@ -14,7 +14,7 @@ STARTED_ENV = "SCALE_OUT_STARTED"
 class RecordingStep(CascadeStep):
     def __call__(self, batch):
         path = os.environ.get(STARTED_ENV)
-        if path and batch.rows:
+        if path and batch.index:
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(f"{batch.rows[0]['shard']}\n")
+                handle.write(f"{batch.table['shard'][0].as_py()}\n")
         return super().__call__(batch)

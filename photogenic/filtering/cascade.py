@@ -64,21 +64,29 @@ class CascadeResult:
 
 @dataclass
 class _Batch:
-    """A chunk of rows of one input shard, as it travels through the steps."""
+    """A chunk of rows of one input shard, as it travels through the steps: its manifest rows
+    as Arrow (what travels), as dicts only inside a step (what the scorers take)."""
 
-    rows: list[dict[str, Any]]
+    table: pa.Table
     #: each row's position in the input manifest
     index: list[int]
     columns: Columns
     rejected_by: list[str | None]
     reasons: list[str | None]
 
+    @functools.cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.table.to_pylist()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "rows"}
+
     def alive(self) -> list[int]:
         return [i for i, r in enumerate(self.rejected_by) if r is None]
 
     def apply(self, scorer: Scorer, index: list[int], columns: Columns, reasons: list[str | None]) -> None:
         for name, values in columns.items():
-            column = self.columns.setdefault(name, [None] * len(self.rows))
+            column = self.columns.setdefault(name, [None] * len(self.index))
             for i, value in zip(index, values):
                 column[i] = value
         for i, reason in zip(index, reasons):
@@ -160,7 +168,7 @@ def _run(dataset: Dataset, manifest: pa.Table, scorers: list[Scorer], workers: i
     table = _final(merged, manifest.schema)
     rejected_by = table[REJECTED_BY].to_pylist()
     return CascadeResult(table=table, funnel=_funnel(table.num_rows, rejected_by, scorers),
-                         reasons=Counter(r for r in rejected_by if r), 
+                         reasons=Counter(r for r in rejected_by if r),
                          model_rows_on_rejected=_model_rows_on_rejected(table, scorers),
                          shards_scored=len(pending), shards_reused=parts.reused)
 
@@ -197,18 +205,17 @@ def _shard_rows(manifest: pa.Table) -> dict[str, list[int]]:
 
 
 def _batch(manifest: pa.Table, index: list[int]) -> _Batch:
-    rows = manifest.take(pa.array(index, pa.int64())).to_pylist()
-    return _Batch(rows, index, {}, [None] * len(rows), [None] * len(rows))
+    return _Batch(manifest.take(pa.array(index, pa.int64())), index, {}, [None] * len(index), [None] * len(index))
 
 
 def _part(schema: pa.Schema, batches: list[_Batch]) -> pa.Table:
     """One shard's rows with every score they got, who rejected them and why, and their
     positions in the manifest."""
     names = sorted({name for batch in batches for name in batch.columns})
-    table = pa.Table.from_pylist([row for batch in batches for row in batch.rows], schema=schema)
+    table = pa.concat_tables([batch.table for batch in batches]).cast(schema)
     for name in names:
         table = table.append_column(name, pa.array([value for batch in batches
-                                                    for value in batch.columns.get(name, [None] * len(batch.rows))]))
+                                                    for value in batch.columns.get(name, [None] * len(batch.index))]))
     table = table.append_column(ROW, pa.array([i for batch in batches for i in batch.index], pa.int64()))
     table = table.append_column(REJECTED_BY, pa.array([r for batch in batches for r in batch.rejected_by], pa.string()))
     return table.append_column(REASON, pa.array([r for batch in batches for r in batch.reasons], pa.string()))
