@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
@@ -35,15 +37,17 @@ def ray_session(cpus: int | None = None, gpus: int | None = None) -> Iterator[No
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         log.info("connected to the Ray cluster at %s", address)
+        own = None
     else:
         # local workers import what the driver imports: the driver's import path travels with
         # them (a benchmark's or a test's own modules, beside the installed package)
         before = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in dict.fromkeys(
             [*sys.path, *(before or "").split(os.pathsep)]) if p and os.path.isdir(p))
+        temp, own = _temp_dir()
         try:
             ray.init(num_cpus=cpus or len(os.sched_getaffinity(0)), num_gpus=gpus, include_dashboard=False,
-                     logging_level=logging.WARNING, log_to_driver=False, configure_logging=False)
+                     logging_level=logging.WARNING, log_to_driver=False, configure_logging=False, _temp_dir=temp)
         finally:
             if before is None:
                 del os.environ["PYTHONPATH"]
@@ -54,6 +58,20 @@ def ray_session(cpus: int | None = None, gpus: int | None = None) -> Iterator[No
         yield
     finally:
         ray.shutdown()
+        if own:
+            shutil.rmtree(own, ignore_errors=True)
+
+
+def _temp_dir() -> tuple[str, str | None]:
+    """Where the local Ray keeps its session (logs, sockets): under RAY_TMPDIR or TMPDIR as Ray
+    would, unless that path is too long for the sockets Ray opens about 70 characters below it
+    (AF_UNIX allows 107, and a pod's or a test's TMPDIR is often deep): then a folder of its
+    own under /tmp, removed when the session ends. Returns (folder, the one to remove)."""
+    base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    if len(os.path.join(base, "ray")) <= 32:
+        return os.path.join(base, "ray"), None
+    own = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    return os.path.join(own, "ray"), own
 
 
 def _quiet_data_context() -> None:
