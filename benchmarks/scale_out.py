@@ -3,8 +3,9 @@ two pool sizes, and the shards a killed run scores again when it is started once
 
 - ``filter_scaling_2_workers``: rows/s of the default cascade (size, technical quality, NSFW,
   OCR, near-duplicates, concepts) with 2 Ray workers on 2 cores over 1 worker on 1 core (the
-  local Ray pinned to those cores), on the same pool, in one run (Ray's start-up outside the
-  timings; each run starts its own actors and loads its models);
+  local Ray pinned to those cores), on the same pool, in one run, in steady state: from the
+  first finished chunk to the last (Ray's start-up, the actors' and their models' loading
+  outside; both totals are printed too);
 - ``driver_peak_rss_growth_1k_to_4k``: the driver's peak RSS filtering 4,000 samples over
   1,000 (each in its own process; the model scorers off, which live in the workers anyway);
 - ``resume_rework_shards``: a filter run SIGKILLed when half its input shards have their
@@ -75,9 +76,11 @@ def scaling(root: Path) -> tuple[float, float, list[tuple[str, int]]]:
                 started = time.perf_counter()
                 run = run_cascade(dataset, scorers, workers=workers, batch_size=32, progress=False)
                 seconds = time.perf_counter() - started
-            rates.append(run.table.num_rows / seconds)
-            print(f"{workers} worker(s) on {workers} core(s): {run.table.num_rows} rows in {seconds:.1f} s, "
-                  f"{rates[-1]:.1f} rows/s; funnel " + " → ".join(f"{name} {count}" for name, count in run.funnel))
+            rates.append(run.steady_rows_per_second)
+            print(f"{workers} worker(s) on {workers} core(s): {run.table.num_rows} rows in {seconds:.1f} s "
+                  f"({run.table.num_rows / seconds:.1f} rows/s with the actors' start and model loading), "
+                  f"{rates[-1]:.1f} rows/s in steady state; funnel "
+                  + " → ".join(f"{name} {count}" for name, count in run.funnel))
     finally:
         os.sched_setaffinity(0, cores)
     return rates[0], rates[1], run.funnel

@@ -45,6 +45,9 @@ def isolated(tmp_path, monkeypatch):
     # the sockets' 107-character limit
     ray_tmp = tempfile.mkdtemp(prefix="ray-")
     monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    # Ray reads its token-auth token once per process, from $HOME, which each test moves: a
+    # later test's cluster would refuse the earlier token (the local Ray listens on 127.0.0.1)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     yield tmp_path
     _forget_process_state()
     shutil.rmtree(ray_tmp, ignore_errors=True)
