@@ -98,8 +98,9 @@ auto_filter(_config(Path({root!r}), *{overrides!r}), progress=False)
 
 
 def test_a_killed_run_resumes_from_its_finished_shards_and_writes_the_same_bytes(ingested):
-    slow = "filter.toy_model.seconds_per_call=0.3"  # in every run: it is a parameter, in the card
-    auto_filter(_config(ingested, "filter.workers=0", slow), progress=False)
+    # the same parameters in every run: they are in the card (the workers too)
+    slow = "filter.toy_model.seconds_per_call=0.3"
+    auto_filter(_config(ingested, "filter.workers=1", slow), progress=False)
     candidates = ingested / "datasets" / "candidates"
     wanted = _md5s(candidates)
     assert not (candidates / PARTS).exists()  # the parts are gone once the dataset is written

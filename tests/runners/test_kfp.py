@@ -68,7 +68,9 @@ def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
 
 def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
     stages = dict(STAGES)
-    stages["auto_filter"] = replace(STAGES["auto_filter"], resources=Resources(cpus=4, memory_gb=16, gpus=2))
+    # declared outright, not derived from the config (the filter's GPUs follow filter.gpus)
+    stages["auto_filter"] = replace(STAGES["auto_filter"], resources=Resources(cpus=4, memory_gb=16, gpus=2),
+                                    config_resources=None)
     ir, platform = _compile(tmp_path, stages, monkeypatch)
     gpu = _executor(ir, "auto_filter")["container"]["resources"]
     assert gpu["accelerator"]["resourceType"] == "nvidia.com/gpu" and gpu["accelerator"]["resourceCount"] == "2"
