@@ -1,8 +1,12 @@
-"""The auto-filter's decisions against the sample pool's hidden ground truth.
+"""The auto-filter's decisions against the sample pool's hidden ground truth, and on real
+photographs.
 
 Runs ingest and the auto-filter with the default config on a sample pool and prints the recall
 of photogenic samples (how many of them survive to the candidate pool) and the precision lift
-(the photogenic share of the candidates over the pool's base rate), plus the funnel.
+(the photogenic share of the candidates over the pool's base rate), plus the funnel. Then the
+same on the real-photograph test set (tests/support/real_photos.py: 8 stock photographs and 32
+copies with planted defects): the share of clean photographs kept and of defective copies
+rejected.
 
     python benchmarks/filter_quality.py [--quick]
 """
@@ -63,8 +67,27 @@ def main() -> None:
           f"(precision {precision:.3f})")
     print("rejections by scorer: " + ", ".join(f"{k} {v}" for k, v in sorted(filtered.reasons.items())))
     recall = hits / len(photogenic_scenes)
+    clean_kept, defects_rejected = real_photographs()
     result("photogenic_recall", recall, ">=", 0.9)
     result("precision_lift", precision / base_rate, ">=", 2.0)
+    result("real_clean_kept", clean_kept, ">=", 0.9)
+    result("real_defects_rejected", defects_rejected, ">=", 0.95)
+
+
+def real_photographs() -> tuple[float, float]:
+    """The default filter on the real-photograph test set: (clean kept, defective rejected)."""
+    from tests.support.real_photos import filter_real_photos, real_photo_set, shares
+
+    root = OUT / "filter-quality-real-photos"
+    shutil.rmtree(root, ignore_errors=True)
+    verdicts = filter_real_photos(root, real_photo_set())
+    clean_kept, defects_rejected = shares(verdicts)
+    print(f"real photographs: {sum(v.photo.defect is None for v in verdicts)} clean, "
+          f"{sum(v.photo.defect is not None for v in verdicts)} with a planted defect")
+    for verdict in verdicts:
+        if (verdict.rejected_by is None) != (verdict.photo.defect is None):
+            print(f"  wrong: {verdict.photo.name}: {verdict.reason or 'kept'}")
+    return clean_kept, defects_rejected
 
 
 if __name__ == "__main__":

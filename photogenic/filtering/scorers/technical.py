@@ -33,7 +33,8 @@ _MEANING = {
 @register_scorer
 class TechnicalScorer(Scorer):
     name = "technical"
-    version = "1"
+    #: 2: wavelet noise, one-sided cut-off, exposure by the ends of the range, colour of lit pixels
+    version = "2"
     cost_ms = 6.0
     needs_pixels = True
 
