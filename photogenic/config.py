@@ -249,6 +249,25 @@ def register_filter_section(name: str, model: type[BaseModel]) -> None:
     _EXTRA_FILTER_SECTIONS[name] = model
 
 
+class FilterCalibrationConfig(_Section):
+    """``photogenic filter calibrate``: each scorer's threshold fitted from people's stage-1
+    verdicts (photogenic/filtering/calibrate.py)."""
+
+    labels: str = Field("curation/calibration/annotations", description=(
+        "Folder (under data.root) of stage-1 exports (Label Studio JSON, curation CSV) or stage-1 result.parquet "
+        "files, read when the command names no files."))
+    dataset: DatasetName = Field("ingested", description=(
+        "Dataset holding the labelled images: the filter's input, so that rows the current thresholds reject "
+        "can be labelled too."))
+    target_recall: float = Field(0.95, gt=0.0, le=1.0, description=(
+        "Share of the images people kept that the fitted thresholds together must keep; precision is then "
+        "made as high as the labels allow."))
+    holdout: float = Field(0.3, ge=0.0, lt=1.0, description=(
+        "Share of the labelled images (by a hash of the sample id) kept out of the fit to report recall and "
+        "precision on; 0 reports on the fitted labels themselves."))
+    output: str = Field("calibration", description="Folder (under data.root) for the fitted config, plots and numbers.")
+
+
 class FilterConfig(_Section):
     """The auto-filter: its datasets, workers, and one section per scorer (photogenic/filtering)."""
 
@@ -269,6 +288,7 @@ class FilterConfig(_Section):
     aesthetic: AestheticFilterConfig = Field(default_factory=AestheticFilterConfig)
     concept: ConceptFilterConfig = Field(default_factory=ConceptFilterConfig)
     top_k: TopKConfig = Field(default_factory=TopKConfig)
+    calibrate: FilterCalibrationConfig = Field(default_factory=FilterCalibrationConfig)
 
     @model_validator(mode="after")
     def _registered_sections(self) -> FilterConfig:

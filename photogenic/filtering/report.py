@@ -145,7 +145,7 @@ def _funnel_svg(funnel: list[tuple[str, int]]) -> str:
 
 # -- histograms ----------------------------------------------------------------------------------
 @dataclass
-class _Marker:
+class Marker:
     label: str
     value: float
 
@@ -187,11 +187,11 @@ def _column_owners(columns: list[str], names: Iterable[str]) -> dict[str, str]:
     return owners
 
 
-def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict[str, list[_Marker]]:
+def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict[str, list[Marker]]:
     """Threshold lines per column, from each description: the bounds the gate checks too
     (photogenic.filtering.scorer.column_bounds, with the scorer's ``bounded_by``)."""
     present = set(columns)
-    markers: dict[str, list[_Marker]] = {}
+    markers: dict[str, list[Marker]] = {}
     for entry in described:
         scorer = scorer_class(entry.get("name", ""))
         for column, bounds in column_bounds(entry, scorer.bounded_by if scorer else None).items():
@@ -199,14 +199,14 @@ def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict
                 continue
             for side in ("min", "max"):
                 if side in bounds:
-                    marker = _Marker(f"{side} {bounds[side]:g}", float(bounds[side]))
+                    marker = Marker(f"{side} {bounds[side]:g}", float(bounds[side]))
                     if marker not in markers.setdefault(column, []):
                         markers[column].append(marker)
     return markers
 
 
 def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owner: str | None,
-               markers: list[_Marker]) -> str:
+               markers: list[Marker]) -> str:
     """A stacked histogram of one column's non-null, finite values, thresholds drawn over it."""
     values = column.to_numpy(zero_copy_only=False).astype(float, copy=False)
     seen = np.isfinite(values)
@@ -223,10 +223,10 @@ def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owne
     groups = [(KEPT, kept), (REJECTED_HERE, here), (REJECTED_LATER, ~kept & ~here)]
     counts = [(colour, np.histogram(values[mask], bins=edges)[0]) for colour, mask in groups]
     return (f'<div class="hist"><h4>{escape(name)}</h4>'
-            f"{_histogram_svg(edges, counts, markers, name, values.size)}</div>")
+            f"{histogram_svg(edges, counts, markers, name, values.size)}</div>")
 
 
-def _histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], markers: list[_Marker],
+def histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], markers: list[Marker],
                    name: str, n: int) -> str:
     width, height, left, right, top, bottom = 340, 170, 36, 10, 16, 22
     plot_w, plot_h = width - left - right, height - top - bottom
