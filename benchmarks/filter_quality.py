@@ -6,7 +6,9 @@ of photogenic samples (how many of them survive to the candidate pool) and the p
 (the photogenic share of the candidates over the pool's base rate), plus the funnel. Then the
 same on the real-photograph test set (tests/support/real_photos.py: 8 stock photographs and 32
 copies with planted defects): the share of clean photographs kept and of defective copies
-rejected.
+rejected. And the thresholds `photogenic filter calibrate` fits from SIMULATED stage-1
+verdicts on a random sample of the ingested pool, run again: they must reach the same recall
+and at least the defaults' precision lift (less 0.05, the run-to-run spread of a fit).
 
     python benchmarks/filter_quality.py [--quick]
 """
@@ -32,7 +34,6 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from photogenic.config import load_config
-    from photogenic.dataset.store import Dataset
     from photogenic.stages.auto_filter import auto_filter
     from photogenic.stages.ingest import ingest
 
@@ -41,13 +42,43 @@ def main() -> None:
     root = OUT / f"filter-quality-{n}"
     shutil.rmtree(root, ignore_errors=True)
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml",
-                         [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar"])
+                         [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar",
+                          f"curation.simulate.ground_truth={pool}/ground_truth.parquet"])
     ingest(config, progress=False)
     started = time.perf_counter()
     filtered = auto_filter(config, progress=False)
     seconds = time.perf_counter() - started
 
     truth = {r["key"]: r for r in pq.read_table(pool / "ground_truth.parquet").to_pylist()}
+    recall, lift = judge(filtered, truth, n, seconds, config)
+
+    # the same filter with thresholds fitted from SIMULATED stage-1 verdicts on a random sample
+    # of the ingested pool (labels of the candidates alone would only ever tighten them)
+    labelled = 400 if args.quick else 1000
+    fitted = calibrated(config, labelled)
+    print(f"calibrated on {labelled} simulated stage-1 verdicts: " + ", ".join(f"{k}={v}" for k, v in fitted.items()))
+    config_fitted = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml",
+                                [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar", "filter.output=candidates-fitted",
+                                 f"curation.simulate.ground_truth={pool}/ground_truth.parquet",
+                                 *(f"{k}={v}" for k, v in fitted.items())])
+    started = time.perf_counter()
+    refiltered = auto_filter(config_fitted, progress=False)
+    fitted_recall, fitted_lift = judge(refiltered, truth, n, time.perf_counter() - started, config_fitted)
+
+    clean_kept, defects_rejected = real_photographs()
+    result("photogenic_recall", recall, ">=", 0.9)
+    result("precision_lift", lift, ">=", 2.0)
+    result("calibrated_photogenic_recall", fitted_recall, ">=", 0.9)
+    # "reproduce or beat today's defaults": the fitted thresholds' lift against the defaults'
+    result("calibrated_precision_lift", fitted_lift, ">=", round(lift - 0.05, 3))
+    result("real_clean_kept", clean_kept, ">=", 0.9)
+    result("real_defects_rejected", defects_rejected, ">=", 0.95)
+
+
+def judge(filtered, truth: dict, n: int, seconds: float, config) -> tuple[float, float]:
+    """Print the funnel and the candidates against the ground truth; (recall, precision lift)."""
+    from photogenic.dataset.store import Dataset
+
     kept = [row["source"].rsplit("#", 1)[1] for row in Dataset(filtered.ref.path).read_manifest(["source"]).to_pylist()]
     # a copy (near or exact duplicate) stands for its original's scene: the filter keeps one
     # member of each duplicate cluster, and which one is its choice, so recall and precision are
@@ -60,18 +91,39 @@ def main() -> None:
     precision = hits / len(kept_scenes) if kept_scenes else 0.0
     print(f"pool: {n} samples, {len(set(scene.values()))} scenes, {len(photogenic_scenes)} photogenic "
           f"(base rate {base_rate:.3f})")
-    print(f"auto-filter: {filtered.funnel[0][1]} rows in {seconds:.0f} s "
+    print(f"auto-filter ({config.filter.output}): {filtered.funnel[0][1]} rows in {seconds:.0f} s "
           f"({config.filter.workers} workers; the demo's data part spends this much in the filter)")
     print("funnel: " + " → ".join(f"{name} {count}" for name, count in filtered.funnel))
     print(f"candidates: {len(kept)} ({len(kept_scenes)} scenes), photogenic among them: {hits} "
           f"(precision {precision:.3f})")
     print("rejections by scorer: " + ", ".join(f"{k} {v}" for k, v in sorted(filtered.reasons.items())))
-    recall = hits / len(photogenic_scenes)
-    clean_kept, defects_rejected = real_photographs()
-    result("photogenic_recall", recall, ">=", 0.9)
-    result("precision_lift", precision / base_rate, ">=", 2.0)
-    result("real_clean_kept", clean_kept, ">=", 0.9)
-    result("real_defects_rejected", defects_rejected, ">=", 0.95)
+    return hits / len(photogenic_scenes), precision / base_rate
+
+
+def calibrated(config, labelled: int) -> dict[str, float]:
+    """Fit the thresholds from SIMULATED stage-1 verdicts on ``labelled`` rows of the ingested
+    pool drawn at random; the fitted ``filter.*`` overrides."""
+    import numpy as np
+
+    from photogenic.curation.export import assign, stage_settings
+    from photogenic.curation.simulate import load_truth, simulate_tasks
+    from photogenic.dataset.store import Dataset
+    from photogenic.filtering.calibrate import calibrate
+    from photogenic.paths import dataset_dir, join, under_root
+
+    ingested = Dataset(dataset_dir(config.data.root, config.filter.input), name=config.filter.input)
+    ids = sorted(ingested.read_manifest(["sample_id"])["sample_id"].to_pylist())
+    chosen = sorted(np.random.default_rng(0).choice(ids, size=min(labelled, len(ids)), replace=False).tolist())
+    tasks = [{"data": {"sample_id": sid, "stage": 1, "image": ""}} for sid in chosen]
+    for task, annotators in zip(tasks, assign(len(tasks), stage_settings(config, 1), seed=1)):
+        task["data"]["assigned_to"] = annotators
+    folder = under_root(config.data.root, config.filter.calibrate.labels, "filter.calibrate.labels")
+    files = simulate_tasks(config, 1, tasks, load_truth(config, ingested), folder)
+    fit = calibrate(config, files, progress=False)
+    print(f"calibration: held out {fit.held_out} of {fit.labels}: recall {fit.recall:.3f}, precision "
+          f"{fit.precision:.3f} (default thresholds {fit.configured_recall:.3f}, {fit.configured_precision:.3f}); "
+          f"{join(folder, '..')}")
+    return fit.overrides()
 
 
 def real_photographs() -> tuple[float, float]:
