@@ -102,27 +102,14 @@ def judge(filtered, truth: dict, n: int, seconds: float, config) -> tuple[float,
 
 def calibrated(config, labelled: int) -> dict[str, float]:
     """Fit the thresholds from SIMULATED stage-1 verdicts on ``labelled`` rows of the ingested
-    pool drawn at random; the fitted ``filter.*`` overrides."""
-    import numpy as np
+    pool drawn at random (``photogenic filter sample --simulate``); the fitted overrides."""
+    from photogenic.filtering.calibrate import calibrate, sample_for_labels
 
-    from photogenic.curation.export import assign, stage_settings
-    from photogenic.curation.simulate import load_truth, simulate_tasks
-    from photogenic.dataset.store import Dataset
-    from photogenic.filtering.calibrate import calibrate
-    from photogenic.paths import dataset_dir, join, under_root
-
-    ingested = Dataset(dataset_dir(config.data.root, config.filter.input), name=config.filter.input)
-    ids = sorted(ingested.read_manifest(["sample_id"])["sample_id"].to_pylist())
-    chosen = sorted(np.random.default_rng(0).choice(ids, size=min(labelled, len(ids)), replace=False).tolist())
-    tasks = [{"data": {"sample_id": sid, "stage": 1, "image": ""}} for sid in chosen]
-    for task, annotators in zip(tasks, assign(len(tasks), stage_settings(config, 1), seed=1)):
-        task["data"]["assigned_to"] = annotators
-    folder = under_root(config.data.root, config.filter.calibrate.labels, "filter.calibrate.labels")
-    files = simulate_tasks(config, 1, tasks, load_truth(config, ingested), folder)
-    fit = calibrate(config, files, progress=False)
+    sample_for_labels(config, labelled, simulate=True, progress=False)
+    fit = calibrate(config, progress=False)
     print(f"calibration: held out {fit.held_out} of {fit.labels}: recall {fit.recall:.3f}, precision "
           f"{fit.precision:.3f} (default thresholds {fit.configured_recall:.3f}, {fit.configured_precision:.3f}); "
-          f"{join(folder, '..')}")
+          f"{fit.files['fragment']}")
     return fit.overrides()
 
 

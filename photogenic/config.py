@@ -253,9 +253,14 @@ class FilterCalibrationConfig(_Section):
     """``photogenic filter calibrate``: each scorer's threshold fitted from people's stage-1
     verdicts (photogenic/filtering/calibrate.py)."""
 
-    labels: str = Field("curation/calibration/annotations", description=(
+    enabled: bool = Field(False, description=(
+        "Run the filter_calibration step in the pipelines (after ingest, on the labels in filter.calibrate.labels); "
+        "the command `photogenic filter calibrate` runs whatever this says."))
+    labels: str = Field("curation/calibration/stage1/annotations", description=(
         "Folder (under data.root) of stage-1 exports (Label Studio JSON, curation CSV) or stage-1 result.parquet "
-        "files, read when the command names no files."))
+        "files, read when the command names no files; `photogenic filter sample` exports the tasks beside it."))
+    sample: int = Field(500, ge=1, description=(
+        "`photogenic filter sample`: how many images of filter.calibrate.dataset to draw at random for labelling."))
     dataset: DatasetName = Field("ingested", description=(
         "Dataset holding the labelled images: the filter's input, so that rows the current thresholds reject "
         "can be labelled too."))

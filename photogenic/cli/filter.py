@@ -12,6 +12,25 @@ from photogenic.cli.options import ConfigOption, QuietOption, SetOption, existin
 app = typer.Typer(help="The auto-filter: fit its thresholds from people's curation labels.", no_args_is_help=True)
 
 
+@app.command("sample")
+def filter_sample(
+    n: Annotated[Optional[int], typer.Option("--n", help="How many images to draw (filter.calibrate.sample).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random draw.")] = 0,
+    simulate: Annotated[bool, typer.Option("--simulate", help="SIMULATED annotators label them from the sample "
+                                           "pool's ground truth (demo only).")] = False,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Export a random sample of the filter's input as stage-1 tasks for people to label, so that
+    calibrate sees what the current thresholds reject too (labels of the candidates alone could
+    only ever tighten them)."""
+    from photogenic.filtering.calibrate import sample_for_labels
+
+    for path in sample_for_labels(existing_config(config, set_), n, seed=seed, simulate=simulate, progress=not quiet):
+        typer.echo(path)
+
+
 @app.command("calibrate")
 def filter_calibrate(
     labels: Annotated[Optional[list[Path]], typer.Argument(

@@ -53,12 +53,12 @@ import yaml
 from photogenic.config import RunConfig
 from photogenic.curation.labels import KEEP
 from photogenic.curation.submissions import read_export
-from photogenic.dataset.atomic import filesystem, write_text
+from photogenic.dataset.atomic import filesystem, read_text, write_text
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.filtering.cascade import score_every_row
 from photogenic.filtering.registry import build_scorers
-from photogenic.filtering.report import KEPT, REJECTED_HERE, THRESHOLD, Marker, histogram_svg
+from photogenic.filtering.report import KEPT, REJECTED_HERE, Marker, histogram_svg
 from photogenic.filtering.scorer import GlobalScorer, Scorer
 from photogenic.paths import dataset_dir, is_url, join, under_root
 
@@ -158,6 +158,40 @@ def label_files(config: RunConfig) -> list[str]:
         raise ConfigError(f"No label files given and the folder filter.calibrate.labels ({folder}) does not exist. "
                           "Name stage-1 exports on the command line or put them there.")
     return sorted(p for p in fs.ls(local, detail=False) if p.lower().endswith((".json", ".csv", ".parquet")))
+
+
+def sample_for_labels(config: RunConfig, n: int | None = None, *, seed: int = 0, simulate: bool = False,
+                      progress: bool = True) -> list[str]:
+    """Export ``n`` (default ``filter.calibrate.sample``) images of ``filter.calibrate.dataset``,
+    drawn at random, as stage-1 tasks under ``<curation.dir>/calibration/`` (Label Studio tasks,
+    labeling config, CSV, per-annotator batches), for people to label what the filter would
+    reject too; their exports go to ``calibration/stage1/annotations/`` (the default of
+    ``filter.calibrate.labels``). ``simulate``: SIMULATED annotators label them from the sample
+    pool's ground truth (demo and benchmarks only). Returns the files written."""
+    from photogenic.curation.export import write_tasks
+    from photogenic.curation.layout import CurationLayout
+    from photogenic.curation.simulate import load_truth, simulate_tasks
+
+    dataset = _dataset(config)
+    ids = sorted(dataset.read_manifest(["sample_id"])["sample_id"].to_pylist())
+    count = min(n or config.filter.calibrate.sample, len(ids))
+    chosen = sorted(np.random.default_rng(seed).choice(ids, size=count, replace=False).tolist())
+    layout = CurationLayout(join(CurationLayout.of(config).root, "calibration"))
+    exported = write_tasks(config, 1, dataset, chosen, layout, progress=progress)
+    files = list(exported.files.values())
+    if simulate:
+        tasks = json.loads(read_text(exported.files["tasks"]))
+        files += simulate_tasks(config, 1, tasks, load_truth(config, dataset), layout.annotations(1))
+    return files
+
+
+def _dataset(config: RunConfig) -> Dataset:
+    name = config.filter.calibrate.dataset
+    dataset = Dataset(dataset_dir(config.data.root, name), name=name)
+    if not dataset.exists():
+        raise ConfigError(f"filter.calibrate.dataset names {name}, which does not exist under "
+                          f"{config.data.root}/datasets: ingest first, or name the dataset holding the images to label.")
+    return dataset
 
 
 # -- the fit ---------------------------------------------------------------------------------
@@ -277,10 +311,7 @@ def calibrate(config: RunConfig, files: list[str] | None = None, *, config_path:
     """Score the labelled images, fit the thresholds, write and log the outputs."""
     settings = config.filter.calibrate
     labels = read_labels(files if files else label_files(config))
-    dataset = Dataset(dataset_dir(config.data.root, settings.dataset), name=settings.dataset)
-    if not dataset.exists():
-        raise ConfigError(f"filter.calibrate.dataset names {settings.dataset}, which does not exist under "
-                          f"{config.data.root}/datasets: ingest first, or name the dataset holding the labelled images.")
+    dataset = _dataset(config)
     found = knobs(config)
     if not found:
         raise ConfigError("No scorer with a fittable threshold is on (filter.*.enabled).")

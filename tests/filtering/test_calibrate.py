@@ -132,3 +132,32 @@ def test_calibrate_writes_a_config_a_second_run_can_use(real_photos_ingested, tm
     for result in calibration.knobs:
         svg = (root / "calibration" / f"{result.knob.section}.{result.knob.key}.svg").read_text()
         assert svg.startswith("<svg xmlns=") and "configured" in svg
+
+
+def test_a_labelled_sample_of_the_pool_calibrates_end_to_end(tmp_path):
+    """`photogenic filter sample --simulate` then `photogenic filter calibrate`, on a small sample
+    pool: tasks for a random sample of the ingested pool, SIMULATED stage-1 exports of them, and
+    the fit from those files."""
+    from typer.testing import CliRunner
+
+    from photogenic.cli.app import app
+    from photogenic.samplepool import generate_sample_pool
+    from photogenic.stages.ingest import ingest
+
+    pool = tmp_path / "pool"
+    generate_sample_pool(pool, n=120, seed=3, progress=False, workers=1)
+    sets = [f"data.root={tmp_path / 'data'}", f"ingest.sources.0.uri={pool}/*.tar", "ingest.workers=0",
+            "filter.workers=0", f"curation.simulate.ground_truth={pool}/ground_truth.parquet"]
+    ingest(load_config(None, sets), progress=False)
+    args = [arg for item in sets for arg in ("--set", item)]
+    runner = CliRunner()
+    sampled = runner.invoke(app, ["filter", "sample", "--n", "80", "--simulate", "--quiet", *args])
+    assert sampled.exit_code == 0, sampled.output
+    annotations = tmp_path / "data" / "curation" / "calibration" / "stage1" / "annotations"
+    exports = sorted(annotations.glob("simulated-*.json"))
+    assert exports and (tmp_path / "data" / "curation" / "calibration" / "stage1" / "tasks.json").exists()
+    assert len(read_labels([str(p) for p in exports])) == 80
+    fitted = runner.invoke(app, ["filter", "calibrate", "--quiet", *args])
+    assert fitted.exit_code == 0, fitted.output
+    assert "80 labelled images" in fitted.output and "all together" in fitted.output
+    assert (tmp_path / "data" / "calibration" / "filter-thresholds.yaml").exists()
