@@ -43,7 +43,8 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml",
                          [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar",
-                          f"curation.simulate.ground_truth={pool}/ground_truth.parquet"])
+                          f"curation.simulate.ground_truth={pool}/ground_truth.parquet",
+                          "filter.calibrate.mlflow=false"])  # a measurement, not a run to track
     ingest(config, progress=False)
     started = time.perf_counter()
     filtered = auto_filter(config, progress=False)

@@ -276,6 +276,10 @@ class FilterCalibrationConfig(_Section):
         "Share of the labelled images (by a hash of the sample id) kept out of the fit to report recall and "
         "precision on; 0 reports on the fitted labels themselves."))
     output: str = Field("calibration", description="Folder (under data.root) for the fitted config, plots and numbers.")
+    mlflow: bool = Field(True, description=(
+        "Log the outputs and the held-out numbers to MLflow: to the active run (a tracked pipeline step's), "
+        "else to a new run in filter.calibrate.experiment."))
+    experiment: str = "photogenic-filter-calibration"
 
 
 class FilterConfig(_Section):

@@ -1,7 +1,8 @@
 """ZenML step, optional (``filter.calibrate.enabled``): the auto-filter's thresholds fitted from
 the stage-1 verdicts in ``filter.calibrate.labels``, on the versioned ingested dataset. Its
 outputs are the fitted config fragment and the numbers; a later run passes the fragment with
-``--config`` (photogenic.filtering.calibrate)."""
+``--config`` (photogenic.filtering.calibrate). The data pipeline has no experiment tracker:
+calibrate logs to an MLflow run of its own (``filter.calibrate.mlflow``)."""
 
 from __future__ import annotations
 

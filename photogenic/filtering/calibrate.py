@@ -30,15 +30,15 @@ the fitted thresholds, each with its held-out recall and precision; a valid run 
 ``config.yaml`` (the run config calibrate was given with the thresholds merged in, for
 ``photogenic run --config``), ``calibration.json`` (every number) and one SVG per threshold
 (histograms of the scores of kept and rejected images, the fitted and the configured threshold),
-all logged to the active MLflow run, if any.
+all logged to MLflow (``filter.calibrate.mlflow``): to the active run, else a new one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -359,7 +359,7 @@ def _labelled_rows(dataset: Dataset, labels: dict[str, bool]) -> list[dict[str, 
     missing = set(labels) - {row["sample_id"] for row in rows}
     if missing:
         raise DataError(f"{len(missing)} labelled sample ids are not in the dataset {dataset.name} "
-                        f"(filter.calibrate.dataset), e.g. {sorted(missing)[0]}: label images of that dataset, or "
+                        f"(filter.calibrate.dataset), e.g. {min(missing)}: label images of that dataset, or "
                         "name the dataset the labelled images come from.")
     return rows
 
@@ -397,7 +397,7 @@ def _write_outputs(config: RunConfig, calibration: Calibration, values: list[np.
         write_text(calibration.files["config"], merged_config(config_path, calibration))
     calibration.files["numbers"] = join(out, NUMBERS)
     write_text(calibration.files["numbers"], json.dumps(asdict(calibration), indent=1) + "\n")
-    _log_to_mlflow(calibration, out)
+    _log_to_mlflow(config, calibration, out)
 
 
 def fragment_text(calibration: Calibration) -> str:
@@ -405,8 +405,8 @@ def fragment_text(calibration: Calibration) -> str:
     lines = [
         f"# Auto-filter thresholds fitted by `photogenic filter calibrate` from {calibration.labels} stage-1 verdicts",
         f"# ({calibration.fitted_on} fitted, {calibration.held_out} held out), target recall {calibration.target_recall}.",
-        f"# Held out, all thresholds together: recall {calibration.recall:.3f}, precision {calibration.precision:.3f}"
-        f" (configured thresholds: {calibration.configured_recall:.3f}, {calibration.configured_precision:.3f}).",
+        (f"# Held out, all thresholds together: recall {calibration.recall:.3f}, precision {calibration.precision:.3f}"
+         f" (configured thresholds: {calibration.configured_recall:.3f}, {calibration.configured_precision:.3f})."),
         "# A run config on its own; merge it into yours (config.yaml beside it is the one calibrate was given, merged).",
         "filter:",
     ]
@@ -465,14 +465,34 @@ def _plot(result: KnobResult, values: np.ndarray, kept: np.ndarray) -> str:
             f'font-family="sans-serif">{legend}<g transform="translate(0,20)">{body}</g></svg>\n')
 
 
-def _log_to_mlflow(calibration: Calibration, folder: str) -> None:
-    """Attach the outputs and the held-out numbers to the active MLflow run, if any (MLflow is
-    only looked up: a process that never imported it has no active run)."""
-    mlflow = sys.modules.get("mlflow")
-    if mlflow is None or mlflow.active_run() is None or is_url(folder):
+def _log_to_mlflow(config: RunConfig, calibration: Calibration, folder: str) -> None:
+    """Attach the outputs and the held-out numbers to the active MLflow run (a tracked pipeline
+    step's), else to a new run in ``filter.calibrate.experiment``; the run id goes in
+    ``calibration.files["mlflow_run"]``. Outputs on object storage are logged as numbers only."""
+    settings = config.filter.calibrate
+    if not settings.mlflow:
         return
-    mlflow.log_artifacts(folder, artifact_path="filter_calibration")
-    mlflow.log_metrics({"calibration_recall": calibration.recall, "calibration_precision": calibration.precision,
-                        "calibration_configured_recall": calibration.configured_recall,
-                        "calibration_configured_precision": calibration.configured_precision})
-    log.info("filter calibration logged to MLflow run %s", mlflow.active_run().info.run_id)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from photogenic.evaluation.models import raise_if_store_unusable
+
+    active = mlflow.active_run()
+    if active is None:
+        try:
+            mlflow.set_experiment(settings.experiment)
+        except MlflowException as exc:
+            raise_if_store_unusable(exc)
+            raise
+    with (contextlib.nullcontext(active) if active is not None
+          else mlflow.start_run(run_name=f"filter calibrate ({calibration.labels} labels)")) as run:
+        mlflow.log_params({"labels": calibration.labels, "fitted_on": calibration.fitted_on,
+                           "held_out": calibration.held_out, "target_recall": calibration.target_recall,
+                           **{f"threshold.{r.knob.path}": r.value for r in calibration.knobs}})
+        mlflow.log_metrics({"calibration_recall": calibration.recall, "calibration_precision": calibration.precision,
+                            "calibration_configured_recall": calibration.configured_recall,
+                            "calibration_configured_precision": calibration.configured_precision})
+        if not is_url(folder):
+            mlflow.log_artifacts(folder, artifact_path="filter_calibration")
+        calibration.files["mlflow_run"] = run.info.run_id
+    log.info("filter calibration logged to MLflow run %s", calibration.files["mlflow_run"])

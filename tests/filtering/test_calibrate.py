@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -97,7 +98,8 @@ def real_photos_ingested(tmp_path_factory):
     photos = real_photo_set()
     write_folder(photos, root / "raw" / "photos")
     overrides = [f"data.root={root}", "ingest.sources.0.kind=folder", "ingest.sources.0.uri=raw/photos",
-                 "ingest.workers=0", "filter.workers=0", "filter.calibrate.holdout=0"]
+                 "ingest.workers=0", "filter.workers=0", "filter.calibrate.holdout=0",
+                 "filter.calibrate.mlflow=false"]
     config = load_config(None, overrides)
     ingest(config, progress=False)
     manifest = Dataset(str(root / "datasets" / "ingested")).read_manifest(["sample_id", "source"]).to_pylist()
@@ -116,6 +118,7 @@ def test_calibrate_writes_a_config_a_second_run_can_use(real_photos_ingested, tm
     config = load_config(base, overrides)
     calibration = calibrate(config, [labels], config_path=str(base), progress=False)
 
+    assert "mlflow_run" not in calibration.files  # filter.calibrate.mlflow=false
     assert calibration.labels == 40 and calibration.held_out == 0  # holdout 0: reported on the fitted labels
     assert calibration.recall >= calibration.target_recall
     assert calibration.precision >= calibration.configured_precision - 1e-9
@@ -127,6 +130,18 @@ def test_calibrate_writes_a_config_a_second_run_can_use(real_photos_ingested, tm
         section, key = path.split(".")[1:]
         assert getattr(getattr(fragment.filter, section), key) == pytest.approx(value)
         assert getattr(getattr(merged.filter, section), key) == pytest.approx(value)
+    # the second run: the filter with the merged config rejects by the fitted thresholds
+    from photogenic.stages.auto_filter import auto_filter
+
+    filtered = auto_filter(load_config(calibration.files["config"], [*overrides, "filter.output=refiltered"]),
+                           progress=False)
+    survivors = Dataset(filtered.ref.path).read_manifest()
+    assert 0 < survivors.num_rows < 40
+    assert calibration.overrides()
+    for result in calibration.knobs:
+        if result.fitted:
+            scores = np.array([np.nan if v is None else v for v in survivors[result.knob.column].to_pylist()])
+            assert passes(scores, result.knob.side, result.value).all(), result.knob.path
     numbers = json.loads((root / "calibration" / "calibration.json").read_text())
     assert numbers["labels"] == 40 and len(numbers["knobs"]) == len(calibration.knobs)
     for result in calibration.knobs:
@@ -161,3 +176,12 @@ def test_a_labelled_sample_of_the_pool_calibrates_end_to_end(tmp_path):
     assert fitted.exit_code == 0, fitted.output
     assert "80 labelled images" in fitted.output and "all together" in fitted.output
     assert (tmp_path / "data" / "calibration" / "filter-thresholds.yaml").exists()
+    # logged to MLflow: a run of its own (no pipeline step's is active) with the numbers and files
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["photogenic-filter-calibration"], output_format="list")
+    assert len(runs) == 1 and f"mlflow_run: {runs[0].info.run_id}" in fitted.output
+    assert runs[0].data.params["labels"] == "80"
+    assert set(runs[0].data.metrics) >= {"calibration_recall", "calibration_precision"}
+    logged = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id, "filter_calibration")}
+    assert {"filter-thresholds.yaml", "calibration.json", "technical.min_quality.svg"} <= logged
