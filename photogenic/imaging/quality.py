@@ -18,7 +18,7 @@ cut_off             saliency at one edge, not its opposite     subject cut by th
 
 The measures are meant to hold on real photographs as well as on the synthetic sample pool they
 were first calibrated on; three choices come from real photographs that the first versions got
-wrong (the stock photographs of ``tests/filtering/real_photos.py``):
+wrong (the stock photographs of ``tests/support/real_photos.py``):
 
 - texture is not noise: foliage made a Laplacian-based estimate read a sharp landscape as noisy;
   the median of the finest wavelet coefficients ignores the minority of pixels on texture;
@@ -34,7 +34,8 @@ Anything else (alpha, greyscale, 16-bit) raises ``ValueError``: converting is th
 Cost, all measures of one image on one core (2-core laptop CPU): about 6 ms for the 0.3-MP
 photographs of the real-photo test set, about 17 ms for a 6-MP one (the area-average to the
 working copy grows with the pixels; the rest works on bounded copies: the noise crop, the
-working copy and the saliency map). Decoding the image costs more than measuring it.
+working copy and the saliency map). Decoding a 6-MP JPEG costs about as much as measuring it
+(``benchmarks/filter_speed.py`` measures both on the real photographs).
 
 Working resolution: every measure except ``noise`` runs on a copy area-averaged down so that its
 short side is at most ``WORK_SHORT_SIDE`` (256) px and its long side at most ``WORK_LONG_SIDE``
