@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm.auto import tqdm
 
 from photogenic.dataplane.parts import ShardParts
 from photogenic.dataplane.pipeline import Chunk, Step, run_steps
 from photogenic.dataplane.session import ray_session
 from photogenic.dataset.store import Dataset
 from photogenic.filtering.scorer import Columns, GlobalScorer, Scorer
+from photogenic.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +214,42 @@ def _shard_rows(manifest: pa.Table) -> dict[str, list[int]]:
 
 def _batch(manifest: pa.Table, index: list[int]) -> _Batch:
     return _Batch(manifest.take(pa.array(index, pa.int64())), index, {}, [None] * len(index), [None] * len(index))
+
+
+#: scorers a worker process of ``score_every_row`` holds, set once per worker by ``_init_worker``
+_WORKER_SCORERS: list[Scorer] = []
+
+
+def _init_worker(scorers: list[Scorer]) -> None:
+    _WORKER_SCORERS[:] = scorers
+
+
+def score_every_row(dataset: Dataset, scorers: list[Scorer], rows: list[dict[str, Any]], *, workers: int = 2,
+                    batch_size: int = 32, progress: bool = True) -> Columns:
+    """Every scorer's columns for every row: no thresholds, no early stop (what calibrating
+    thresholds needs: the scores of rows the current thresholds would reject too)."""
+    columns: Columns = {}
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    with tqdm(total=len(rows), desc=f"score {dataset.name}", unit="img", disable=not progress) as bar:
+        for batch, scored in ordered_map(_score_all, batches, lambda b: (dataset.path, b), workers=workers,
+                                         batch_size=1, inflight=2 * max(workers, 1), initializer=_init_worker,
+                                         initargs=(scorers,)):
+            for name, values in scored.items():
+                columns.setdefault(name, []).extend(values)
+            bar.update(len(batch))
+    return columns
+
+
+def _score_all(task: tuple[str, list[dict[str, Any]]]) -> Columns:
+    """In a worker: every scorer on every row of the batch."""
+    path, rows = task
+    dataset = Dataset(path)
+    pixels = any(s.needs_pixels for s in _WORKER_SCORERS)
+    images = [np.asarray(dataset.load_image(row)) for row in rows] if pixels else None
+    columns: Columns = {}
+    for scorer in _WORKER_SCORERS:
+        columns.update(scorer.score(rows, images if scorer.needs_pixels else None))
+    return columns
 
 
 def _part(schema: pa.Schema, batches: list[_Batch]) -> pa.Table:

@@ -47,6 +47,7 @@ class ClipScoreScorer(Scorer):
     needs_pixels = True
     holds_model = True
     nullable_parts = (None,)  # uncaptioned rows get no score
+    bounded_by = {"min_score": (None, "min")}
 
     config: ClipFilterConfig
 
@@ -84,8 +85,7 @@ class ClipScoreScorer(Scorer):
                 if limit is not None and s is not None and s < limit else None for s in columns[self.column()]]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": self.checkpoint,
-                "column_thresholds": {self.column(): {"min": self.config.min_score}}}
+        return {**super().describe(), "checkpoint": self.checkpoint}
 
 
 @register_scorer
@@ -94,6 +94,7 @@ class AestheticScorer(Scorer):
     version = "1"
     needs_pixels = True
     holds_model = True
+    bounded_by = {"min_score": (None, "min")}
 
     config: AestheticFilterConfig
 
@@ -135,6 +136,5 @@ class AestheticScorer(Scorer):
                 if limit is not None and s < limit else None for s in columns[self.column()]]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": self.checkpoint, "head": self.head_path,
-                "column_thresholds": {self.column(): {"min": self.config.min_score}}}
+        return {**super().describe(), "checkpoint": self.checkpoint, "head": self.head_path}
 
