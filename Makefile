@@ -29,6 +29,7 @@ demo: install
 	photogenic run --pipeline emu --config configs/default.yaml
 	photogenic data ls
 	photogenic lineage model photogenic-t2i
+	$(PY) benchmarks/emu_effect.py
 
 ## test: the fast suite (what CI runs)
 test: install

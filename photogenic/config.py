@@ -15,6 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from photogenic.errors import ConfigError
+from photogenic.samplepool import seeds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -23,6 +24,14 @@ def _dataset_name(value: str) -> str:
     """Dataset names become folder names under <data.root>/datasets: no paths allowed."""
     if not _NAME.match(value):
         raise ValueError("must be a plain dataset name (letters, digits, '_', '-', '.'), not a path")
+    return value
+
+
+def _pool_seed(value: int) -> int:
+    """The pool the models learn from must not be one a judge learnt from (samplepool/seeds.py)."""
+    if value not in seeds.POOLS:
+        raise ValueError(f"must lie in [{seeds.POOLS.start}, {seeds.POOLS.stop}): seed {value} draws the pictures "
+                         f"of {seeds.owner(value) or 'no declared user'}, and the judges' seeds are kept apart")
     return value
 
 
@@ -53,7 +62,8 @@ class SamplePoolConfig(_Section):
 
     out: str = Field("raw/sample-pool", description="Folder under the data root.")
     n: int = Field(4000, ge=1)
-    seed: int = 0
+    seed: Annotated[int, AfterValidator(_pool_seed)] = Field(
+        0, description="Any seed of photogenic.samplepool.seeds.POOLS; the others draw the judges' pictures.")
     shard_size: int = Field(1000, ge=1)
 
 
@@ -449,6 +459,19 @@ class EvaluateSamplingConfig(_Section):
     width: int | None = Field(None, ge=8)
 
 
+class RaterPanelConfig(_Section):
+    """The rater panel judge (evaluation/judges/sample_world/rater_panel.py): simulated raters of
+    visual appeal trained on the sample world's ground truth, once per machine."""
+
+    members: int = Field(5, ge=1, description="Raters; each votes A, B or tie, the pair goes by the majority.")
+    train_pool: int = Field(4000, ge=20, description="Samples of the world pool the members learn from.")
+    held_out_pool: int = Field(1000, ge=20, description="Samples of the further pool their agreement is measured on.")
+    epochs: int = Field(15, ge=1)
+    resolution: int = Field(32, ge=8, description="Pixels of the square thumbnail a rater sees (the models' size).")
+    cache: str | None = Field("judges/rater_panel", description="Folder under data.root for the weights, keyed by "
+                              "content hash; empty: trained in memory, once per process.")
+
+
 class EvaluateJudgesConfig(_Section):
     """Automated judges per criterion (photogenic.evaluation.judges); the first of each is its headline."""
 
@@ -462,6 +485,7 @@ class EvaluateJudgesConfig(_Section):
                                        "image embeddings.")
     tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
     device: str = "auto"
+    panel: RaterPanelConfig = Field(default_factory=RaterPanelConfig)
 
 
 class EvaluateFidConfig(_Section):

@@ -95,12 +95,17 @@ def load_truth(config: RunConfig) -> dict[str, Truth]:
             raise DataError(f"Sample {row['sample_id']} (source {row['source']}) has no row in the ground truth "
                             f"{path}: the candidates do not come from this sample pool.")
         original = by_key.get(record["near_duplicate_of"]) if record["near_duplicate_of"] else None
-        seen = original or record
-        defects = frozenset(d for d in seen["defects"] if d in IMAGE_DEFECTS and d not in DUPLICATE_DEFECTS)
-        truth[row["sample_id"]] = Truth(
-            problems=defects | frozenset(seen["weaknesses"]), defects=defects,
-            photogenic=not defects and not seen["weaknesses"], scene_caption=record["scene_caption"])
+        truth[row["sample_id"]] = truth_of(record, original)
     return truth
+
+
+def truth_of(record: dict[str, Any], original: dict[str, Any] | None = None) -> Truth:
+    """What a person looking at the sample sees wrong with it, from its ground-truth row (and its
+    original's, for a near-duplicate, which is judged as its original)."""
+    seen = original or record
+    defects = frozenset(d for d in seen["defects"] if d in IMAGE_DEFECTS and d not in DUPLICATE_DEFECTS)
+    return Truth(problems=defects | frozenset(seen["weaknesses"]), defects=defects,
+                 photogenic=not defects and not seen["weaknesses"], scene_caption=record["scene_caption"])
 
 
 def annotators(config: RunConfig, stage: int) -> list[SimulatedAnnotator]:

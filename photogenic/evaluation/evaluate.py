@@ -34,7 +34,7 @@ from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import ConfigError
 from photogenic.evaluation.comparisons import ALL, pair_outcomes, win_rate_table
-from photogenic.evaluation.judges.registry import CRITERIA, build_judges, score_all
+from photogenic.evaluation.judges.registry import CRITERIA, build_judges, member_column, score_all, score_members_all
 from photogenic.evaluation.models import ModelRef, raise_if_store_unusable, resolve_model
 from photogenic.evaluation.prompts import Prompt, load_prompts
 from photogenic.evaluation.reference import reference_images
@@ -89,7 +89,7 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     settings = config.evaluate
     models = resolve_models(config, candidate, baseline)
     prompts = load_prompts(under_root(config.data.root, settings.prompts, "prompt file"), limit=settings.max_prompts)
-    judges = build_judges(settings.judges)
+    judges = build_judges(settings.judges, config.data.root)
     extractor = _fid_extractor(config)
     # the reference set is read before any sampling, so that a missing one fails at once
     reference = _reference(config) if extractor is not None else None
@@ -138,7 +138,9 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
                     "categories": dict(pd.Series([p.category for p in prompts]).value_counts().sort_index())},
         "sampling": sampling.__dict__,
         "judges": [{"name": n, "criterion": c, "tie_margin": m} for n, c, m in judge_info],
-        "headline": headline(table, judge_info),
+        "headline": headline(table, judge_info, comparisons,
+                             {j.name: j.faithful_at for j in judges if hasattr(j, "faithful_at")}),
+        "judge_cards": {j.name: j.card for j in judges if getattr(j, "card", None) is not None},
         "win_rates": json.loads(table.to_json(orient="records")),
         "fid": fid,
         "fid_off": None if extractor is not None else "no feature extractor configured (evaluate.fid.extractor)",
@@ -165,7 +167,14 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
 def _judge_and_store(batch, model: ModelRef, judges, writer: ShardWriter, stored: dict, extractor, features):
     images = [decode_png(s.png) for s in batch]
     prompts: list[Prompt] = [s.job.prompt for s in batch]
-    scores = {j.name: score_all(j, images, prompts) for j in judges}
+    scores, votes = {}, {}
+    for judge in judges:
+        members = score_members_all(judge, images, prompts)
+        if members is None:
+            scores[judge.name] = score_all(judge, images, prompts)
+        else:  # a panel: its score is the members' mean, each member's kept for its own vote
+            scores[judge.name] = members.mean(axis=1)
+            votes.update({member_column(judge.name, m): members[:, m] for m in range(members.shape[1])})
     if extractor is not None:
         features[model.label].append(extractor.features(images))
     rows = []
@@ -179,12 +188,18 @@ def _judge_and_store(batch, model: ModelRef, judges, writer: ShardWriter, stored
                      "model": model.label, "model_spec": model.spec, "prompt_id": s.job.prompt.prompt_id,
                      "prompt": s.job.prompt.prompt, "category": s.job.prompt.category, "seed": s.job.seed,
                      "replicate": s.job.replicate,
-                     **{f"score_{name}": float(values[i]) for name, values in scores.items()}})
+                     **{f"score_{name}": float(values[i]) for name, values in scores.items()},
+                     **{column: float(values[i]) for column, values in votes.items()}})
     return rows
 
 
-def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]]) -> dict[str, Any]:
-    """Per criterion, the overall win rate of its first judge (the one the config lists first)."""
+def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]], comparisons: pd.DataFrame | None = None,
+             faithful_at: dict[str, float] | None = None) -> dict[str, Any]:
+    """Per criterion, the overall win rate of its first judge (the one the config lists first).
+    For a judge with a score at which a picture shows everything the prompt names (``faithful_at``:
+    Emu's text-faithfulness question), the ties split into the shares of pairs where both
+    pictures do ("both") and where both fall short alike ("neither")."""
+    faithful_at = faithful_at or {}
     out = {}
     for criterion in CRITERIA:
         names = [n for n, c, _ in judge_info if c == criterion]
@@ -193,6 +208,12 @@ def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]]) -> d
         row = table[(table["judge"] == names[0]) & (table["category"] == ALL)]
         if len(row):
             out[criterion] = {"judge": names[0], **{k: _plain(v) for k, v in row.iloc[0].to_dict().items()}}
+            if names[0] in faithful_at and comparisons is not None:
+                pairs = comparisons[comparisons["judge"] == names[0]]
+                tie = pairs["outcome"] == 0
+                both = tie & (pairs[["score_a", "score_b"]].min(axis=1) >= faithful_at[names[0]])
+                out[criterion]["both_share"] = float(both.mean()) if len(pairs) else float("nan")
+                out[criterion]["neither_share"] = float((tie & ~both).mean()) if len(pairs) else float("nan")
     return out
 
 
@@ -201,7 +222,12 @@ def headline_lines(results: dict[str, Any]) -> list[str]:
     a, b = results["model_a"], results["model_b"]
     return [f"{criterion} ({row['judge']}): {a} vs {b} win rate {row['win_rate']:.3f} "
             f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}], {row['wins']}/{row['ties']}/{row['losses']} "
-            f"win/tie/loss, sign test p={row['p_value']:.3g}" for criterion, row in results["headline"].items()]
+            f"win/tie/loss{_both_neither(row)}, sign test p={row['p_value']:.3g}"
+            for criterion, row in results["headline"].items()]
+
+
+def _both_neither(row: dict[str, Any]) -> str:
+    return f" (ties: both {row['both_share']:.3f}, neither {row['neither_share']:.3f})" if "both_share" in row else ""
 
 
 def _fid_extractor(config: RunConfig):
