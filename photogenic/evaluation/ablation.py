@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from photogenic.config import RunConfig
 from photogenic.dataset.atomic import write_text
@@ -72,13 +73,13 @@ def arm_rows(config: RunConfig, sizes: tuple[int, ...], seed: int) -> dict[str, 
     root = config.data.root
     curated = Dataset(dataset_dir(root, config.training.quality_tune.input))
     table = curated.read_manifest()
-    train = table.filter(pa.compute.equal(table["split"], "train")) if "split" in table.column_names else table
+    train = table.filter(pc.equal(table["split"], "train")) if "split" in table.column_names else table
     n = train.num_rows
     rng = np.random.default_rng(seed)
     arms: dict[str, tuple[str, pa.Table]] = {"curated": (curated.path, train)}
     for arm, source in (("random", config.training.pretrain.input), ("candidates", config.filter.output)):
         pool = Dataset(dataset_dir(root, source)).read_manifest()
-        pool = pool.filter(pa.compute.invert(pa.compute.is_in(pool["sample_id"], value_set=train["sample_id"])))
+        pool = pool.filter(pc.invert(pc.is_in(pool["sample_id"], value_set=train["sample_id"])))
         if pool.num_rows < n:
             raise ValueError(f"the {arm} arm needs {n} rows of {source!r}, which has {pool.num_rows} besides the "
                              "curated ones")
@@ -102,7 +103,7 @@ def write_arm(config: RunConfig, arm: str, source_path: str, rows: pa.Table) -> 
     parts = [train.append_column("split", pa.array(["train"] * train.num_rows))]
     manifest = curated.read_manifest()
     if "split" in manifest.column_names:
-        validation = manifest.filter(pa.compute.equal(manifest["split"], "validation")).select(keep)
+        validation = manifest.filter(pc.equal(manifest["split"], "validation")).select(keep)
         validation = repoint_shards(validation, curated, target)
         parts.append(validation.append_column("split", pa.array(["validation"] * validation.num_rows)))
     table = pa.concat_tables([p.cast(parts[0].schema) for p in parts])
