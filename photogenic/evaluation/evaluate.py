@@ -215,7 +215,6 @@ def _fid_extractor(config: RunConfig):
 
 
 def _reference(config: RunConfig) -> list:
-
     settings = config.evaluate.fid
     return reference_images(config, settings.reference, settings.max_reference, seed=config.evaluate.seed)
 
@@ -239,7 +238,6 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
     """An MLflow run with the settings, every overall win rate as metrics, and the report."""
     import mlflow
     from mlflow.exceptions import MlflowException
-
 
     a, b = results["model_a"], results["model_b"]
     active = mlflow.active_run()
@@ -273,7 +271,6 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
 
 
 def _empty_quarantine() -> pa.Table:
-
     return QUARANTINE_SCHEMA.empty_table()
 
 

@@ -95,7 +95,6 @@ class TorchScriptExtractor:
     def load(cls, path: str, size: int = 299, device: str = "cpu") -> TorchScriptExtractor:
         import torch
 
-
         if not Path(path).is_file():
             raise ConfigError(f"evaluate.fid.extractor = {path!r} is not a file; set it to a TorchScript feature "
                               "extractor (e.g. the Inception-v3 'inception-2015-12-05.pt' used for FID), or leave it "

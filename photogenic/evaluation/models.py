@@ -58,7 +58,6 @@ def resolve_model(spec: str, label: str, data_root: str | None = None) -> ModelR
     """A ``ModelRef`` for a folder or a ``models:/`` URI (see the module docstring)."""
     match = _REGISTRY_URI.match(spec)
     if match is None:
-
         trained = _trained_model_folder(spec, data_root)
         if trained is not None:
             registered = _registered_version(trained)
@@ -121,7 +120,6 @@ def _registered_version(folder: str) -> str | None:
 def raise_if_store_unusable(exc: Exception) -> None:
     """MLflow 3 refuses a file-store tracking URI unless opted in: say so, not 'model not found'."""
     if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
-
         raise ConfigError(f"The MLflow tracking URI {_tracking_uri()} is a file store, which MLflow refuses unless "
                           "MLFLOW_ALLOW_FILE_STORE=true is set; set it, or point MLFLOW_TRACKING_URI at a database "
                           "(sqlite:///mlflow.db) or a tracking server.") from None

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from photogenic.tracking_server import require_reachable
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -209,6 +211,7 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker | BackgroundTr
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    require_reachable(uri)  # here, before training: the background thread would only find out after the first step
     tracker = BackgroundTracker(lambda: _new_run(uri, tracking_cfg.experiment, run_name))
     try:
         yield tracker

@@ -38,7 +38,6 @@ def run(config: RunConfig, context: RunContext, progress: bool = True) -> dict:
     # 2. model: the pretrained one (a model name under <data.root>/models, a folder, or a hub id)
     start = recipe.init_from or training.model.pretrained
     if not start:
-
         raise ConfigError("training.quality_tune.init_from is empty and so is training.model.pretrained: "
                           "quality-tuning needs a pretrained model (e.g. init_from: pretrained).")
     pipe = load_pipeline(resolve_model_path(root, start), "training.quality_tune.init_from")

@@ -52,7 +52,6 @@ EPOCHS = 20
 
 
 def kinds() -> tuple[str, ...]:
-
     return tuple(KINDS)
 
 
@@ -67,7 +66,6 @@ def training_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The decodable images of an ``n``-sample world pool drawn with ``seed``, as (images
     N×3×WORK×WORK, kind indices N). Built in memory, as ``photogenic sample-pool`` would write them."""
     import io
-
 
     names = kinds()
     context = PoolContext.create(n=n, seed=seed, shard_size=n, spec=SamplePoolSpec())
