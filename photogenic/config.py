@@ -613,10 +613,18 @@ class TrainStageConfig(_Section):
         "231 KiB).")
     random_flip: bool = Field(False, description="Mirror each training image left-right with probability 1/2; "
                               "the latent cache keeps both variants.")
+    # The speed switches' defaults, measured with benchmarks/vs_reference.py --quick (quality-tuning a
+    # 5.6M-parameter SD-layout U-Net at 64 px, batch 16, fp32, on 2 CPU cores; the trainer's samples/s
+    # over the reference loop's in the same run, whose defaults gave 1.20-1.25 over four runs):
+    # channels_last 1.15; compile=default 1.13 and its first step 2.2x the reference's (10 s against
+    # 4.7 s: compiling); attention=classic 1.21, the same as sdpa within the noise, so sdpa stays, as
+    # it is diffusers' own default and the kernel that gains on GPUs (flash / memory-efficient).
+    # On a GPU, measure them with benchmarks/train_speed.py --gpu --set training.pretrain.KEY=VALUE.
     channels_last: bool = Field(False, description="Keep the U-Net's weights and activations channels-last "
-                                "(NHWC).")
+                                "(NHWC). Off: slower on the CPU (see the comment above).")
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
-        "off", description="torch.compile the U-Net for training with this mode; off: eager.")
+        "off", description="torch.compile the U-Net for training with this mode; off: eager (compiling lost "
+        "on the CPU, see the comment above).")
     attention: Literal["sdpa", "classic"] = Field(
         "sdpa", description="The U-Net's attention: sdpa (torch's scaled_dot_product_attention, fused kernels) or "
         "classic (matmul, softmax, matmul: diffusers' AttnProcessor).")
