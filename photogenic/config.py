@@ -615,7 +615,7 @@ class TrainStageConfig(_Section):
                               "the latent cache keeps both variants.")
     # The speed switches' defaults, measured with benchmarks/vs_reference.py --quick (quality-tuning a
     # 5.6M-parameter SD-layout U-Net at 64 px, batch 16, fp32, on 2 CPU cores; the trainer's samples/s
-    # over the reference loop's in the same run, whose defaults gave 1.20-1.25 over four runs):
+    # over the reference loop's in the same run, whose defaults gave 1.20-1.25 over five runs):
     # channels_last 1.15; compile=default 1.13 and its first step 2.2x the reference's (10 s against
     # 4.7 s: compiling); attention=classic 1.21, the same as sdpa within the noise, so sdpa stays, as
     # it is diffusers' own default and the kernel that gains on GPUs (flash / memory-efficient).
