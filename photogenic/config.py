@@ -658,6 +658,34 @@ class TrainStageConfig(_Section):
     threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
                                 "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
                                 "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
+    latent_cache: bool = Field(
+        False, description="Encode each training image once per autoencoder and resolution, the first time a batch "
+        "holds it, and keep its latent distribution beside the dataset (<dataset>.cache/latents/), instead of "
+        "running the autoencoder on every batch; a cached image is not even decoded again. Trains the same model "
+        "up to float noise. Disk and memory: 2 x latent channels x (resolution / 8)^2 x 4 bytes an image (128 KiB "
+        "at 256 px with 16 channels), twice that with random_flip. Pixel space has nothing to encode.")
+    text_embedding_cache: bool = Field(
+        False, description="Keep each caption's text-encoder output beside the dataset (<dataset>.cache/text/), so "
+        "a later run with the same encoders never runs them (every run keeps them in memory either way). Disk: "
+        "tokens x width x 4 bytes a caption (32 x 384 for the bundled MiniLM: 48 KiB; 77 x 768 for CLIP ViT-L: "
+        "231 KiB).")
+    random_flip: bool = Field(False, description="Mirror each training image left-right with probability 1/2; "
+                              "the latent cache keeps both variants.")
+    # The speed switches' defaults, measured with benchmarks/vs_reference.py --quick (quality-tuning a
+    # 5.6M-parameter SD-layout U-Net at 64 px, batch 16, fp32, on 2 CPU cores; the trainer's samples/s
+    # over the reference loop's in the same run, whose defaults gave 1.20-1.25 over five runs):
+    # channels_last 1.15; compile=default 1.13 and its first step 2.2x the reference's (10 s against
+    # 4.7 s: compiling); attention=classic 1.21, the same as sdpa within the noise, so sdpa stays, as
+    # it is diffusers' own default and the kernel that gains on GPUs (flash / memory-efficient).
+    # On a GPU, measure them with benchmarks/train_speed.py --gpu --set training.pretrain.KEY=VALUE.
+    channels_last: bool = Field(False, description="Keep the U-Net's weights and activations channels-last "
+                                "(NHWC). Off: slower on the CPU (see the comment above).")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile the U-Net for training with this mode; off: eager (compiling lost "
+        "on the CPU, see the comment above).")
+    attention: Literal["sdpa", "classic"] = Field(
+        "sdpa", description="The U-Net's attention: sdpa (torch's scaled_dot_product_attention, fused kernels) or "
+        "classic (matmul, softmax, matmul: diffusers' AttnProcessor).")
     low_resolution: int | None = Field(
         None, ge=8, description="Progressive resolution: train the first low_resolution_share of the steps at this "
         "resolution (square, pixels), the rest at training.model.resolution, as text-to-image pretraining goes from "
@@ -734,6 +762,12 @@ class TrainingConfig(_Section):
     #   had not; logit-normal timesteps put most steps mid-schedule, where shapes are decided;
     # - quality-tuning with the objective pretraining used (min-SNR): visual-appeal win rate 0.63
     #   with it, 0.53 with plain MSE; Emu's noise offset 0.1.
+    # The caches (latent_cache, text_embedding_cache) are on for quality-tuning, whose few thousand
+    # images are seen for thousands of steps, and off for pretraining, where they cost disk in
+    # proportion to the pool: 128 KiB an image at 256 px with a 16-channel autoencoder, about 130 GB
+    # for a pool of a million (260 GB with random_flip), plus 231 KiB a caption with CLIP ViT-L
+    # (about 240 GB); on the demo's pool, 3,880 MiniLM captions would be 190 MB, and its pixel-space
+    # model has no latents to cache.
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_share=0.8667,
         batch_size=16, learning_rate=2e-3, snr_gamma=5.0, timestep_sampling="logit_normal", lr_schedule="cosine",
@@ -741,7 +775,8 @@ class TrainingConfig(_Section):
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
-        learning_rate=2e-4, snr_gamma=5.0, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
+        learning_rate=2e-4, snr_gamma=5.0, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25,
+        latent_cache=True, text_embedding_cache=True))
     resources: TrainingResources = Field(default_factory=TrainingResources)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

@@ -127,7 +127,7 @@ def test_progressive_resolution_trains_small_first_and_resumes_in_its_phase(tmp_
 
     def recording(self, unet, batch, generator, train=True):
         if train:
-            sizes.append(batch["pixels"].shape[-1])
+            sizes.append(batch["size"])
         return original(self, unet, batch, generator, train)
 
     monkeypatch.setattr(Trainer, "loss", recording)
@@ -217,9 +217,9 @@ def test_decoded_images_are_cached_once_within_the_budget_and_match_a_fresh_deco
     dataset = write_dataset(tmp_path, "ingested", n=6)
     rows = read_rows(dataset, "caption")
     decodes = []
-    load_image = Dataset.load_image
-    monkeypatch.setattr(Dataset, "load_image", lambda self, row, **kw: decodes.append(row["sample_id"])
-                        or load_image(self, row, **kw))
+    image_bytes = Dataset.image_bytes
+    monkeypatch.setattr(Dataset, "image_bytes", lambda self, row: decodes.append(row["sample_id"])
+                        or image_bytes(self, row))
 
     fresh = CaptionedImages(dataset.path, rows, 16)
     cached = CaptionedImages(dataset.path, rows, 16, cache_mb=1)
