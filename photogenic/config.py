@@ -650,9 +650,12 @@ class TrackingConfig(_Section):
 
 
 class TrainingResources(_Section):
-    gpus: int = Field(0, ge=0)
+    gpus: int = Field(0, ge=0, description="GPUs per node: a task (or each node) runs one training process per GPU.")
     cpus: float = Field(2, gt=0)
     memory_gb: int = Field(8, gt=0, description="Memory in GB (whole GB: the ZenML resource setting).")
+    nodes: int = Field(1, ge=1, description="Training nodes. Above 1, the pretrain and quality_tune tasks of the "
+                       "Kubeflow pipeline run as a Kubeflow Trainer TrainJob of this many pods, each with the GPUs, "
+                       "CPUs and memory above (photogenic/kfp/trainjob.py).")
 
 
 class TrainingConfig(_Section):
