@@ -592,9 +592,13 @@ class TrainStageConfig(_Section):
     decoded_cache_mb: float = Field(
         512, ge=0, description="Decoded images kept in memory, resized, per data-loading process (each DataLoader "
         "worker has its own), so a set that fits is decoded once, not once per epoch; 0: decode every time.")
-    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
-                                "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
-                                "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
+    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: the CPUs this process really "
+                                "has (cgroup quota, affinity), shared by the node's training processes, less one per "
+                                "DataLoader worker (photogenic/cpu_quota.py), not torch's one per core of the node. On "
+                                "the demo's 2 cores with one worker that is 1 thread: alone, 2 threads train 1.3x faster "
+                                "(14.6 against 10.9 steps/s at 16 px), but beside another busy process they fall to "
+                                "1.6-2.6 steps/s, spinning for a core, where 1 thread keeps 6.0-6.2 "
+                                "(benchmarks/train_contention.py).")
     low_resolution: int | None = Field(
         None, ge=8, description="Progressive resolution: train the first low_resolution_share of the steps at this "
         "resolution (square, pixels), the rest at training.model.resolution, as text-to-image pretraining goes from "
