@@ -55,10 +55,14 @@ MASTER_PORT = 29500
 _NAME_MAX = 63  # an RFC 1035 label: the CRD's rule on metadata.name
 
 
-def step_command(stage: str, config_path: str, launcher: Sequence[str] = ("torchrun",)) -> list[str]:
-    """What every node runs: ``torchrun -m photogenic.cli step <stage> --config <config_path>``.
-    No rendezvous flags: torchrun takes them from the PET_* variables the operator sets."""
-    return [*launcher, "-m", "photogenic.cli", "step", stage, "--quiet", "--config", config_path]
+def step_command(stage: str, config_path: str, overrides: Sequence[str] = (),
+                 launcher: Sequence[str] = ("torchrun",)) -> list[str]:
+    """What every node runs: ``torchrun -m photogenic.cli step <stage> --config <config_path>``,
+    then ``--set KEY=VALUE`` for each of ``overrides`` (a config in the image plus the run's
+    overrides: the nodes share no disk with the task that submits the job). No rendezvous flags:
+    torchrun takes them from the PET_* variables the operator sets."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    return [*launcher, "-m", "photogenic.cli", "step", stage, "--quiet", "--config", config_path, *sets]
 
 
 def job_name(stage: str, run_id: str) -> str:

@@ -1,7 +1,7 @@
 """Multi-node training: the Kubeflow Trainer TrainJob rendered from a stage's resources, checked
 against Trainer's own CRD schema (tests/infra/crds/, vendored), and the job's command run on two
-"nodes" of this machine with the rendezvous environment Trainer's torch runtime gives each pod:
-one gloo group, one model trained, registered once."""
+"nodes" of this machine, with the rendezvous environment Trainer's torch runtime gives each pod
+and with a c10d rendezvous: one gloo group, one model trained, registered once."""
 
 from __future__ import annotations
 
@@ -71,6 +71,12 @@ def test_a_cpu_job_runs_one_process_per_node_and_asks_for_no_gpu():
     assert "runtimePatches" not in job["spec"]
 
 
+def test_the_command_carries_the_runs_overrides():
+    assert step_command("quality_tune", "configs/gpu-training.yaml", ["training.quality_tune.max_steps=10", "seed=3"]) == [
+        "torchrun", "-m", "photogenic.cli", "step", "quality_tune", "--quiet", "--config", "configs/gpu-training.yaml",
+        "--set", "training.quality_tune.max_steps=10", "--set", "seed=3"]
+
+
 def test_job_names_are_rfc1035_labels_stable_per_run():
     name = job_name("quality_tune", "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab")
     assert name == job_name("quality_tune", "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab")
@@ -123,15 +129,21 @@ def _resolve(variables: list[dict], objects: dict[str, dict[str, str]]) -> dict[
     return env
 
 
-def test_two_nodes_run_the_jobs_command_with_the_operators_rendezvous_and_train_one_model(tmp_path):
+@pytest.mark.parametrize("rendezvous", ["operator", "c10d"])
+def test_two_nodes_run_the_jobs_command_and_train_one_model(tmp_path, rendezvous):
+    """``operator``: each node's environment is what Trainer's torch runtime sets (PET_*, static
+    rendezvous at node 0); ``c10d``: the same command with explicit torchrun flags and a c10d
+    rendezvous, as a pod that launches its own processes would run it."""
     write_dataset(tmp_path, "ingested", n=16)
     # one compute thread per "node": two nodes share this machine's cores
-    cfg = load_config(None, tiny_overrides(tmp_path, steps=4, **{"training.pretrain.batch_size": 2,
+    cfg = load_config(None, tiny_overrides(tmp_path, steps=6, **{"training.pretrain.batch_size": 2,
                                                                   "training.pretrain.threads": 1}))
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(cfg.resolved()))
-    job = _job(TrainingResources(nodes=2, gpus=0, cpus=1, memory_gb=2),
-               command=step_command("pretrain", str(config)), env={"PYTHONPATH": str(REPO)})
+    # the run's overrides reach every node on the command line: 4 steps, not the file's 6
+    command = step_command("pretrain", str(config), ["training.pretrain.max_steps=4"])
+    job = _job(TrainingResources(nodes=2, gpus=0, cpus=1, memory_gb=2), command=command,
+               env={"PYTHONPATH": str(REPO)})
     assert crd_errors(job, CRD) == []
     trainer = job["spec"]["trainer"]
     objects = {"photogenic-s3": {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret"},
@@ -140,16 +152,23 @@ def test_two_nodes_run_the_jobs_command_with_the_operators_rendezvous_and_train_
                                   "DVC_REMOTE_URL": str(tmp_path / "remote")}}
     container_env = _resolve(trainer["env"], objects)
     assert trainer["command"][0] == "torchrun"
-    command = [sys.executable, "-m", "torch.distributed.run", *trainer["command"][1:]]
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
     port = _free_port()  # the operator's is 29500 (MASTER_PORT); here any free one stands in
     nodes = []
     for rank in range(trainer["numNodes"]):
-        # what Trainer's torch plugin sets on node `rank` (pkg/runtime/framework/plugins/torch),
-        # with the master's service name replaced by loopback
-        operator = {"PET_NNODES": str(trainer["numNodes"]), "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
-                    "PET_NODE_RANK": str(rank), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
+        if rendezvous == "operator":
+            # what Trainer's torch plugin sets on node `rank` (pkg/runtime/framework/plugins/torch),
+            # with the master's service name replaced by loopback
+            launcher = {"PET_NNODES": str(trainer["numNodes"]), "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
+                        "PET_NODE_RANK": str(rank), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)}
+            command = [*torchrun, *trainer["command"][1:]]
+        else:
+            launcher = {}
+            command = [*torchrun, "--nnodes", str(trainer["numNodes"]), "--nproc_per_node",
+                       str(trainer["numProcPerNode"]), "--rdzv-backend", "c10d", "--rdzv-endpoint",
+                       f"127.0.0.1:{port}", *trainer["command"][1:]]
         log = (tmp_path / f"node-{rank}.log").open("w")
-        nodes.append((subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **container_env, **operator},
+        nodes.append((subprocess.Popen(command, cwd=tmp_path, env={**os.environ, **container_env, **launcher},
                                        stdout=log, stderr=subprocess.STDOUT), log))
     outputs = []
     try:
@@ -164,8 +183,8 @@ def test_two_nodes_run_the_jobs_command_with_the_operators_rendezvous_and_train_
     for rank, (process, _) in enumerate(nodes):
         assert process.returncode == 0, f"node {rank}:\n{outputs[rank][-4000:]}"
     both = "\n".join(outputs)
-    assert "process 1 of 2 (DistributedType.MULTI_CPU" in outputs[1]  # the second node joined the group
-    assert both.count("pretrain: model ") == 1  # the main process, on node 0, reports the model
+    assert "process 1 of 2 (DistributedType.MULTI_CPU" in both  # the second node joined the group
+    assert both.count("pretrain: model ") == 1  # the main process reports the model, once
     summary = json.loads((tmp_path / "models" / "pretrained.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 4
 
