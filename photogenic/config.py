@@ -595,9 +595,9 @@ class TrainStageConfig(_Section):
     threads: int | None = Field(None, ge=1, description="torch compute threads; empty: the CPUs this process really "
                                 "has (cgroup quota, affinity), shared by the node's training processes, less one per "
                                 "DataLoader worker (photogenic/cpu_quota.py), not torch's one per core of the node. On "
-                                "the demo's 2 cores with one worker that is 1 thread: alone, 2 threads train 1.3x faster "
-                                "(14.6 against 10.9 steps/s at 16 px), but beside another busy process they fall to "
-                                "1.6-2.6 steps/s, spinning for a core, where 1 thread keeps 6.0-6.2 "
+                                "the demo's 2 cores with one worker that is 1 thread: alone, 2 threads train 1.3-1.4x "
+                                "faster (14.5-17.2 against 10.8-13.0 steps/s at 16 px), but beside another busy process "
+                                "they fall to 1.6-3.5 steps/s, spinning for a core, where 1 thread keeps 6.0-9.1 "
                                 "(benchmarks/train_contention.py).")
     low_resolution: int | None = Field(
         None, ge=8, description="Progressive resolution: train the first low_resolution_share of the steps at this "
