@@ -333,6 +333,11 @@ class CurationConfig(_Section):
         "score_technical_quality", description="Auto-filter score (higher is better) that orders samples with "
         "equal votes; null: sample id order.")
     skip_bad: bool = Field(False, description="Quarantine bad annotation rows (with reasons) instead of failing.")
+    exports: str | None = Field(
+        None, description="Where people's annotation exports land besides <curation.dir>/stage<N>/annotations/: a "
+        "folder or URL (s3://bucket/curation-exports) holding stage1/ and stage2/ with Label Studio JSON or CSV "
+        "exports. The stage copies each into its annotations folder and imports it as usual; on a cluster this is "
+        "where the pods find them.")
     stage1: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
         annotators=["generalist-1", "generalist-2", "generalist-3", "generalist-4"], overlap=0.2, quota=600))
     stage2: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(

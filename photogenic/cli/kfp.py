@@ -12,6 +12,7 @@ import typer
 
 from photogenic.cli.options import ConfigOption, SetOption
 from photogenic.errors import ConfigError
+from photogenic.kfp.environment import CONFIG_MAP_NAME, SECRET_NAME
 
 app = typer.Typer(help="The recipe as a native Kubeflow Pipelines pipeline.", no_args_is_help=True)
 
@@ -31,12 +32,6 @@ def _kfp_client(host: str):
                           "Check --host and your credentials (kfp.Client reads them from the environment).") from None
 
 
-def _kfp_options(image: str, stages: Optional[list[str]]):
-    from photogenic.kfp.pipeline import KfpOptions
-
-    return KfpOptions(image=image, stages=tuple(stages) if stages else None)
-
-
 @app.command("compile")
 def kfp_compile(
     out: Annotated[Path, typer.Option(help="Pipeline package (IR YAML) to write.")] = Path("photogenic-pipeline.yaml"),
@@ -44,12 +39,19 @@ def kfp_compile(
     set_: SetOption = None,
     image: ImageOption = "photogenic:latest",
     stage: Annotated[Optional[list[str]], typer.Option(help="Only these stages (repeatable).")] = None,
+    secret: Annotated[str, typer.Option(help="The Kubernetes Secret every task takes the object store's "
+                                        "credentials from (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).")] = SECRET_NAME,
+    config_map: Annotated[str, typer.Option(help="The ConfigMap every task takes MLFLOW_TRACKING_URI, "
+                                            "AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and DVC_REMOTE_URL from.")
+                          ] = CONFIG_MAP_NAME,
 ) -> None:
     """Compile the pipeline (one task per declared stage, wired by this config's dataset names)."""
     from photogenic.config import load_config
-    from photogenic.kfp.pipeline import compile_pipeline
+    from photogenic.kfp.pipeline import KfpOptions, compile_pipeline
 
-    compile_pipeline(load_config(config, set_ or []), str(out), _kfp_options(image, stage))
+    options = KfpOptions(image=image, stages=tuple(stage) if stage else None, secret_name=secret,
+                         config_map_name=config_map)
+    compile_pipeline(load_config(config, set_ or []), str(out), options)
     typer.echo(f"Compiled the pipeline to {out}")
 
 

@@ -70,6 +70,9 @@ def step(
     set_: SetOption = None,
     quiet: QuietOption = False,
     resume: Annotated[bool, typer.Option(help="Training stages: continue from the last checkpoint.")] = False,
+    lineage_file: Annotated[Optional[Path], typer.Option(
+        help="Training stages: the run's lineage a pipeline runner hands the processes it launches (JSON: "
+        "input_dvc_md5, lineage_tags, zenml_run_id).")] = None,
 ) -> None:
     """Run one stage as a plain process, then its quality gate (what dvc.yaml stages call)."""
     from photogenic.config import load_config
@@ -80,7 +83,10 @@ def step(
     cfg = load_config(config, set_ or [])
     if resume and not get_stage(name).resumable:
         raise ConfigError(f"Stage {name!r} does not resume from checkpoints; run it without --resume.")
-    output = run_stage(name, cfg, progress=not quiet, **({"resume": True} if resume else {}))
+    options = json.loads(lineage_file.read_text(encoding="utf-8")) if lineage_file else {}
+    if resume:
+        options["resume"] = True
+    output = run_stage(name, cfg, progress=not quiet, **options)
     if output.ref is None:  # a training stage: its product is a model
         from photogenic.training.distributed import is_main_process
 

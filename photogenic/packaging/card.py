@@ -9,53 +9,8 @@ same card, and the same DVC md5, whichever runner made it.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-from photogenic.config import RunConfig
-from photogenic.dataset.store import Dataset
-from photogenic.paths import dataset_dir, is_url
-from photogenic.versioning.dvc import current_md5, find_project
-
-
-def upstream_datasets(root: str, source: Dataset) -> list[tuple[str, Dataset]]:
-    """(stage, dataset) for ``source`` and every dataset it was derived from, nearest first, as
-    the datasets' own cards record it: each derived stage's card names the stage and its input
-    (a sibling under ``root``). A dataset that is gone ends the chain as stage "unknown"."""
-    chain: list[tuple[str, Dataset]] = []
-    seen: set[str] = set()
-    dataset: Dataset | None = source
-    while dataset is not None and dataset.name not in seen:
-        seen.add(dataset.name)
-        card = dataset.read_card() if dataset.exists() else {}
-        chain.append((card.get("stage") or "unknown", dataset))
-        parent = card.get("input")
-        dataset = Dataset(dataset_dir(root, parent), name=parent) if parent else None
-    return chain
-
-
-def describe_upstream(config: RunConfig, source: Dataset) -> list[dict[str, Any]]:
-    """Rows, content hash and (where dvc.lock records a matching one) DVC md5 of ``source`` and
-    every dataset upstream of it."""
-    project = find_project(".")
-    described = []
-    for stage, dataset in upstream_datasets(config.data.root, source):
-        entry: dict[str, Any] = {"dataset": dataset.name, "stage": stage, "rows": None, "content_hash": None,
-                                 "dvc_md5": None}
-        if dataset.exists():
-            ref = dataset.ref()
-            entry.update(rows=ref.rows, content_hash=ref.content_hash)
-            if project is not None and not is_url(dataset.path):
-                try:
-                    relative = os.path.relpath(Path(dataset.path).resolve(), project)
-                except ValueError:
-                    relative = None
-                if relative and not relative.startswith(".."):
-                    entry["dvc_md5"] = current_md5(project, relative)
-        described.append(entry)
-    return described
 
 
 def share_table(counts: Counter, total: int) -> list[str]:

@@ -20,6 +20,7 @@ from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, run_cascade
 from photogenic.filtering.registry import build_scorers, gate_checks, scorers_off
 from photogenic.filtering.report import write_funnel_report
@@ -51,7 +52,7 @@ def auto_filter(config: RunConfig, progress: bool = True, input_ref: DatasetRef 
     log.info("auto-filter cascade: %s", " → ".join(s.name for s in scorers))
     result = run_cascade(source, scorers, workers=settings.workers, batch_size=settings.batch_size, progress=progress)
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
-    ref = _write(source, target, result, scorers, config)
+    ref = _write(source, target, result, scorers, config, input_ref)
     # beside the dataset, not in it: the report is for people, the dataset's md5 is for DVC
     described = [s.describe() for s in scorers] + scorers_off(config)
     report = write_funnel_report(result, source, described, report_path(target))
@@ -67,7 +68,7 @@ def report_path(dataset: Dataset) -> str:
 
 
 def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: list[Scorer],
-           config: RunConfig) -> DatasetRef:
+           config: RunConfig, source_ref: DatasetRef | None) -> DatasetRef:
     table = repoint_shards(result.table, source, target)
     survivors = table.filter(pa.compute.is_null(table[REJECTED_BY])).drop_columns([REJECTED_BY, REASON])
     rejected = table.filter(pa.compute.is_valid(table[REJECTED_BY]))
@@ -76,6 +77,7 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "name": target.name,
         "stage": "auto_filter",
         "input": source.name,
+        "upstream": upstream_entries(source, source_ref),
         "rows": survivors.num_rows,
         "rejected": rejected.num_rows,
         "funnel": [{"after": name, "rows": count} for name, count in result.funnel],

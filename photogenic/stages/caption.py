@@ -29,6 +29,7 @@ from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.paths import dataset_dir
 from photogenic.stages import curation
 from photogenic.stages.inputs import open_input
@@ -88,6 +89,7 @@ def caption(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
         for i, reason in zip(dropped, reasons)], schema=QUARANTINE_SCHEMA)
     sources = Counter(pick[0] for pick in chosen if pick is not None)
     card = {"name": target.name, "stage": "caption", "input": source.name, "rows": table.num_rows,
+            "upstream": upstream_entries(source, input_ref),
             "quarantined": quarantine.num_rows, "caption_sources": dict(sorted(sources.items())),
             "params": settings.model_dump(mode="json")}
     ref = target.write(table, quarantine, card)

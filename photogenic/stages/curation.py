@@ -27,10 +27,12 @@ import pyarrow.compute as pc
 from photogenic.config import RunConfig
 from photogenic.curation.export import export_stage
 from photogenic.curation.importer import StageResult, annotation_files, import_stage
+from photogenic.curation.incoming import fetch_exports, landed_exports
 from photogenic.curation.simulate import is_simulated, simulate_stage
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.paths import dataset_dir
 from photogenic.stages.inputs import open_input
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
@@ -58,6 +60,7 @@ def curate(config: RunConfig, progress: bool = True, input_ref: DatasetRef | Non
     candidates where the config names them; the ref is checked to be that dataset."""
     source = open_input(config.data.root, "curation", config.curation.input, config.curation.output,
                         "the auto-filter", ref=input_ref)
+    fetch_exports(config)
     results: dict[int, StageResult] = {}
     simulated = False
     # once people have labelled a stage, no later stage is simulated on their selection
@@ -71,7 +74,7 @@ def curate(config: RunConfig, progress: bool = True, input_ref: DatasetRef | Non
         may_simulate = may_simulate and simulated
         results[stage] = import_stage(config, stage, files=files)
         _check_agreement(config, results[stage])
-    ref = write_curated(config, results, source)
+    ref = write_curated(config, results, source, input_ref)
     log.info("curation %s → %s: %d candidates → stage 1 selected %d → stage 2 selected %d%s",
              config.curation.input, config.curation.output, source.num_rows(),
              results[1].counts["selected"], ref.rows, " (SIMULATED annotators)" if simulated else "")
@@ -91,7 +94,8 @@ def stage_files(config: RunConfig, stage: int) -> list[str]:
     return []  # regenerate the simulated ones: the tasks may have changed since they were written
 
 
-def write_curated(config: RunConfig, results: dict[int, StageResult], source: Dataset) -> DatasetRef:
+def write_curated(config: RunConfig, results: dict[int, StageResult], source: Dataset,
+                  source_ref: DatasetRef | None = None) -> DatasetRef:
     target = Dataset(dataset_dir(config.data.root, config.curation.output), name=config.curation.output)
     selected = results[2].table.filter(pc.equal(results[2].table["selected"], True))
     manifest = source.read_manifest()
@@ -106,6 +110,7 @@ def write_curated(config: RunConfig, results: dict[int, StageResult], source: Da
         for n, result in results.items() for bad in result.quarantine], schema=QUARANTINE_SCHEMA)
     card = {
         "name": target.name, "stage": "curation", "input": source.name, "rows": manifest.num_rows,
+        "upstream": upstream_entries(source, source_ref),
         "quarantined_annotation_rows": quarantine.num_rows,
         "stages": {f"stage{n}": {"counts": r.counts, "agreement": {k: v.as_dict() for k, v in r.agreement.items()}}
                    for n, r in results.items()},
@@ -162,6 +167,10 @@ def _exports(config: RunConfig) -> dict[str, str]:
         for path in people:
             name = path.rsplit("/", 1)[-1]
             inputs[f"stage{stage}/{name}"] = f"{config.curation.dir}/stage{stage}/annotations/{name}"
+        # the exports that landed elsewhere (a bucket on a cluster) are read from there
+        for path in landed_exports(config, stage):
+            inputs[f"stage{stage}/{path.rsplit('/', 1)[-1]}"] = path
+            people.append(path)
         if not people and config.curation.simulate.enabled:
             inputs["simulate.ground_truth"] = config.curation.simulate.ground_truth
     return inputs

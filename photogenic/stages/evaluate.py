@@ -34,6 +34,8 @@ SPEC = StageSpec(
     outputs=("evaluate.output",),
     external_inputs=lambda config: {"prompts": config.evaluate.prompts},
     model_inputs=("evaluate.candidate", "evaluate.baseline"),
+    models_by_uri=True,
     # the models may be registry URIs (models:/name@alias), which dvc.yaml cannot track
     dvc_stage=False,
+    tracked=True,
 )

@@ -27,9 +27,10 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter
 from photogenic.dataset.store import SHARDS, Dataset, discard_version
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import ConfigError, DataError
 from photogenic.packaging.buckets import make_buckets, nearest_bucket
-from photogenic.packaging.card import describe_upstream, render_card
+from photogenic.packaging.card import render_card
 from photogenic.packaging.images import EXTENSIONS, pack_encoded
 from photogenic.packaging.split import split_of
 from photogenic.parallel import ordered_map
@@ -158,7 +159,7 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     quarantine_table = pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA) if quarantine \
         else QUARANTINE_SCHEMA.empty_table()
     params = settings.model_dump(mode="json")
-    upstream = describe_upstream(config, source)
+    upstream = upstream_entries(source, input_ref)
     card_text = render_card(name=target.name, input_name=source.name, rows=manifest.to_pylist(),
                             quarantined=len(quarantine), upstream=upstream, params=params)
     write_text(join(target.path, CARD_NAME), card_text)

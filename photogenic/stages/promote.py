@@ -37,4 +37,5 @@ SPEC = StageSpec(
     inputs=("evaluate.output",),
     # it acts on the model registry after evaluate, which has no dvc.yaml stage
     dvc_stage=False,
+    tracked=True,
 )

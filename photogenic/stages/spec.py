@@ -75,8 +75,18 @@ class StageSpec:
     #: is left out of the KFP pipeline (photogenic.stages.graph.stage_graph)
     model_inputs: tuple[str, ...] = ()
     model_outputs: tuple[str, ...] = ()
+    #: a runner hands the stage its models as registry URIs (models:/name/version: the evaluation
+    #: reads their lineage tags and the promotion gate aliases that version), not as folders
+    models_by_uri: bool = False
     #: the stage can continue a killed run from its last checkpoint (``photogenic step NAME --resume``)
     resumable: bool = False
+    #: how often a cluster runner retries a failed run (a lost node, a flaky object store), with
+    #: exponential backoff from a minute; and how long one run may take before it is stopped
+    retries: int = 2
+    timeout_hours: float = 24.0
+    #: the stage logs to the MLflow tracking server or acts on its registry (runners check that
+    #: the server answers before the stage starts)
+    tracked: bool = False
 
     def resources_for(self, config: RunConfig) -> Resources:
         """What the stage needs to run with ``config``."""

@@ -7,14 +7,24 @@ photogenic/training/recipes/.
 from __future__ import annotations
 
 import importlib
+import json
+import logging
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
-from photogenic.config import RunConfig, TrainingResources
+from photogenic.config import RunConfig, TrainingResources, dump_config
 from photogenic.dataset.ref import DatasetRef
+from photogenic.errors import DataError
 from photogenic.lineage.tags import lineage_datasets, model_version_tags
+from photogenic.paths import model_dir
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
 from photogenic.training.artifact import TrainedModel, trained_model
 from photogenic.training.recipes.common import RunContext
+
+log = logging.getLogger(__name__)
 
 #: the training subsections both recipes read (model, tracking, resources)
 _SHARED = ("training.model", "training.tracking", "training.resources")
@@ -55,6 +65,10 @@ PRETRAIN = StageSpec(
     inputs=("training.pretrain.input",),
     model_outputs=("training.pretrain.output",),
     resumable=True,
+    # a retried pod starts from nothing (no checkpoint survives it): one retry, and days to run
+    retries=1,
+    timeout_hours=96.0,
+    tracked=True,
 )
 
 QUALITY_TUNE = StageSpec(
@@ -70,22 +84,51 @@ QUALITY_TUNE = StageSpec(
     model_inputs=("training.quality_tune.init_from",),
     model_outputs=("training.quality_tune.output",),
     resumable=True,
+    retries=1,
+    timeout_hours=24.0,
+    tracked=True,
 )
 
 SPECS = {spec.name: spec for spec in (PRETRAIN, QUALITY_TUNE)}
 
 
 def train_with_lineage(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
-                       inputs: dict[str, str], progress: bool = True,
-                       resume: bool = False) -> tuple[TrainedModel, StageOutput]:
+                       inputs: dict[str, str], progress: bool = True, resume: bool = False,
+                       processes: int = 1) -> tuple[TrainedModel, StageOutput]:
     """Run training stage ``stage`` on ``dataset`` (versioned by the runner). ``run``: the runner,
-    id and name of the pipeline run; ``inputs``: the external inputs' md5s the lineage records."""
+    id and name of the pipeline run; ``inputs``: the external inputs' md5s the lineage records;
+    ``processes``: how many processes train the one model (one per GPU a pod was given), launched
+    with torchrun on this machine."""
     lineage = {}
     if dataset.dvc_md5:  # an unversioned dataset (dvc.enabled=false) has no lineage to record
         lineage = model_version_tags(config, lineage_datasets(dataset), run, inputs=inputs)
     spec = SPECS[stage]
-    output = spec.run(config, progress, resume=resume,
-                      zenml_run_id=run.get("id") if run.get("runner") == "zenml" else None,
-                      input_dvc_md5=dataset.dvc_md5, lineage_tags=lineage)
+    context = {"resume": resume, "zenml_run_id": run.get("id") if run.get("runner") == "zenml" else None,
+               "input_dvc_md5": dataset.dvc_md5, "lineage_tags": lineage}
+    if processes > 1:
+        output = _launch(stage, config, processes, context)
+    else:
+        output = spec.run(config, progress, **context)
     name = spec.dataset_names(config, spec.model_outputs)[0]
     return trained_model(name, output.model, output.stats), output
+
+
+def _launch(stage: str, config: RunConfig, processes: int, context: dict) -> StageOutput:
+    """``photogenic step <stage>`` in ``processes`` processes on this machine (torchrun), handed
+    the config and the run's lineage in files; the main process's summary is the run's."""
+    with tempfile.TemporaryDirectory(prefix="photogenic-launch-") as folder:
+        config_file, lineage_file = Path(folder) / "config.yaml", Path(folder) / "lineage.json"
+        config_file.write_text(dump_config(config), encoding="utf-8")
+        lineage_file.write_text(json.dumps(context), encoding="utf-8")
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                   "-m", "photogenic.cli", "step", stage, "--quiet", "--config", str(config_file),
+                   "--lineage-file", str(lineage_file)]
+        log.info("%s: training in %d processes: %s", stage, processes, " ".join(command))
+        done = subprocess.run(command)
+        if done.returncode != 0:
+            raise DataError(f"Training {stage} in {processes} processes (torchrun) failed with exit code "
+                            f"{done.returncode}; its processes' messages are above.")
+    spec = SPECS[stage]
+    output = model_dir(config.data.root, spec.dataset_names(config, spec.model_outputs)[0])
+    summary = json.loads(Path(f"{output}.json").read_text(encoding="utf-8"))
+    return StageOutput(ref=None, stats=summary, model=summary["model_dir"])

@@ -29,6 +29,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter
 from photogenic.dataset.store import SHARDS, Dataset, discard_version, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import DataError
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
@@ -104,6 +105,7 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
              "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
     card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
+            "upstream": upstream_entries(source, input_ref),
             "params": settings.model_dump(mode="json")}
     ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card)
     log.info("upsample %s → %s: %d rows, %d upsampled", settings.input, settings.output, len(rows), len(todo))

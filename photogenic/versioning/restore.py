@@ -23,6 +23,7 @@ from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
 from photogenic.paths import is_url
 from photogenic.versioning.dvc import locked_md5, pull_folder, read_lock, require_project, run_dvc
+from photogenic.versioning.remote import object_path
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def cache_object(project: Path, md5: str) -> Path | None:
 
 
 def _object(cache: Path, md5: str) -> Path:
-    return cache / "files" / "md5" / md5[:2] / md5[2:]
+    return Path(object_path(str(cache), md5))
 
 
 def _checkout_from_cache(project: Path, md5: str, target: Path) -> None:

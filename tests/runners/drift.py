@@ -162,18 +162,31 @@ def _is_config_key(key: str) -> bool:
     return True
 
 
+def ir_tasks(ir: dict[str, Any], dag: dict[str, Any] | None = None) -> dict[str, tuple[dict, dict]]:
+    """Every task that runs a container, in the root DAG and the sub-DAGs of its conditions:
+    task name -> (task, component)."""
+    found = {}
+    for name, task in (dag or ir["root"]["dag"])["tasks"].items():
+        component = ir["components"][task["componentRef"]["name"]]
+        if "dag" in component:
+            found.update(ir_tasks(ir, component["dag"]))
+        else:
+            found[name] = (task, component)
+    return found
+
+
 def check_kfp_ir(ir: dict[str, Any], config: RunConfig, stages: dict[str, StageSpec] = STAGES) -> list[str]:
     """A compiled KFP pipeline (IR YAML, first document) against the declarations: one task per
     stage running it, upstream tasks = the stages writing its input datasets, GPUs as declared."""
     from photogenic.stages.graph import stage_graph
 
     problems = []
-    tasks = ir.get("root", {}).get("dag", {}).get("tasks", {})
     by_stage = {}
-    for task_name, task in tasks.items():
-        component = ir["components"][task["componentRef"]["name"]]
+    for task_name, (task, component) in ir_tasks(ir).items():
         container = ir["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
         args = container.get("args", [])
+        if "--check" in args:
+            continue  # the first task checks the inputs; it runs no stage
         stage = args[args.index("--stage") + 1] if "--stage" in args else None
         if stage not in stages:
             problems.append(f"KFP: task {task_name} runs {stage!r}, which the registry does not declare")

@@ -165,11 +165,16 @@ def test_kfp_pipeline_matches_the_registry(tmp_path):
     ir = next(yaml.safe_load_all(path.read_text()))
     assert drift.check_kfp_ir(ir, config) == []
 
+    def dag_holding(ir, task_name):
+        # the stages run inside the sub-DAG of the "inputs changed" condition
+        dags = [ir["root"]["dag"]] + [c["dag"] for c in ir["components"].values() if "dag" in c]
+        return next(dag for dag in dags if task_name in dag["tasks"])
+
     fewer = copy.deepcopy(ir)
-    del fewer["root"]["dag"]["tasks"]["auto-filter"]
+    del dag_holding(fewer, "auto-filter")["tasks"]["auto-filter"]
     assert drift.check_kfp_ir(fewer, config) == ["KFP: stage auto_filter has no task"]
     unordered = copy.deepcopy(ir)
-    unordered["root"]["dag"]["tasks"]["auto-filter"]["dependentTasks"] = []
+    dag_holding(unordered, "auto-filter")["tasks"]["auto-filter"]["dependentTasks"] = []
     assert any("follows []" in p for p in drift.check_kfp_ir(unordered, config))
     gpu = copy.deepcopy(ir)
     executor = gpu["components"]["comp-ingest"]["executorLabel"]

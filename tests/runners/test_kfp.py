@@ -1,5 +1,7 @@
-"""The native KFP pipeline: compiled IR (every stage, typed parameters, GPUs exactly on GPU
-stages), upload/schedule against a stand-in client, and a whole run under kfp.local."""
+"""The native KFP pipeline: compiled IR (every stage, typed and described parameters, the cluster's
+Secret and ConfigMap on every task, content-keyed caching, retries and timeouts from the
+declarations, GPUs exactly on GPU stages), upload/schedule against a stand-in client, and the
+task code in pods that share nothing (tests/cluster/ runs the whole recipe so)."""
 
 import json
 import subprocess
@@ -13,11 +15,12 @@ import yaml
 from photogenic.config import load_config
 from photogenic.errors import ConfigError, DataError
 from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
-from photogenic.kfp.pipeline import KfpOptions, compile_pipeline
+from photogenic.kfp.pipeline import CHECK, KfpOptions, compile_pipeline
 from photogenic.stages import registry
 from photogenic.stages.graph import stage_graph, without_models
 from photogenic.stages.registry import STAGES
 from photogenic.stages.spec import Resources
+from tests.conftest import REPO
 from tests.runners import drift
 
 
@@ -35,9 +38,13 @@ def _executor(ir, stage):
     return ir["deploymentSpec"]["executors"][ir["components"][f"comp-{stage.replace('_', '-')}"]["executorLabel"]]
 
 
+def _stage_tasks(ir):
+    return {name: task for name, (task, _) in drift.ir_tasks(ir).items() if name != CHECK}
+
+
 def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
     ir, platform = _compile(tmp_path)
-    tasks = ir["root"]["dag"]["tasks"]
+    tasks = _stage_tasks(ir)
     # the whole recipe: the training stages follow the datasets and models they read
     assert {t.replace("-", "_") for t in tasks} == set(STAGES)
     assert tasks["auto-filter"]["dependentTasks"] == ["ingest"]
@@ -46,7 +53,7 @@ def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
     types = {name: p["parameterType"] for name, p in ir["root"]["inputDefinitions"]["parameters"].items()}
     assert types == {"config_file": "STRING", "source_uris": "LIST", "dataset_version": "STRING",
                      "model_checkpoint": "STRING", "steps": "NUMBER_INTEGER", "seed": "NUMBER_INTEGER",
-                     "overrides": "LIST", "dvc_remote": "STRING"}
+                     "overrides": "LIST", "dvc_remote": "STRING", "only_if_changed": "BOOLEAN", "champion": "STRING"}
     for stage, spec in STAGES.items():
         container = _executor(ir, stage)["container"]
         assert container["image"] == "registry.example/photogenic:abc"
@@ -55,7 +62,8 @@ def test_ir_has_every_stage_typed_parameters_and_the_image(tmp_path):
         assert container["resources"]["cpuRequest"] == spec.resources.cpus
         # with the embedded default every stage runs on CPUs: no GPU, no GPU node pool
         assert "accelerator" not in container["resources"]
-    assert not platform  # no kfp-kubernetes settings on CPU stages
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert not any("nodeSelector" in e or "tolerations" in e for e in k8s.values())
 
 
 def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
@@ -66,10 +74,55 @@ def test_gpu_requests_exactly_on_stages_declaring_gpus(tmp_path, monkeypatch):
     assert gpu["accelerator"]["resourceType"] == "nvidia.com/gpu" and gpu["accelerator"]["resourceCount"] == "2"
     assert "accelerator" not in _executor(ir, "ingest")["container"]["resources"]
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert set(k8s) == {"exec-auto-filter"}
+    assert {name for name, e in k8s.items() if "nodeSelector" in e} == {"exec-auto-filter"}
     assert k8s["exec-auto-filter"]["nodeSelector"] == {"labels": {"nvidia.com/gpu.present": "true"}}
     assert k8s["exec-auto-filter"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
                                                        "effect": "NoSchedule"}]
+
+
+def test_the_gpu_recipe_compiles_for_a_cluster(tmp_path):
+    """`photogenic kfp compile --config configs/gpu-training.yaml` as a user runs it: GPUs on the
+    training and evaluate tasks, the Secret and ConfigMap on every task, retries, timeouts,
+    content-keyed caching and a description for every run parameter."""
+    out = tmp_path / "p.yaml"
+    done = subprocess.run([sys.executable, "-m", "photogenic.cli", "kfp", "compile", "--config",
+                           str(REPO / "configs/gpu-training.yaml"), "--out", str(out), "--secret", "team-s3",
+                           "--config-map", "team-env"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ir, platform = list(yaml.safe_load_all(out.read_text()))
+    gpus = {name.removeprefix("comp-"): _executor(ir, name.removeprefix("comp-"))["container"]["resources"]
+            .get("accelerator", {}).get("resourceCount") for name in ir["components"]
+            if "executorLabel" in ir["components"][name]}
+    config = load_config(REPO / "configs/gpu-training.yaml")
+    assert gpus["pretrain"] == gpus["quality-tune"] == str(config.training.resources.gpus) != "None"
+    assert gpus["evaluate"] == str(config.evaluate.gpus) != "None"
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    tasks = drift.ir_tasks(ir)
+    for name, (task, component) in tasks.items():
+        executor = k8s[component["executorLabel"]]
+        assert [s["secretName"] for s in executor["secretAsEnv"]] == ["team-s3"], name
+        assert {p["envVar"] for s in executor["secretAsEnv"] for p in s["keyToEnv"]} == {
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        assert [c["configMapName"] for c in executor["configMapAsEnv"]] == ["team-env"], name
+        assert {"MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "DVC_REMOTE_URL"} <= {
+            p["envVar"] for c in executor["configMapAsEnv"] for p in c["keyToEnv"]}
+        assert task["retryPolicy"]["maxRetryCount"] >= 1 and task["retryPolicy"]["backoffFactor"] == 2.0, name
+        if name == CHECK:  # it looks at the inputs as they are now, every run
+            assert task["cachingOptions"] == {} or not task["cachingOptions"].get("enableCache")
+        else:
+            assert task["cachingOptions"] == {"enableCache": True}, name
+            spec = STAGES[name.replace("-", "_")]
+            assert int(executor["activeDeadlineSeconds"]) == int(spec.timeout_hours * 3600)
+            assert task["retryPolicy"]["maxRetryCount"] == spec.retries
+            # the content keys: the stage's fingerprint from the check task
+            assert task["inputs"]["parameters"]["fingerprint"]["componentInputParameter"].endswith(
+                f"fingerprint_{name.replace('-', '_')}")
+    described = ir["root"]["inputDefinitions"]["parameters"]
+    assert all(p.get("description") for p in described.values()), [n for n, p in described.items()
+                                                                    if not p.get("description")]
+    # the stages run inside the retraining decision
+    condition = next(t for t in ir["root"]["dag"]["tasks"].values() if "triggerPolicy" in t)
+    assert "check-inputs-changed" in condition["triggerPolicy"]["condition"]
 
 
 def test_stage_graph_follows_the_declared_datasets_and_models():
@@ -97,7 +150,7 @@ def test_evaluate_and_promote_compile_when_models_are_named(tmp_path):
     path = tmp_path / "pipeline.yaml"
     compile_pipeline(config, str(path), KfpOptions(image="registry.example/photogenic:abc"))
     ir = next(yaml.safe_load_all(path.read_text()))
-    tasks = ir["root"]["dag"]["tasks"]
+    tasks = _stage_tasks(ir)
     assert tasks["promote"]["dependentTasks"] == ["evaluate"]
     assert "dependentTasks" not in tasks["evaluate"]
     # evaluate's GPUs come from evaluate.gpus; upsample stays on CPUs with the default backend
@@ -116,51 +169,6 @@ def test_parameters_become_overrides_of_declared_fields():
                                                      "model_checkpoint", "steps", "seed"}
 
 
-@pytest.mark.slow
-def test_whole_pipeline_runs_under_kfp_local(dvc_project, monkeypatch, tmp_path):
-    from photogenic.kfp.pipeline import run_locally
-    from photogenic.versioning.dvc import read_lock
-    from tests.runners.test_data_curation_pipeline import _small_pool
-    from tests.support.training_fixtures import tiny_recipe_overrides
-
-    _small_pool(dvc_project)
-    monkeypatch.chdir(dvc_project)
-    # no technical scores without the scorer: curation orders equal votes by sample id
-    overrides = ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2", "filter.technical.enabled=false",
-                 "curation.score_column=null", *tiny_recipe_overrides(dvc_project / "data")]
-    values = {"config_file": "configs/default.yaml", "overrides": overrides, "dataset_version": "nightly-1"}
-    outputs = run_locally(load_config(None), values, str(tmp_path / "kfp-root"))
-    # the whole recipe, promotion included
-    assert set(outputs) == set(STAGES)
-    assert outputs["package"]["datasets"]["training_set"]["dvc_md5"].endswith(".dir")
-    candidates = outputs["auto_filter"]["datasets"]["candidates"]
-    assert candidates["rows"] > 0 and candidates["dvc_md5"].endswith(".dir")
-    # evaluate has no dvc.yaml stage; its dataset is versioned in a .dvc file of its own
-    evaluation = outputs["evaluate"]["datasets"]["evaluation"]["dvc_md5"]
-    assert evaluation.endswith(".dir") and evaluation in (dvc_project / "data/datasets/evaluation.dvc").read_text()
-    lock = read_lock(dvc_project)["stages"]
-    assert lock["auto_filter"]["outs"][0]["md5"] == candidates["dvc_md5"]
-    assert lock["ingest"]["outs"][0]["md5"] == outputs["ingest"]["datasets"]["ingested"]["dvc_md5"]
-    versions = [json.loads(line) for line in (dvc_project / "data/versions.jsonl").read_text().splitlines()]
-    assert {v["run"]["runner"] for v in versions} == {"kfp"}
-    assert {v["run"]["dataset_version"] for v in versions} == {"nightly-1"}
-
-
-def _container_command(ir, stage, inputs, output):
-    """The compiled command line of ``stage`` with KFP's placeholders filled in, as the KFP
-    launcher fills them in a pod."""
-    import re
-
-    container = _executor(ir, stage)["container"]
-
-    def fill(arg):
-        arg = re.sub(r"\{\{\$\.inputs\.parameters\['(\w+)'\]\}\}", lambda m: inputs[m.group(1)], arg)
-        return re.sub(r"\{\{\$\.outputs\.parameters\['result'\]\.output_file\}\}", str(output), arg)
-
-    return [sys.executable if part == "python" else part for part in container["command"]] + [
-        fill(a) for a in container["args"]]
-
-
 def _pod(dvc_project, tmp_path, name):
     """A fresh copy of the project as the image holds it: no .git, no DVC cache, no data."""
     import shutil
@@ -171,40 +179,42 @@ def _pod(dvc_project, tmp_path, name):
 
 
 @pytest.mark.slow
-def test_container_tasks_pass_datasets_through_the_dvc_remote(dvc_project, tmp_path):
-    """Two pods, as on the cluster: ingest pushes its dataset to the run's DVC remote, and the
-    auto-filter pod, which never saw it, pulls it by the md5 ingest reported."""
+def test_container_tasks_pass_datasets_through_the_dvc_remote(tmp_path):
+    """Three pods of the compiled package, as on the cluster, with a folder for a DVC remote: the
+    check task fingerprints the sources, ingest pushes its dataset, and the auto-filter pod, which
+    never saw it, pulls it by the md5 ingest reported. A rerun is served from the cache."""
+    from photogenic.kfp.local_run import Cluster, run_package
     from tests.runners.test_data_curation_pipeline import _small_pool
 
-    ir, _ = _compile(tmp_path)
     sources = tmp_path / "bucket" / "shards"
     _small_pool(tmp_path / "bucket-root")  # writes data/raw/sample-pool/00000.tar under it
     sources.mkdir(parents=True)
     (tmp_path / "bucket-root/data/raw/sample-pool/00000.tar").rename(sources / "00000.tar")
     remote = tmp_path / "bucket" / "dvc"
-    inputs = {p.name: (json.dumps(p.default) if isinstance(p.default, list) else str(p.default))
-              for p in PIPELINE_PARAMETERS}
-    inputs.update({"source_uris": json.dumps([str(sources / "*.tar")]), "dvc_remote": str(remote),
-                   "overrides": json.dumps(["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2",
-                                            "filter.technical.enabled=false"]),
-                   "run_id": "run-1", "run_name": "photogenic-run-1"})
-    ingest_pod = _pod(dvc_project, tmp_path, "pod-ingest")
-    done = subprocess.run(_container_command(ir, "ingest", inputs, ingest_pod / "out.json"), cwd=ingest_pod,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    ingested = json.loads((ingest_pod / "out.json").read_text())
-    md5 = ingested["datasets"]["ingested"]["dvc_md5"]
+    package = compile_pipeline(load_config(None), str(tmp_path / "p.yaml"), KfpOptions(stages=("ingest", "auto_filter")))
+    cluster = Cluster(context=REPO, secrets={"photogenic-s3": {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}},
+                      config_maps={"photogenic-env": {"MLFLOW_TRACKING_URI": "", "AWS_ENDPOINT_URL": "",
+                                                      "AWS_DEFAULT_REGION": "", "DVC_REMOTE_URL": str(remote)}})
+    arguments = {"source_uris": [str(sources / "*.tar")],
+                 "overrides": ["ingest.workers=0", "ingest.gate.max_quarantine_share=0.2",
+                               "filter.technical.enabled=false"]}
+    run = run_package(package, arguments, cluster, tmp_path / "run-1", run_id="run-1")
+    assert run.succeeded, [Path(t.log).read_text()[-3000:] for t in run.tasks.values() if t.state == "failed"]
+    ingested = json.loads(run.output("ingest"))["datasets"]["ingested"]
+    md5 = ingested["dvc_md5"]
     assert (remote / "files" / "md5" / md5[:2] / md5[2:]).exists()  # pushed
-    assert "no_scm = true" in (ingest_pod / ".dvc/config").read_text()
-
-    filter_pod = _pod(dvc_project, tmp_path, "pod-filter")
-    inputs["upstream_0"] = json.dumps(ingested)
-    done = subprocess.run(_container_command(ir, "auto_filter", inputs, filter_pod / "out.json"), cwd=filter_pod,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((filter_pod / "out.json").read_text())
-    assert result["datasets"]["candidates"]["rows"] > 0
-    assert (filter_pod / "data/datasets/ingested/manifest.parquet").exists()  # pulled by md5
+    assert ingested["path"] == "data/datasets/ingested"  # a report names no pod's disk
+    assert "no_scm = true" in (tmp_path / "run-1/ingest-1/image/.dvc/config").read_text()
+    result = json.loads(run.output("auto-filter"))
+    assert result["datasets"]["candidates"]["rows"] > 0 and set(result["carried"]) == {"ingested"}
+    assert (tmp_path / "run-1/auto-filter-1/image/data/datasets/ingested/manifest.parquet").exists()  # pulled by md5
+    again = run_package(package, arguments, cluster, tmp_path / "run-2", run_id="run-2")
+    assert [again.tasks[n].state for n in ("check-inputs", "ingest", "auto-filter")] == ["succeeded", "cached", "cached"]
+    # a changed shard changes ingest's fingerprint: ingest and what follows run again
+    _small_pool(tmp_path / "bucket-root", n=14)
+    (tmp_path / "bucket-root/data/raw/sample-pool/00000.tar").replace(sources / "00000.tar")
+    changed = run_package(package, arguments, cluster, tmp_path / "run-3", run_id="run-3")
+    assert [changed.tasks[n].state for n in ("ingest", "auto-filter")] == ["succeeded", "succeeded"]
 
 
 def test_evaluation_reaches_the_promote_pod_through_a_dvc_file_of_its_own(dvc_project, tmp_path, monkeypatch):
@@ -254,7 +264,7 @@ class FakeKfpClient:
         return self.pipelines.get(name)
 
     def upload_pipeline(self, path, pipeline_name=None, description=None):
-        yaml.safe_load(Path(path).read_text())  # a real package
+        list(yaml.safe_load_all(Path(path).read_text()))  # a real package: the IR, then the platform spec
         self.calls.append(("upload_pipeline", pipeline_name))
         pid = f"p-{len(self.pipelines)}"
         self.pipelines[pipeline_name] = pid
@@ -301,7 +311,7 @@ def test_schedule_makes_a_recurring_run_without_catchup_one_at_a_time():
     assert out["recurring_run_id"] == "r-1" and out["version_id"] == "p-7-v0"
     kwargs = client.calls[-1][1]
     assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["no_catchup"] is True
-    assert kwargs["max_concurrency"] == 1 and kwargs["pipeline_id"] == "p-7" and kwargs["params"] == {"seed": 1}
+    assert kwargs["max_concurrency"] == 1 and kwargs["pipeline_id"] == "p-7" and kwargs["params"] == {"only_if_changed": True, "seed": 1}
     with pytest.raises(ConfigError, match="6-field cron.*did you mean '0 0 3 \\* \\* \\*'"):
         schedule(client, "photogenic", "0 3 * * *", "nightly")
     with pytest.raises(ConfigError, match="kfp upload"):
