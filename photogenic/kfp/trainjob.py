@@ -15,18 +15,18 @@ The rendezvous. Trainer's torch plugin gives the trainer container of node ``i``
     PET_MASTER_ADDR=J-node-0-0.J  PET_MASTER_PORT=29500
 
 ``torchrun`` reads each ``PET_<OPTION>`` as its ``--<option>`` (static rendezvous at the master
-address), so the job's command is plain ``torchrun -m photogenic.cli step <stage> --config
-<file>`` with no rendezvous flags; torchrun then starts ``numProcPerNode`` processes per node with
+address), so each node's command (``node_command``: the stage's KFP task in its node role, which pulls
+the inputs and then runs torchrun) passes no rendezvous flags; torchrun then starts ``numProcPerNode`` processes per node with
 ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and
 ``MASTER_PORT`` set, which is what accelerate joins its process group from
 (photogenic/training/distributed.py) and what the trainer's thread count divides the pod's CPUs
-by (photogenic/cpu_quota.py). tests/runners/test_trainjob.py runs that command on two "nodes" of
-this machine with the environment the operator would give them.
+by (photogenic/cpu_quota.py). tests/runners/test_trainjob.py runs that torchrun on two "nodes" of
+this machine with the environment the operator would give them; tests/cluster/test_trainjob_on_cluster.py
+runs the whole job, from the KFP task that creates it to the model read back from the registry.
 
 Who calls this: the KFP training task (photogenic/kfp/task.py) when ``nodes > 1``. It renders the
-job with ``render_trainjob``, creates it (``kubernetes.client.CustomObjectsApi()
-.create_namespaced_custom_object(TRAINJOB_GROUP, TRAINJOB_VERSION, namespace, TRAINJOB_PLURAL,
-job)``), waits for its ``Complete`` or ``Failed`` condition, and reads the model back from the
+job with ``render_trainjob``, creates it through the Kubernetes API, waits for its ``Complete``
+or ``Failed`` condition (photogenic/kfp/trainjob_launch.py), and reads the model back from the
 registry, where the job's main process registered it.
 """
 
@@ -55,14 +55,14 @@ MASTER_PORT = 29500
 _NAME_MAX = 63  # an RFC 1035 label: the CRD's rule on metadata.name
 
 
-def step_command(stage: str, config_path: str, overrides: Sequence[str] = (),
-                 launcher: Sequence[str] = ("torchrun",)) -> list[str]:
-    """What every node runs: ``torchrun -m photogenic.cli step <stage> --config <config_path>``,
-    then ``--set KEY=VALUE`` for each of ``overrides`` (a config in the image plus the run's
-    overrides: the nodes share no disk with the task that submits the job). No rendezvous flags:
-    torchrun takes them from the PET_* variables the operator sets."""
-    sets = [arg for override in overrides for arg in ("--set", override)]
-    return [*launcher, "-m", "photogenic.cli", "step", stage, "--quiet", "--config", config_path, *sets]
+def node_command(stage: str, arguments: Sequence[str] = ()) -> list[str]:
+    """What every node runs: the stage's KFP task in its node role, ``python -m
+    photogenic.kfp.task --stage <stage> --train-node`` with ``arguments`` (the run's parameters,
+    the upstream tasks' reports, the training context): the node pulls the stage's inputs from
+    the DVC remote itself (the nodes share no disk with the task that creates the job), then
+    runs torchrun with no rendezvous flags, which it takes from the PET_* variables the operator
+    sets (photogenic.stages.training.train_node)."""
+    return ["python", "-m", "photogenic.kfp.task", "--stage", stage, "--train-node", *arguments]
 
 
 def job_name(stage: str, run_id: str) -> str:

@@ -82,6 +82,19 @@ class NullTracker:
     def log_model(self, folder, registered_model, tags): return None
 
 
+def use_tracking_store(tracking_cfg) -> str:
+    """Point this process's MLflow at the configured store (checked to answer) and return its URI."""
+    import mlflow
+
+    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith("file:") or "://" not in uri:
+        # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    require_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 @contextlib.contextmanager
 def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     """The active MLflow run (ZenML's) if there is one, else a new run in the configured store."""
@@ -96,12 +109,7 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     if active is not None:
         yield Tracker(mlflow, active.info.run_id)
         return
-    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    if uri.startswith("file:") or "://" not in uri:
-        # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    require_reachable(uri)
-    mlflow.set_tracking_uri(uri)
+    uri = use_tracking_store(tracking_cfg)
     mlflow.set_experiment(tracking_cfg.experiment)
     with mlflow.start_run(run_name=run_name) as run:
         log.info("MLflow run %s in %s (experiment %s)", run.info.run_id, uri, tracking_cfg.experiment)

@@ -17,6 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from photogenic.kfp.environment import CONFIG_MAP_ENV, CONFIG_MAP_NAME, RUN_SERVICE_ACCOUNT, SECRET_ENV, SECRET_NAME
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "infra" / "k8s"
 #: the oldest Kubernetes the manifests are checked against (Kubeflow Trainer v2 needs 1.31 or newer)
@@ -51,7 +53,8 @@ def _find(objects, kind, name, namespace=None):
 def test_every_object_validates_against_the_kubernetes_schemas(rendered):
     kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered}
     assert {("Deployment", "minio"), ("StatefulSet", "postgres"), ("Deployment", "mlflow"),
-            ("Deployment", "labelstudio"), ("Secret", "photogenic-s3"), ("ConfigMap", "photogenic-env")} <= kinds
+            ("Deployment", "labelstudio"), ("Secret", SECRET_NAME), ("ConfigMap", CONFIG_MAP_NAME),
+            ("Role", "photogenic-trainjobs"), ("RoleBinding", "photogenic-trainjobs")} <= kinds
     for obj in rendered:
         # strict: a field the API does not know is an error, as kubectl's server-side validation makes it
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -59,7 +62,7 @@ def test_every_object_validates_against_the_kubernetes_schemas(rendered):
 
 def test_the_validation_catches_a_broken_object(rendered):
     wrong_type = yaml.safe_load(yaml.safe_dump(_find(rendered, "Deployment", "mlflow")))
-    wrong_type["spec"]["template"]["spec"]["containers"][0]["envFrom"] = {"secretRef": "photogenic-s3"}  # not a list
+    wrong_type["spec"]["template"]["spec"]["containers"][0]["envFrom"] = {"secretRef": SECRET_NAME}  # not a list
     typo = yaml.safe_load(yaml.safe_dump(_find(rendered, "Deployment", "mlflow")))
     typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
     for broken in (wrong_type, typo):
@@ -68,10 +71,12 @@ def test_the_validation_catches_a_broken_object(rendered):
 
 
 def test_the_pipeline_environment_has_the_names_and_keys_the_tasks_read(rendered):
-    secret = _find(rendered, "Secret", "photogenic-s3", "kubeflow")
-    assert set(secret["data"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    env = _find(rendered, "ConfigMap", "photogenic-env", "kubeflow")["data"]
-    assert set(env) == {"MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DVC_REMOTE_URL"}
+    """The compiled pipeline names photogenic.kfp.environment's Secret and ConfigMap and reads
+    their keys: the manifests must make exactly those."""
+    secret = _find(rendered, "Secret", SECRET_NAME, "kubeflow")
+    assert set(secret["data"]) == set(SECRET_ENV)
+    env = _find(rendered, "ConfigMap", CONFIG_MAP_NAME, "kubeflow")["data"]
+    assert set(env) == set(CONFIG_MAP_ENV)
     # the services those URLs name exist, on the ports they name
     for url, kind, name in ((env["MLFLOW_TRACKING_URI"], "Service", "mlflow"),
                             (env["AWS_ENDPOINT_URL"], "Service", "minio")):
@@ -101,18 +106,32 @@ def test_every_secret_reference_resolves_to_a_rendered_key(rendered):
 
 def test_the_trainjob_reads_the_same_secret_and_configmap(rendered):
     from photogenic.config import TrainingResources
-    from photogenic.kfp.trainjob import render_trainjob, step_command
+    from photogenic.kfp.trainjob import node_command, render_trainjob
 
-    secret = _find(rendered, "Secret", "photogenic-s3", "kubeflow")
-    config_map = _find(rendered, "ConfigMap", "photogenic-env", "kubeflow")
+    secret = _find(rendered, "Secret", SECRET_NAME, "kubeflow")
+    config_map = _find(rendered, "ConfigMap", CONFIG_MAP_NAME, "kubeflow")
     job = render_trainjob(name="photogenic-pretrain-0", namespace="kubeflow", image="photogenic:x",
-                          command=step_command("pretrain", "c.yaml"), resources=TrainingResources(nodes=2),
-                          secret_env={"photogenic-s3": {k: k for k in secret["data"]}},
-                          config_map_env={"photogenic-env": {k: k for k in config_map["data"]}})
+                          command=node_command("pretrain"), resources=TrainingResources(nodes=2),
+                          secret_env={SECRET_NAME: SECRET_ENV}, config_map_env={CONFIG_MAP_NAME: CONFIG_MAP_ENV})
     for var in job["spec"]["trainer"]["env"]:
         ref = var["valueFrom"].get("secretKeyRef") or var["valueFrom"]["configMapKeyRef"]
         source = secret if "secretKeyRef" in var["valueFrom"] else config_map
         assert ref["name"] == source["metadata"]["name"] and ref["key"] in source["data"]
+
+
+def test_the_pipeline_runs_service_account_may_create_and_wait_for_trainjobs(rendered):
+    """What photogenic.kfp.trainjob_launch asks the API server for, the Role grants, in the
+    namespace the pipeline's pods (and their Secret and ConfigMap) are in, to the service account
+    KFP runs them under."""
+    from photogenic.kfp.trainjob import TRAINJOB_GROUP, TRAINJOB_PLURAL
+    from photogenic.kfp.trainjob_launch import VERBS
+
+    namespace = _find(rendered, "ConfigMap", CONFIG_MAP_NAME)["metadata"]["namespace"]
+    role = _find(rendered, "Role", "photogenic-trainjobs", namespace)
+    assert role["rules"] == [{"apiGroups": [TRAINJOB_GROUP], "resources": [TRAINJOB_PLURAL], "verbs": list(VERBS)}]
+    binding = _find(rendered, "RoleBinding", "photogenic-trainjobs", namespace)
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RUN_SERVICE_ACCOUNT, "namespace": namespace}]
 
 
 def test_no_password_on_a_command_line(rendered):
@@ -147,8 +166,8 @@ def test_overlay_replaces_every_placeholder_and_keeps_its_credentials(tmp_path):
         assert PLACEHOLDER not in value, where
         assert where[2].endswith("USERNAME") or len(value) >= 24, where
     # the pipeline's copy and MinIO's are the same keys
-    assert values[("kubeflow", "photogenic-s3", "AWS_SECRET_ACCESS_KEY")] == \
-        values[("photogenic", "photogenic-s3", "AWS_SECRET_ACCESS_KEY")]
+    assert values[("kubeflow", SECRET_NAME, "AWS_SECRET_ACCESS_KEY")] == \
+        values[("photogenic", SECRET_NAME, "AWS_SECRET_ACCESS_KEY")]
     images = {c["image"] for o in objects if o["kind"] == "Deployment"
               for c in o["spec"]["template"]["spec"]["containers"]}
     assert "registry.example.com/photogenic-mlflow:3.17.2" in images
