@@ -75,10 +75,16 @@ def stage_pool_ids(config: RunConfig, stage: int) -> list[str]:
 
 
 def export_stage(config: RunConfig, stage: int, progress: bool = True) -> ExportResult:
+    return write_tasks(config, stage, candidates(config), stage_pool_ids(config, stage), CurationLayout.of(config),
+                       progress=progress)
+
+
+def write_tasks(config: RunConfig, stage: int, dataset: Dataset, sample_ids: list[str], layout: CurationLayout,
+                progress: bool = True) -> ExportResult:
+    """Write a stage's tasks for ``sample_ids`` of ``dataset`` under ``layout`` (the stage's own
+    folders, or another layout's: the calibration sample of ``photogenic filter sample``)."""
     settings = stage_settings(config, stage)
-    layout = CurationLayout.of(config)
-    dataset = candidates(config)
-    wanted = set(stage_pool_ids(config, stage))
+    wanted = set(sample_ids)
     manifest = dataset.read_manifest(["sample_id", "shard", "offset", "length", "format", "caption"])
     rows = sorted((r for r in manifest.to_pylist() if r["sample_id"] in wanted), key=lambda r: r["sample_id"])
 
