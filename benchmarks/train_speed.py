@@ -128,13 +128,13 @@ def plain_loop(pipe, dataset, rows, recipe, resolution: int, steps: int, device)
     from diffusers import DDPMScheduler
     from torch.utils.data import DataLoader
 
+    from photogenic.cpu_quota import compute_threads
     from photogenic.models import to_latents
     from photogenic.training.data import CaptionedImages, collate
     from photogenic.training.trainer import adamw, mixed_precision
 
     torch.manual_seed(0)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+    torch.set_num_threads(recipe.threads or compute_threads(recipe.workers))  # as the trainer does
     pipe.to(device)
     unet = pipe.unet
     unet.train()
@@ -194,6 +194,7 @@ def main() -> None:
     import torch
 
     from photogenic.config import load_config
+    from photogenic.cpu_quota import compute_threads
     from photogenic.models import build_pipeline
     from photogenic.training.data import read_rows, split_rows
     from photogenic.training.trainer import Trainer, seed_everything
@@ -217,7 +218,7 @@ def main() -> None:
     params = sum(p.numel() for p in pipe.unet.parameters())
     print(f"model: U-Net {params / 1e6:.2f}M parameters, {cfg.training.model.resolution}px {cfg.training.model.space} "
           f"space; batch {recipe.batch_size}, {steps} steps, {recipe.workers} DataLoader worker(s), "
-          f"{recipe.threads or torch.get_num_threads()} torch thread(s); {device}"
+          f"{recipe.threads or compute_threads(recipe.workers)} torch thread(s); {device}"
           f"{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
           f"mixed precision {recipe.mixed_precision}")
 

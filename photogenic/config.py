@@ -655,9 +655,13 @@ class TrainStageConfig(_Section):
     decoded_cache_mb: float = Field(
         512, ge=0, description="Decoded images kept in memory, resized, per data-loading process (each DataLoader "
         "worker has its own), so a set that fits is decoded once, not once per epoch; 0: decode every time.")
-    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
-                                "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
-                                "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
+    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: the CPUs this process really "
+                                "has (cgroup quota, affinity), shared by the node's training processes, less one per "
+                                "DataLoader worker (photogenic/cpu_quota.py), not torch's one per core of the node. On "
+                                "the demo's 2 cores with one worker that is 1 thread: alone, 2 threads train 1.3-1.4x "
+                                "faster (14.5-17.2 against 10.8-13.0 steps/s at 16 px), but beside another busy process "
+                                "they fall to 1.6-3.5 steps/s, spinning for a core, where 1 thread keeps 6.0-9.1 "
+                                "(benchmarks/train_contention.py).")
     latent_cache: bool = Field(
         False, description="Encode each training image once per autoencoder and resolution, the first time a batch "
         "holds it, and keep its latent distribution beside the dataset (<dataset>.cache/latents/), instead of "
@@ -741,9 +745,12 @@ class TrackingConfig(_Section):
 
 
 class TrainingResources(_Section):
-    gpus: int = Field(0, ge=0)
+    gpus: int = Field(0, ge=0, description="GPUs per node: a task (or each node) runs one training process per GPU.")
     cpus: float = Field(2, gt=0)
     memory_gb: int = Field(8, gt=0, description="Memory in GB (whole GB: the ZenML resource setting).")
+    nodes: int = Field(1, ge=1, description="Training nodes. Above 1, the pretrain and quality_tune tasks of the "
+                       "Kubeflow pipeline run as a Kubeflow Trainer TrainJob of this many pods, each with the GPUs, "
+                       "CPUs and memory above (photogenic/kfp/trainjob.py).")
 
 
 class TrainingConfig(_Section):

@@ -44,3 +44,15 @@ def dvc_remote(given: str = "") -> str:
     """The run's DVC remote: the run form's ``dvc_remote``, else the cluster's DVC_REMOTE_URL,
     else empty (the project's default remote)."""
     return given or os.environ.get(CONFIG_MAP_ENV["DVC_REMOTE_URL"], "")
+
+
+#: a training task that launches a Kubeflow Trainer job (``training.resources.nodes`` > 1): the
+#: namespace its pod runs in, where it creates the job (the downward API again)
+NAMESPACE_FIELD = {"POD_NAMESPACE": "metadata.namespace"}
+#: ... and the compile options the job is made from (image, Secret and ConfigMap names, GPU node
+#: selector and tolerations, poll interval), as JSON (photogenic.kfp.trainjob_launch.LaunchSettings)
+TRAINJOB_SETTINGS_ENV = "PHOTOGENIC_TRAINJOB"
+#: the service account standalone Kubeflow Pipelines runs every pod of a run under (KFP sets it per
+#: run, not per task: the Create-run form's "Service account" names another);
+#: infra/k8s/trainjob-rbac.yaml lets it create, read and delete TrainJobs
+RUN_SERVICE_ACCOUNT = "pipeline-runner"

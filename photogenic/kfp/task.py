@@ -13,8 +13,14 @@ quality gate), commits and pushes the output, records the version in the remote,
 content only (md5s, rows, paths relative to the project), so an unchanged rerun gives the same
 report and KFP's cache serves the tasks after it.
 
+A training task with ``training.resources.nodes`` above 1 trains nothing itself: it creates a
+Kubeflow Trainer job whose every node runs this module again with ``--train-node`` (pull the
+inputs, then torchrun joins the other nodes), waits for it, and reads the model back from the
+tracking server (photogenic.kfp.trainjob, photogenic.kfp.trainjob_launch).
+
     python -m photogenic.kfp.task --stage ingest --config-file configs/default.yaml ... --output PATH
     python -m photogenic.kfp.task --check --stages ingest,auto_filter ... --output-changed PATH ...
+    python -m photogenic.kfp.task --stage pretrain --train-node ... --training-context JSON
 """
 
 from __future__ import annotations
@@ -37,16 +43,27 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.kfp import environment
-from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides, parameter_text
+from photogenic.kfp.trainjob import job_name, node_command, render_trainjob
+from photogenic.kfp.trainjob_launch import (
+    TRAINJOB_TAG,
+    LaunchSettings,
+    current_namespace,
+    custom_objects_api,
+    submit,
+    tracked_run,
+    wait,
+)
 from photogenic.lineage.retrain import retrain_decision
 from photogenic.lineage.tags import input_md5s
-from photogenic.paths import is_url
+from photogenic.paths import is_url, model_dir
 from photogenic.stages.registry import STAGES, get_stage
 from photogenic.stages.runner import check_output, run_stage, stage_config
 from photogenic.stages.spec import StageSpec
-from photogenic.stages.training import train_with_lineage
+from photogenic.stages.training import train_node, train_with_lineage, training_context
 from photogenic.tracking_server import require_reachable
-from photogenic.training.artifact import TrainedModel, ensure_model
+from photogenic.training.artifact import TrainedModel, ensure_model, model_from_run
+from photogenic.training.tracking import use_tracking_store
 from photogenic.versioning.dvc import find_project, run_dvc, write_params
 from photogenic.versioning.fingerprint import external_md5s
 from photogenic.versioning.log import read_versions
@@ -107,8 +124,12 @@ def check_inputs(values: dict[str, Any], stages: list[str]) -> Check:
 
 # -- a stage task ------------------------------------------------------------------------------------
 
-def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: str = "") -> str:
-    """Run ``stage`` in this pod; ``expected``: the fingerprint the check task gave it."""
+def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: str = "",
+             node_context: dict | None = None) -> str:
+    """Run ``stage`` in this pod; ``expected``: the fingerprint the check task gave it.
+    ``node_context``: this pod is a node of the stage's multi-node training job (created by the
+    stage's task, ``_train_on_nodes``), told the run's training context; it pulls the inputs as
+    the task did, trains its share and reports nothing (the task reads the model back)."""
     spec = get_stage(stage)
     config = task_config(stage, values)
     if spec.tracked:
@@ -120,9 +141,14 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
     produced, models = _read_upstream(upstream, project)
     inputs = _pull_inputs(spec, config, produced, project)
     _hand_models(spec, config, models)
+    if node_context is not None:
+        if not spec.model_outputs:
+            raise ConfigError(f"--train-node: stage {stage} trains no model.")
+        train_node(stage, config, node_context)
+        return ""
     run = environment.run_identity()
     if spec.model_outputs:
-        model = _train(stage, config, next(iter(inputs.values())), run)
+        model = _train(stage, config, next(iter(inputs.values())), run, _task_arguments(values, upstream))
         if project is not None:  # a report names no pod's disk
             model = model.model_copy(update={"path": os.path.relpath(Path(model.path).resolve(), project.resolve())})
         return _report(stage, {}, {}, {model.name: model.model_dump()}, project)
@@ -257,19 +283,68 @@ def _version(stage: str, spec: StageSpec, ref: DatasetRef, config: RunConfig, ru
     return versioned
 
 
-def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str]) -> TrainedModel:
-    """A training stage: the model registered with the lineage of ``dataset`` and the run."""
+def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+           arguments: list[str]) -> TrainedModel:
+    """A training stage: the model registered with the lineage of ``dataset`` and the run, trained
+    in this pod or, with ``training.resources.nodes`` above 1, by a Kubeflow Trainer job whose
+    nodes run this task again with ``arguments`` (its own command line's run parameters and
+    upstream reports)."""
     inputs = {}
     if dataset.dvc_md5:  # only a versioned dataset gets lineage tags
         try:
             inputs = input_md5s(config, STAGES)
         except DataError as exc:  # a source this pod cannot read: the datasets' md5s still hold
             log.warning("the lineage tags leave out the input files' md5s: %s", exc)
+    resources = get_stage(stage).resources_for(config)
+    if resources.nodes > 1:
+        return _train_on_nodes(stage, config, dataset, run, inputs, arguments)
     # one process per GPU the pod was given, training one model (torchrun, DDP)
-    processes = max(1, get_stage(stage).resources_for(config).gpus)
+    processes = max(1, resources.gpus)
     model, _ = train_with_lineage(stage, config, dataset, run, inputs, progress=False, processes=processes)
     log.info("%s: model %s at %s (%s)", stage, model.name, model.path, model.uri)
     return model
+
+
+def _train_on_nodes(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+                    inputs: dict[str, str], arguments: list[str]) -> TrainedModel:
+    """Create the stage's TrainJob (N nodes x G GPUs from training.resources), wait for it, and
+    read the model its main process registered back from the tracking server."""
+    spec = get_stage(stage)
+    settings = LaunchSettings.from_env()
+    context = training_context(stage, config, dataset, run, inputs)
+    # stable per run and stage: a retried task finds the job its first attempt created
+    name = job_name(stage, run.get("id") or hashlib.md5(json.dumps(context, sort_keys=True).encode()).hexdigest())  # noqa: S324
+    context["lineage_tags"] = {**context["lineage_tags"], TRAINJOB_TAG: name}
+    resources = config.training.resources
+    namespace = current_namespace()
+    job = render_trainjob(
+        name=name, namespace=namespace, image=settings.image,
+        command=node_command(stage, [*arguments, "--training-context", json.dumps(context, sort_keys=True)]),
+        resources=resources,
+        secret_env={settings.secret_name: environment.SECRET_ENV},
+        config_map_env={settings.config_map_name: environment.CONFIG_MAP_ENV},
+        node_selector=settings.gpu_node_selector if resources.gpus else None,
+        tolerations=settings.gpu_tolerations if resources.gpus else (),
+        active_deadline_s=int(spec.timeout_hours * 3600),
+        labels={"photogenic.io/stage": stage.replace("_", "-")})
+    api = custom_objects_api()
+    submit(api, job)
+    wait(api, namespace, name, timeout_s=spec.timeout_hours * 3600, poll_s=settings.poll_s)
+    output = spec.dataset_names(config, spec.model_outputs)[0]
+    use_tracking_store(config.training.tracking)
+    model = model_from_run(output, model_dir(config.data.root, output), tracked_run(name))
+    log.info("%s: model %s from TrainJob %s/%s (%s)", stage, model.name, namespace, name, model.uri)
+    return model
+
+
+def _task_arguments(values: dict[str, Any], upstream: list[str]) -> list[str]:
+    """This task's own command line (``main``'s options): its run parameters and upstream reports."""
+    arguments: list[str] = []
+    for parameter in PIPELINE_PARAMETERS:
+        arguments += [f"--{parameter.name.replace('_', '-')}", parameter_text(values[parameter.name])]
+    for report in upstream:
+        arguments += ["--upstream", report]
+    return arguments
 
 
 def ref_path(ref: DatasetRef, project: Path | None) -> str:
@@ -360,6 +435,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", action="append", default=[], help="An upstream task's output (JSON).")
     parser.add_argument("--fingerprint", default="", help="The fingerprint the check task gave this stage.")
     parser.add_argument("--output", help="Where to write this task's output (JSON).")
+    parser.add_argument("--train-node", action="store_true",
+                        help="Run as a node of the stage's multi-node training job (a Kubeflow Trainer pod).")
+    parser.add_argument("--training-context", default="{}", help="--train-node: the run's training context (JSON).")
     parser.add_argument("--output-changed")
     parser.add_argument("--output-reason")
     parser.add_argument("--output-fingerprint", nargs=2, action="append", default=[], metavar=("STAGE", "PATH"))
@@ -376,6 +454,9 @@ def main(argv: list[str] | None = None) -> None:
         write_text(args.output_reason, check.reason)
         for stage, path in args.output_fingerprint:
             write_text(path, check.fingerprints[stage])
+        return
+    if args.train_node:
+        run_task(args.stage, values, args.upstream, node_context=json.loads(args.training_context))
         return
     result = run_task(args.stage, values, args.upstream, expected=args.fingerprint)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

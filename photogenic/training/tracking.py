@@ -181,6 +181,26 @@ class BackgroundTracker:
             raise self._error
 
 
+def tracking_store_uri(tracking_cfg) -> str:
+    """The configured tracking store's URI, checked to answer (before training, not after the
+    first step)."""
+    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith("file:") or "://" not in uri:
+        # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    require_reachable(uri)
+    return uri
+
+
+def use_tracking_store(tracking_cfg) -> str:
+    """Point this process's MLflow at the configured store (checked to answer) and return its URI."""
+    import mlflow
+
+    uri = tracking_store_uri(tracking_cfg)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
 @contextlib.contextmanager
 def _new_run(uri: str, experiment: str, run_name: str) -> Iterator[Tracker]:
     import mlflow
@@ -207,11 +227,7 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker | BackgroundTr
     if active is not None:
         yield Tracker(mlflow, active.info.run_id)
         return
-    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    if uri.startswith("file:") or "://" not in uri:
-        # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    require_reachable(uri)  # here, before training: the background thread would only find out after the first step
+    uri = tracking_store_uri(tracking_cfg)  # here: the background thread would only find out after the first step
     tracker = BackgroundTracker(lambda: _new_run(uri, tracking_cfg.experiment, run_name))
     try:
         yield tracker

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from photogenic.cpu_quota import compute_threads
 from photogenic.errors import ConfigError
 from photogenic.models import save_pipeline
 from photogenic.training import checkpoint as ckpt
@@ -208,8 +209,9 @@ class Trainer:
         cfg = self.cfg
         acc = self.accelerator
         seed_everything(cfg.seed + acc.process_index)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
+        # unset: the CPUs this process really has (cgroup quota, affinity) less the DataLoader
+        # workers, not torch's default of one thread per core of the node (photogenic.cpu_quota)
+        torch.set_num_threads(cfg.threads or compute_threads(cfg.workers))
         unet, forward, optimizer, lr_scheduler, ema = self._build_optimisation()
         checkpoints = os.path.join(self.work_dir, "checkpoints")
         state = {"step": 0, "best_metric": None, "best_step": None, "since_best": 0, "validations": [], "grids": []}
