@@ -25,3 +25,15 @@ class QualityGateError(PhotogenicError):
     """A dataset failed its Great Expectations suite; downstream stages must not run."""
 
     exit_code = 3
+
+
+class StorageError(PhotogenicError):
+    """Writing failed for want of space (disk full, quota exceeded); what was written before is intact."""
+
+
+class WorkerDied(PhotogenicError):
+    """A worker process died (killed, e.g. by the out-of-memory killer) on the same item twice."""
+
+
+class LockedError(PhotogenicError):
+    """Another run holds the data folder's lock."""
