@@ -16,6 +16,7 @@ import typer
 
 from photogenic.errors import PhotogenicError
 from photogenic.exiting import exit_now
+from photogenic.safety.secrets import RedactingFilter
 
 app = typer.Typer(
     help="photogenic: curate photogenic images from a large image–text pool and quality-tune a "
@@ -302,6 +303,7 @@ def main() -> None:
     # root handler here would print their lines twice
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # no URI's user:password@ reaches a terminal or a CI log
     logger = logging.getLogger("photogenic")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -19,6 +19,16 @@ log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 
+def configured_uri(tracking_cfg) -> str | None:
+    """``training.tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, without credentials: a
+    ``user:password@`` in the environment's URI moves to MLFLOW_TRACKING_USERNAME/PASSWORD, so
+    that the URI can be logged and stored (the config's own URI cannot hold one)."""
+    from photogenic.safety.secrets import mlflow_credentials_to_environment
+
+    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    return mlflow_credentials_to_environment(uri) if uri else None
+
+
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     flat: dict[str, str] = {}
     for key, value in tree.items():
@@ -94,7 +104,7 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     if active is not None:
         yield Tracker(mlflow, active.info.run_id)
         return
-    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    uri = configured_uri(tracking_cfg) or DEFAULT_URI
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
