@@ -39,3 +39,11 @@ def probe_or_die(task):
     if task.caption == KILL_CAPTION:
         die()
     return run_probe(task)
+
+
+def slow_probe(task):
+    """Ingest's probe, 50 ms slower: an ingest that holds its lock long enough to be met."""
+    import time
+
+    time.sleep(0.05)
+    return run_probe(task)
