@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from photogenic.errors import PhotogenicError
+from photogenic.errors import NO_SPACE, PhotogenicError, StorageError
 from photogenic.exiting import exit_now
 from photogenic.safety.secrets import RedactingFilter
 
@@ -315,6 +315,13 @@ def main() -> None:
         # the message is the whole outcome of a user error (pyarrow's pool aborted here once,
         # after a failed import of an annotation file, turning exit code 2 into a SIGABRT)
         exit_now(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        # a full disk outside the dataset layer (which says which version is intact): a checkpoint, a report
+        typer.secho(f"Error: no space left on the device ({exc}). Free space and run again.", fg=typer.colors.RED,
+                    err=True)
+        exit_now(StorageError.exit_code)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+
+#: what a full disk or an exhausted quota raises (OSError.errno)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
 
 class PhotogenicError(Exception):
     """An error caused by input the user controls (config, paths, data, annotation files)."""

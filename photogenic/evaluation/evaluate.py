@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_bytes, write_text
+from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import Dataset, parquet_bytes
@@ -149,9 +149,9 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     manifest = pa.Table.from_pandas(samples, preserve_index=False)
     card = {"stage": "evaluate", "rows": len(samples), "images_stored": len(stored), "models": results["models"],
             "prompts": results["prompts"], "judges": results["judges"]}
-    write_bytes(join(dataset.path, COMPARISONS), parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)))
-    write_bytes(join(dataset.path, WIN_RATES), parquet_bytes(pa.Table.from_pandas(table, preserve_index=False)))
-    ref = dataset.write(manifest, _empty_quarantine(), card)
+    ref = dataset.write(manifest, _empty_quarantine(), card, files={
+        COMPARISONS: parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)),
+        WIN_RATES: parquet_bytes(pa.Table.from_pandas(table, preserve_index=False))})
     dataset.discard_unreferenced_shards({f"shards/{s.shard}" for s in stored.values()})
     results["dataset"] = ref.model_dump()
 

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes
@@ -34,7 +33,7 @@ from photogenic.filtering.scorers.size import SizeScorer
 from photogenic.filtering.scorers.technical import TechnicalScorer
 from photogenic.filtering.scorers.topk import TopKScorer
 from photogenic.scoring.clip import check_checkpoint, hub_offline, resolve_checkpoint
-from photogenic.paths import dataset_dir, is_url, join
+from photogenic.paths import dataset_dir, is_url
 from photogenic.stages.inputs import open_input
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,6 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
     table = _repoint_shards(result.table, source, target)
     survivors = table.filter(pa.compute.is_null(table[REJECTED_BY])).drop_columns([REJECTED_BY, REASON])
     rejected = table.filter(pa.compute.is_valid(table[REJECTED_BY]))
-    write_bytes(join(target.path, REJECTED), parquet_bytes(rejected))
     card: dict[str, Any] = {
         "name": target.name,
         "stage": "auto_filter",
@@ -143,7 +141,7 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "params": config.filter.model_dump(mode="json"),
     }
     # filtering quarantines nothing: a row it cannot use is a rejection, with its reason
-    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card)
+    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card, files={REJECTED: parquet_bytes(rejected)})
 
 
 def _log_to_mlflow(report: str) -> None:
