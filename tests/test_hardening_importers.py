@@ -33,6 +33,14 @@ def test_annotations_that_are_not_a_list_are_a_bad_row(world, tmp_path):
     assert [(b.row, b.field, b.reason_code) for b in result.quarantine] == [(2, "annotations", "wrong_type")]
 
 
+@pytest.mark.parametrize("result", [True, 3, "keep", {"verdict": "keep"}])
+def test_a_result_that_is_not_a_list_is_a_bad_row(world, tmp_path, result):
+    annotation = {**ls_annotation(1, 1, KEEP1), "result": result}  # was: TypeError telling the file's stage
+    outcome = import_stage(world, 1, files=[write_json(tmp_path / "e.json", [ls_task(0, 1, annotation)])],
+                           skip_bad=True)
+    assert [(b.field, b.reason_code) for b in outcome.quarantine] == [("annotations[0].result", "wrong_type")]
+
+
 def test_tasks_claiming_a_stage_that_does_not_exist_are_bad_rows(tmp_path):
     tasks = [ls_task(i, 1) for i in range(5)]
     for task in tasks:

@@ -170,7 +170,8 @@ def _label_studio_stages(tasks: list) -> Counter:
             seen[data["stage"]] += 1
         annotations = task.get("annotations")
         for annotation in annotations if isinstance(annotations, list) else []:
-            for item in (annotation.get("result") or []) if isinstance(annotation, dict) else []:
+            result = annotation.get("result") if isinstance(annotation, dict) else None
+            for item in result if isinstance(result, list) else []:
                 stage = stage_of_control(str(item.get("from_name", ""))) if isinstance(item, dict) else None
                 if stage is not None:
                     seen[stage] += 1

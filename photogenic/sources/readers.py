@@ -160,6 +160,10 @@ def iter_tar(path: str, name: str, limits: ReadLimits = ReadLimits()) -> Iterato
                     parts[member_key] = parts.get(member_key, 0) + 1
                     group = _Group(name, member_key, parts[member_key], limits)
                 group.add(tar, member, ext)
+            # tarfile ends quietly where a header is cut short (or missing): a shard that does not
+            # end with its zero block was cut short, and its last sample may be incomplete
+            if tar.fileobj.tell() < tar.offset + tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("the shard ends without its end-of-archive block: it was cut short")
     except _UNREADABLE as exc:
         if group is not None:  # the last group may be incomplete: report it with the shard's error
             yield RawSample("webdataset", group.source, None, None, None,

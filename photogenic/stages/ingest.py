@@ -181,7 +181,7 @@ class _ManifestBuilder:
         self.known_sources: set[str] = {s for group in sources for s in group}
         self.known_sources.update(quarantine.column("source").to_pylist())
         self.meta_columns: set[str] = {n for n in existing.schema.names if n.startswith(META_PREFIX)}
-        self.capped: set[str] = set()
+        self.capped = False
 
     @classmethod
     def load(cls, dataset: Dataset) -> _ManifestBuilder:
@@ -240,10 +240,10 @@ class _ManifestBuilder:
         if not _META_KEY.match(name[len(META_PREFIX):]):
             return False
         if len(self.meta_columns) >= MAX_META_COLUMNS:
-            if name not in self.capped:
-                self.capped.add(name)
-                log.warning("source metadata %r stays in source_meta only: the manifest has its %d metadata columns "
-                            "already", name[len(META_PREFIX):], MAX_META_COLUMNS)
+            if not self.capped:  # once a run: a pool with hundreds of keys would say it hundreds of times
+                log.warning("numeric source metadata beyond %d keys (%r, and any later new key) stays in source_meta "
+                            "only, not as a meta_ column", MAX_META_COLUMNS, name[len(META_PREFIX):])
+            self.capped = True
             return False
         self.meta_columns.add(name)
         return True
