@@ -101,6 +101,15 @@ def stage_bytes(path: str, data: bytes) -> Staged:
     return done[0]
 
 
+def fsync_folder(path: str) -> None:
+    """Make the renames in a local folder durable (its entries are flushed to disk)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes(path: str, data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)

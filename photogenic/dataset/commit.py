@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 
 from fsspec.implementations.local import LocalFileSystem
 
-from photogenic.dataset.atomic import Staged, filesystem, rename, stage_bytes, write_text
+from photogenic.dataset.atomic import Staged, filesystem, fsync_folder, rename, stage_bytes, write_text
 from photogenic.paths import join
 
 log = logging.getLogger(__name__)
@@ -107,16 +106,8 @@ def _carry_out(folder: str, journal: dict) -> None:
     for name in journal["remove"]:
         with contextlib.suppress(FileNotFoundError):
             fs.rm(join(root, name))
-    if local:
-        _fsync_folder(root)
+    if local:  # the renames themselves must be durable before the journal that names them goes
+        fsync_folder(root)
     with contextlib.suppress(FileNotFoundError):
         fs.rm(join(root, JOURNAL))
 
-
-def _fsync_folder(path: str) -> None:
-    """Make the renames themselves durable before the journal that names them goes."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

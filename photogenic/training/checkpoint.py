@@ -41,6 +41,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from photogenic.dataset.atomic import fsync_folder
 from photogenic.safety.parsing import UntrustedInput, parse_json
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def save_checkpoint(folder: str, step: int, state: dict[str, Any], keep: int) ->
         if os.path.exists(target):  # a rerun of the same step: replace
             shutil.rmtree(target)
         os.replace(tmp, target)
-        _fsync_dir(folder)
+        fsync_folder(folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -245,10 +246,3 @@ def _write(path: str, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
 
-
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

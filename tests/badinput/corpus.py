@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from tests.conftest import smooth_image_bytes
+
 KEPT = "kept"
 DUPLICATE = "duplicate"
 ANY_INGEST = "kept or quarantined"
@@ -52,20 +54,10 @@ class Input:
 
 
 def picture(seed: int, size=(200, 160), fmt="JPEG", mode="RGB", **save) -> bytes:
-    """A smooth picture (gradients and a disc): what the technical scorer can judge."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w]
-    base = rng.integers(40, 200, 3)
-    pixels = np.stack([base[c] + 40 * np.sin((x * (c + 1) + y) / max(w, h) * 6) for c in range(3)], -1)
-    cx, cy, r = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h, 0.25 * min(w, h)
-    pixels[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
-    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
-    if mode != "RGB":
-        image = image.convert(mode)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **save)
-    return buffer.getvalue()
+    """A smooth picture (gradients and a disc, what the technical scorer can judge) in any
+    format and mode."""
+    image = Image.open(io.BytesIO(smooth_image_bytes(size, seed=seed, fmt="PNG")))
+    return _encode(image if mode == "RGB" else image.convert(mode), fmt, **save)
 
 
 def _encode(image: Image.Image, fmt: str, **save) -> bytes:
