@@ -59,7 +59,8 @@ DataSubfolder = Annotated[str, AfterValidator(_relative_folder)]
 def _annotator_name(value: str) -> str:
     """Annotator names become file names (``batches/<name>.json``, ``simulated-<name>.json``)."""
     if not _NAME.match(value) or ".." in value:
-        raise ValueError("must be a plain name (letters, digits, '_', '-', '.'; no '/' or '..'): it becomes a file name")
+        raise ValueError("must be a plain name (letters, digits, '_', '-', '.'; no '/' or '..'): it becomes a "
+                         "file name")
     return value
 
 

@@ -94,8 +94,8 @@ def _fake_python(tmp_path, body: str):
 def test_dvc_errors_do_not_echo_a_remote_s_credentials(tmp_path, monkeypatch):
     import photogenic.versioning.dvc as dvc
 
-    monkeypatch.setattr(dvc, "sys", _fake_python(
-        tmp_path, f"echo 'ERROR: failed to push data to the cloud - https://user:{SECRET}@dav.example/x' >&2\nexit 1\n"))
+    message = f"ERROR: failed to push data to the cloud - https://user:{SECRET}@dav.example/x"
+    monkeypatch.setattr(dvc, "sys", _fake_python(tmp_path, f"echo '{message}' >&2\nexit 1\n"))
     with pytest.raises(DataError) as caught:
         dvc.run_dvc(tmp_path, "push")
     assert "https://***@dav.example/x" in str(caught.value) and SECRET not in str(caught.value)

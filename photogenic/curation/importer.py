@@ -293,7 +293,8 @@ def add_exports(config: RunConfig, files: list[str], stage: int | None = None,
         return _add_exports(config, files, stage, skip_bad)
 
 
-def _add_exports(config: RunConfig, files: list[str], stage: int | None, skip_bad: bool | None) -> dict[int, StageResult]:
+def _add_exports(config: RunConfig, files: list[str], stage: int | None,
+                 skip_bad: bool | None) -> dict[int, StageResult]:
     by_stage: dict[int, list[str]] = defaultdict(list)
     for path in files:
         by_stage[read_export(path, stage).stage].append(path)

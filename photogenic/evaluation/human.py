@@ -337,8 +337,8 @@ def _label_studio(path: Path, tasks: list[Any], export_id: str) -> list[dict[str
                 value = result.get("value")
                 choices = (value.get("choices") if isinstance(value, dict) else None) or []
                 if not isinstance(choices, list) or len(choices) != 1:
-                    raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}) has {choices!r:.80} as choices for "
-                                    f"{criterion} by {rater}; exactly one is expected.")
+                    raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}) has {choices!r:.80} as choices "
+                                    f"for {criterion} by {rater}; exactly one is expected.")
                 out.append({"rater": rater, "criterion": criterion, "pair_id": str(task["data"]["pair_id"]),
                             "choice": str(choices[0])})
     return out

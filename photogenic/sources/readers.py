@@ -250,7 +250,8 @@ class _Group:
             return "split_key", (f"members of key {self.key!r} after another key's (WebDataset keeps a sample's "
                                  "members together); its earlier members were read as a sample of their own")
         if self.repeated:
-            return "duplicate_member", f"the sample has more than one member named {', '.join(map(repr, self.repeated))}"
+            names = ", ".join(map(repr, self.repeated))
+            return "duplicate_member", f"the sample has more than one member named {names}"
         if len(images) > 1:
             return "multiple_images", f"the sample has {len(images)} images ({', '.join(images)}); which one is meant?"
         if images and images[0] in self.unread:
@@ -385,7 +386,8 @@ def _iter_table(config: SourceConfig, root: str, limits: ReadLimits) -> Iterator
             source = f"{name}#{key}"
             if source in keys:
                 yield RawSample("table", f"{source} (row {row_number})", None, None, None, problem=(
-                    "duplicate_key", f"row {row_number} repeats the key {key!r} of an earlier row ({config.key_column})"))
+                    "duplicate_key", f"row {row_number} repeats the key {key!r} of an earlier row "
+                                     f"({config.key_column})"))
                 continue
             keys.add(source)
             yield _table_sample(row, config, base, boundary, source, limits)

@@ -106,13 +106,14 @@ def load_latest(folder: str) -> Checkpoint | None:
     """The newest checkpoint that verifies; damaged ones are skipped with a warning."""
     for step, path in reversed(checkpoint_dirs(folder)):
         try:
-            return Checkpoint(step, path, _load(path))
+            return Checkpoint(step, path, load_checkpoint(path))
         except (OSError, ValueError, RuntimeError, EOFError, KeyError, pickle.UnpicklingError) as exc:
             log.warning("checkpoint %s is damaged or unsafe (%s); falling back to the one before it", path, exc)
     return None
 
 
-def _load(path: str) -> dict[str, Any]:
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """The state in checkpoint folder ``path``; raises if it does not verify or is unsafe."""
     with open(os.path.join(path, META), "rb") as handle:
         meta = json.loads(handle.read())
     if meta.get("format", 1) == 1:

@@ -212,10 +212,12 @@ def build(root: Path) -> list[Input]:
     good = sample("a", picture(next(seeds))) + sample("b", picture(next(seeds)))
     whole = tar_bytes(good)
     b_data = whole.index(b"b.jpg") + 512
-    shard("tar_cut_in_data", whole[: b_data + 300], {"a": KEPT, "b": {"unreadable_shard"}, "<rest>": {"unreadable_shard"}})
+    shard("tar_cut_in_data", whole[: b_data + 300],
+          {"a": KEPT, "b": {"unreadable_shard"}, "<rest>": {"unreadable_shard"}})
     members = sample("a", picture(next(seeds)))
     end = sum(512 + -(-info.size // 512) * 512 for info, _ in members)
-    shard("tar_without_end_blocks", tar_bytes(members)[:end], {"a": {"unreadable_shard"}, "<rest>": {"unreadable_shard"}})
+    shard("tar_without_end_blocks", tar_bytes(members)[:end],
+          {"a": {"unreadable_shard"}, "<rest>": {"unreadable_shard"}})
     gz = gzip.compress(tar_bytes(sample("a", picture(next(seeds), size=(400, 300)))))
     shard("tar_gz_cut", gz[: len(gz) // 2], {"a": {"unreadable_shard"}, "<rest>": {"unreadable_shard"}})
     shard("garbage_named_tar", bytes(np.random.default_rng(7).integers(0, 256, 5000, dtype=np.uint8)),
@@ -234,7 +236,8 @@ def build(root: Path) -> list[Input]:
     shard("member_climbing", tar_bytes([regular("../../k.jpg", picture(next(seeds)))]), {"../../k": {"unsafe_member"}})
     shard("member_symlink", tar_bytes([special("k.jpg", tarfile.SYMTYPE, "/etc/passwd")] + sample("k", None)),
           {"k": {"unsafe_member"}})
-    shard("member_hardlink", tar_bytes(sample("a", picture(next(seeds))) + [special("k.jpg", tarfile.LNKTYPE, "a.jpg")]),
+    shard("member_hardlink",
+          tar_bytes(sample("a", picture(next(seeds))) + [special("k.jpg", tarfile.LNKTYPE, "a.jpg")]),
           {"a": KEPT, "k": {"unsafe_member"}})
     shard("member_char_device", tar_bytes([special("k.jpg", tarfile.CHRTYPE)]), {"k": {"unsafe_member"}})
     shard("member_fifo", tar_bytes([special("k.jpg", tarfile.FIFOTYPE)]), {"k": {"unsafe_member"}})
@@ -373,7 +376,8 @@ def annotation_cases(folder: Path, sample_ids: list[str]) -> list[AnnotationCase
 
     def result(verdict="keep", criteria=("composition",)):
         return [{"from_name": "s1_verdict", "to_name": "image", "type": "choices", "value": {"choices": [verdict]}},
-                {"from_name": "s1_criteria", "to_name": "image", "type": "choices", "value": {"choices": list(criteria)}}]
+                {"from_name": "s1_criteria", "to_name": "image", "type": "choices",
+                 "value": {"choices": list(criteria)}}]
 
     def annotation(user=1, when="2026-01-05T10:00:00Z", **extra):
         return {"completed_by": user, "created_at": when, "result": result(), "was_cancelled": False, **extra}
@@ -432,8 +436,8 @@ def annotation_cases(folder: Path, sample_ids: list[str]) -> list[AnnotationCase
              {"missing_field"})
     csv_case("csv_ragged_rows", header + f"{s[4]},1,ann-b,2026-01-05T10:00:00Z,keep\n"
              + f"{s[5]},1,ann-b,2026-01-05T10:00:00Z,keep,yes,no,no,no,extra,cells\n", 2)
-    csv_case("csv_field_over_128k", header + f"{s[0]},1,ann-a,2026-01-05T10:00:00Z,keep,yes,no,no,\"{'x' * 200_000}\"\n",
-             None)
+    huge = "x" * 200_000
+    csv_case("csv_field_over_128k", header + f"{s[0]},1,ann-a,2026-01-05T10:00:00Z,keep,yes,no,no,\"{huge}\"\n", None)
     csv_case("csv_missing_columns", "sample_id,verdict\n" + f"{s[0]},keep\n", None)
     return cases
 

@@ -106,7 +106,8 @@ def test_structured_shards_cut_and_damaged(tmp_path, members, fmt, cut, compress
 # -- annotation exports ---------------------------------------------------------------------------
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                  max_size=4),
                      max_leaves=20)
 _controls = st.sampled_from(["s1_verdict", "s1_criteria", "s2_verdict", "s2_composition", "s2_caption", "s1_nope", ""])
 
