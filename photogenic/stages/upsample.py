@@ -65,7 +65,7 @@ def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     log.info("upsample %s: %d rows, %d with short side < %d px (%s)", settings.input, len(rows), len(todo),
              settings.min_short_side, settings.backend)
 
-    # load the model before anything is removed: a bad checkpoint leaves the last version intact
+    # load the model first: a bad checkpoint fails the stage before any image is made
     upscaler = _load_upscaler(config) if settings.backend == "diffusion" and todo else None
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
     writer = rebuild_writer(target, max_images=settings.shard_max_images, max_bytes=settings.shard_max_bytes)
