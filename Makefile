@@ -12,7 +12,7 @@ export ZENML_LOGGING_VERBOSITY ?= WARN
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-slow test-labelstudio bench clean-data image image-cpu dashboards test-browser
+.PHONY: install demo test test-slow test-cluster test-labelstudio bench clean-data image image-cpu dashboards test-browser
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ test: install
 ## test-slow: the tests marked slow
 test-slow: install
 	$(PY) -m pytest -q -m "slow and not browser"
+
+## test-cluster: the compiled KFP pipeline's tasks, each a process in a fresh copy of the image's files,
+## against an S3 API (moto) and an MLflow server on 127.0.0.1: the recipe, lineage from a third
+## directory, the cache, scheduled retraining, and the object store and tracking server failing
+test-cluster: install
+	$(PY) -m pytest -q -m cluster tests/cluster
 
 ## test-labelstudio: the real Label Studio round trip (Label Studio in its own venv: its pins clash with ours)
 LS_VENV ?= .venv-ls

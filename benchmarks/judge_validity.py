@@ -39,7 +39,8 @@ def main() -> None:
 
     import numpy as np
 
-    from photogenic.evaluation.judges import SceneAttributeJudge, TechnicalQualityJudge
+    from photogenic.evaluation.judges.sample_world.scene_check import SceneAttributeJudge
+    from photogenic.evaluation.judges.technical import TechnicalQualityJudge
     from photogenic.evaluation.prompts import load_prompts
     from photogenic.evaluation.winrate import outcomes_from_scores, win_rate
     from photogenic.samplepool import defects

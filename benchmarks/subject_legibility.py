@@ -5,7 +5,7 @@ measures background, colour and placement; this measures the subject itself: for
 prompt of ``data/prompts/sample_world.tsv`` the model draws the evaluation's samples (its
 sampler, steps, guidance and seeds from ``configs/default.yaml``, through the evaluation's own
 sampling code), and the sample-world kind checker
-(``photogenic.evaluation.kind_check``, a small CNN trained here on a pool of the world's) names
+(``photogenic.evaluation.judges.sample_world.kind_check``, a small CNN trained here on a pool of the world's) names
 the kind it shows. Printed per model: the share named right (top-1; chance is 1/9) and, first,
 the checker's own accuracy on a held-out pool (defects and odd crops included), the ceiling
 of what it can tell.
@@ -46,7 +46,7 @@ def main() -> None:
     import torch
 
     from photogenic.config import load_config
-    from photogenic.evaluation import kind_check
+    from photogenic.evaluation.judges.sample_world import kind_check
     from photogenic.evaluation.evaluate import sampling_settings
     from photogenic.evaluation.prompts import load_prompts
     from photogenic.evaluation.sampling import decode_png, jobs_for, sample_model

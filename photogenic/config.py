@@ -157,7 +157,7 @@ class MetadataFilterConfig(_Section):
 
 
 class TechnicalFilterConfig(_Section):
-    """Weight-free technical quality (photogenic.scoring.technical)."""
+    """Weight-free technical quality (photogenic.imaging.quality)."""
 
     enabled: bool = True
     min_quality: float = Field(0.6, ge=0.0, le=1.0, description="Combined technical_quality below this is rejected.")
@@ -173,7 +173,7 @@ class DedupFilterConfig(_Section):
     # 4 with the colour hash at 8 (see photogenic.filtering.scorers.dedup for the calibration);
     # the grey hash alone at 6 bits merges colour-swapped renders of one scene template on the
     # sample pool (photogenic recall 0.82 vs 0.96 at 2): set 2 if max_chroma_distance is null
-    max_distance: int = Field(4, ge=0, le=63, description="Hamming distance in bits (see photogenic.scoring.dedup).")
+    max_distance: int = Field(4, ge=0, le=63, description="Hamming distance in bits (see photogenic.imaging.phash).")
     max_chroma_distance: int | None = Field(
         8, ge=0, le=63, description="Colour-layout hash distance that must also hold; null: the grey hash alone."
     )
@@ -273,7 +273,25 @@ class TopKConfig(_Section):
     by: str = Field("score_technical_quality", description="Score column; higher is better.")
 
 
+#: config sections of scorers defined outside this module (a test's, a user's package): name ->
+#: model; ``register_filter_section`` adds one, and ``filter.<name>`` then validates against it
+_EXTRA_FILTER_SECTIONS: dict[str, type[BaseModel]] = {}
+
+
+def register_filter_section(name: str, model: type[BaseModel]) -> None:
+    """Accept ``filter.<name>`` in configs, validated by ``model`` (defaults when absent): the
+    config section of a scorer defined outside the project (photogenic.filtering.registry)."""
+    if name in FilterConfig.model_fields:
+        raise ValueError(f"filter.{name} is already a section of the filter config.")
+    _EXTRA_FILTER_SECTIONS[name] = model
+
+
 class FilterConfig(_Section):
+    """The auto-filter: its datasets, workers, and one section per scorer (photogenic/filtering)."""
+
+    # extra keys are the registered sections of scorers defined elsewhere; any other is an error
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
     input: DatasetName = Field("ingested", description="Dataset to filter.")
     output: DatasetName = Field("candidates", description="The candidate pool for human curation.")
     workers: int = Field(2, ge=0)
@@ -288,6 +306,25 @@ class FilterConfig(_Section):
     aesthetic: AestheticFilterConfig = Field(default_factory=AestheticFilterConfig)
     concept: ConceptFilterConfig = Field(default_factory=ConceptFilterConfig)
     top_k: TopKConfig = Field(default_factory=TopKConfig)
+
+    @model_validator(mode="after")
+    def _registered_sections(self) -> FilterConfig:
+        extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        for key, value in list(extra.items()):
+            model = _EXTRA_FILTER_SECTIONS.get(key)
+            if model is None:
+                allowed = sorted([*FilterConfig.model_fields, *_EXTRA_FILTER_SECTIONS])
+                raise ValueError(f"unknown key filter.{key} (allowed here: {', '.join(allowed)})")
+            if not isinstance(value, model):
+                try:
+                    extra[key] = model.model_validate(value)
+                except ValidationError as exc:
+                    problems = "; ".join(f"filter.{key}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                         for e in exc.errors())
+                    raise ValueError(problems) from None
+        for key, model in _EXTRA_FILTER_SECTIONS.items():
+            extra.setdefault(key, model())
+        return self
 
 
 
@@ -334,6 +371,11 @@ class CurationConfig(_Section):
         "score_technical_quality", description="Auto-filter score (higher is better) that orders samples with "
         "equal votes; null: sample id order.")
     skip_bad: bool = Field(False, description="Quarantine bad annotation rows (with reasons) instead of failing.")
+    exports: str | None = Field(
+        None, description="Where people's annotation exports land besides <curation.dir>/stage<N>/annotations/: a "
+        "folder or URL (s3://bucket/curation-exports) holding stage1/ and stage2/ with Label Studio JSON or CSV "
+        "exports. The stage copies each into its annotations folder and imports it as usual; on a cluster this is "
+        "where the pods find them.")
     stage1: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
         annotators=["generalist-1", "generalist-2", "generalist-3", "generalist-4"], overlap=0.2, quota=600))
     stage2: CurationStageConfig = Field(default_factory=lambda: CurationStageConfig(
@@ -660,6 +702,18 @@ class TrainingConfig(_Section):
     """Pretraining and quality-tuning (the Emu recipe). Defaults: the tiny CPU demo model."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
+    # The embedded default's recipes, measured on 2 CPU cores with the demo's pool:
+    # - progressive resolution: 2,600 steps at 16 px (about 165 samples/s), then 400 at the model's
+    #   32 px (66 samples/s), in the time of 1,500 steps at 32 px. The shapes of the subjects a
+    #   caption names are learnt at 16 px: the kind checker names 0.33-0.40 of the subjects of 90
+    #   held-out prompts right (0.38-0.47 after quality-tuning), against 0.28 after 1,400 steps at
+    #   32 px (the earlier default, about the same time; benchmarks/subject_legibility.py), at the
+    #   cost of validation loss at 32 px (0.020 against 0.017). 3,600 steps did no better;
+    # - min-SNR weighting (snr_gamma 5) and a learning rate of 2e-3: at 800 steps the samples
+    #   showed the sky, grass, beach and brick-wall scenes that 1,600 steps of plain MSE at 1e-3
+    #   had not; logit-normal timesteps put most steps mid-schedule, where shapes are decided;
+    # - quality-tuning with the objective pretraining used (min-SNR): visual-appeal win rate 0.63
+    #   with it, 0.53 with plain MSE; Emu's noise offset 0.1.
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_share=0.8667,
         batch_size=16, learning_rate=2e-3, snr_gamma=5.0, timestep_sampling="logit_normal", lr_schedule="cosine",
@@ -730,6 +784,14 @@ def field_annotation(key: str) -> Any:
             raise KeyError(key)
         model = model.model_fields[part].annotation
     return model
+
+
+def value_at(config: BaseModel, key: str) -> Any:
+    """The value at the dotted ``key`` of ``config`` (e.g. ``filter.input``)."""
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

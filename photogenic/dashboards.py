@@ -34,8 +34,8 @@ def _tool(name: str) -> str:
 def start_zenml_dashboard(port: int, timeout: float = 180) -> str:
     """Start (or reuse) the local ZenML server on ``port``; return the dashboard URL."""
     try:
-        import zenml.zen_server.deploy.daemon  # noqa: F401 - fails without the server extras
         import fastapi  # noqa: F401
+        import zenml.zen_server.deploy.daemon  # noqa: F401 - fails without the server extras
     except ImportError:
         raise ConfigError('The ZenML dashboard needs the server extras: pip install "zenml[server]".') from None
     env = {**os.environ, "ZENML_AUTO_OPEN_DASHBOARD": "false", "ZENML_ANALYTICS_OPT_IN": "false"}

@@ -43,6 +43,15 @@ def dataset_dir(root: str, name: str) -> str:
     return join(datasets_dir(root), name)
 
 
+def models_dir(root: str) -> str:
+    return join(root, "models")
+
+
+def model_dir(root: str, name: str) -> str:
+    """Where a training stage saves the model it names (``training.*.output``)."""
+    return join(models_dir(root), name)
+
+
 def relative_to(path: str, start: str) -> str:
     """``path`` relative to ``start`` when both are local paths, else ``path`` unchanged."""
     if is_url(path) or is_url(start):

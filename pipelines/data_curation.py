@@ -9,7 +9,6 @@ from __future__ import annotations
 from zenml import pipeline
 
 from photogenic.config import config_from_dict
-
 from steps.auto_filter import auto_filter
 from steps.cache import external_md5s_by_stage, stage_config
 from steps.caption import caption

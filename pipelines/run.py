@@ -15,7 +15,11 @@ from zenml.client import Client
 
 from photogenic.config import RunConfig
 from photogenic.errors import ConfigError, PhotogenicError
-from photogenic.versioning.dvc import require_project, write_params
+from photogenic.evaluation.evaluate import headline_lines
+from photogenic.evaluation.results import read_results
+from photogenic.training.artifact import ensure_model
+from photogenic.versioning.dvc import commit_stage, locked_md5, require_project, write_params
+from photogenic.versioning.restore import ensure_dataset
 from pipelines.data_curation import data_curation
 from pipelines.emu import emu
 from pipelines.evaluation import evaluation
@@ -88,7 +92,6 @@ def _mlflow_tracking_uri_kept():
 @dataclass
 class _Products:
     """What a finished run's steps returned, each artifact loaded from the store once."""
-
     datasets: list[tuple[str, Any]] = field(default_factory=list)  # (stage, DatasetRef)
     models: list[Any] = field(default_factory=list)  # TrainedModel
     evaluations: list[Any] = field(default_factory=list)  # DatasetRef
@@ -113,9 +116,6 @@ def _restore_outputs(products: _Products) -> list[str]:
     A cached step does not write its dataset; if the folder is missing or holds another version,
     that version is restored from DVC, and dvc.lock is brought back to it (the params.yaml just
     written describes it)."""
-    from photogenic.training.artifact import ensure_model
-    from photogenic.versioning.dvc import commit_stage, locked_md5
-    from photogenic.versioning.restore import ensure_dataset
 
     restored = [f"model {model.name}" for model in products.models if ensure_model(model) == "restored"]
     for stage, ref in products.datasets:
@@ -161,8 +161,6 @@ def _ensure_zenml_repository(root: Path) -> None:
 
 def _model_lines(products: _Products) -> list[str]:
     """The training chain's products: the models, the evaluation's headline, the promotion."""
-    from photogenic.evaluation.evaluate import headline_lines, read_results
-
     lines = []
     for model in products.models:
         version = f"{model.registered_model} version {model.model_version}" if model.model_version else "unregistered"

@@ -13,6 +13,7 @@ from zenml import pipeline
 
 from photogenic.config import config_from_dict
 from photogenic.lineage.tags import keyed_input_md5s
+from photogenic.stages.registry import STAGES
 from steps.cache import dataset_content_hash, external_md5s_by_stage, stage_config
 from steps.evaluate import evaluate_with_resources
 from steps.existing_dataset import existing_dataset
@@ -37,7 +38,7 @@ def training_chain(config: dict, md5s: dict, datasets: dict | None = None, progr
         return datasets[name]
 
     # the md5s of the sources and annotation exports behind the data: the models' lineage tags
-    inputs = keyed_input_md5s(md5s)
+    inputs = keyed_input_md5s(md5s, STAGES)
     pretrained = pretrain.with_options(settings=training_settings("pretrain", cfg))(
         dataset("pretrain"), config=training_config, external_md5s=inputs, progress=progress)
     quality_tuned = quality_tune.with_options(settings=training_settings("quality_tune", cfg))(

@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from photogenic.config import config_from_dict
+from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
-from photogenic.stages.registry import get_stage
+from photogenic.paths import dataset_dir
+from photogenic.stages.registry import STAGES, get_stage
 from photogenic.stages.runner import stage_config  # noqa: F401 - the pipelines' import point
 from photogenic.versioning.fingerprint import external_md5s
 
@@ -31,7 +33,6 @@ def external_md5s_by_stage(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     """stage -> ``stage_external_md5s`` for every stage that declares external inputs, taken once
     when a pipeline is composed: the steps' cache keys and the models' lineage tags read the same
     md5s (hashing the source shards is the costly part of composing a pipeline)."""
-    from photogenic.stages.registry import STAGES
 
     return {name: stage_external_md5s(name, config) for name, spec in STAGES.items()
             if spec.external_inputs is not None}
@@ -40,8 +41,6 @@ def external_md5s_by_stage(config: dict[str, Any]) -> dict[str, dict[str, str]]:
 def dataset_content_hash(config: dict[str, Any], name: str) -> str:
     """The content hash of dataset ``name`` as it is on disk now ("missing" when there is none):
     the cache key of a pipeline that starts from an existing dataset instead of making it."""
-    from photogenic.dataset.store import Dataset
-    from photogenic.paths import dataset_dir
 
     dataset = Dataset(dataset_dir(config_from_dict(config).data.root, name), name=name)
     return dataset.ref().content_hash if dataset.exists() else "missing"

@@ -14,7 +14,7 @@ from zenml import step
 
 from photogenic.config import config_from_dict
 from photogenic.dataset.ref import DatasetRef
-from photogenic.training.stage import dvc_md5_of, open_dataset
+from photogenic.training.recipes.common import dvc_md5_of, open_dataset
 
 
 @step(enable_cache=True)

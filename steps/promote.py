@@ -13,7 +13,6 @@ from zenml import log_metadata, step
 
 from photogenic.config import EvaluateConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
-from photogenic.errors import ConfigError
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.versioning.restore import ensure_dataset
@@ -26,10 +25,7 @@ SPEC = get_stage("promote")
 @step(enable_cache=True, settings=tracked_settings(SPEC, None, EvaluateConfig().experiment),
       experiment_tracker=EXPERIMENT_TRACKER)
 def promote(evaluation: DatasetRef, config: dict) -> Annotated[dict, "promotion"]:
-    cfg = config_from_dict(config)
-    if evaluation.name != cfg.evaluate.output:
-        raise ConfigError(f"promote received {evaluation.name!r} but evaluate.output is {cfg.evaluate.output!r}.")
     ensure_dataset(evaluation)  # the results the gate reads
-    decision = run_stage(SPEC.name, cfg).stats["promotion"]
+    decision = run_stage(SPEC.name, config_from_dict(config), inputs={"evaluate.output": evaluation}).stats["promotion"]
     log_metadata(metadata={"promotion": decision})
     return decision

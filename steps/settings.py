@@ -25,7 +25,7 @@ from typing import Any
 from zenml.config import ResourceSettings
 
 from photogenic.config import RunConfig, TrackingConfig
-from photogenic.stages.registry import StageSpec
+from photogenic.stages.spec import StageSpec
 
 #: the ZenML experiment tracker the MLflow-using steps name (pipelines.tracking.ensure_mlflow_stack
 #: registers it on the local stack; a cluster stack brings its own of that name)

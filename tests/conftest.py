@@ -58,6 +58,8 @@ def _forget_process_state():
         import mlflow
 
         mlflow.set_tracking_uri(None)  # back to $MLFLOW_TRACKING_URI, which monkeypatch restores
+        # the experiment set_experiment chose lives in the last test's store, not the next one's
+        mlflow.tracking.fluent._active_experiment_id = None
     # ZenML's MLflow tracker exports the step's experiment and run to the environment; a later
     # test's subprocesses would look for them in their own store
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):

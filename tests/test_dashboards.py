@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.test_pipeline import _config, _small_pool
-from tests.training_fixtures import tiny_recipe_overrides
+from tests.runners.test_data_curation_pipeline import _config, _small_pool
+from tests.support.training_fixtures import tiny_recipe_overrides
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -7,42 +7,34 @@ subjective questions, and a caption text area.
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
 from photogenic.curation.labels import CRITERIA, RATING_MAX, STAGE1_CRITERIA_CONTROL, STAGES, Question, StageQuestions
+from photogenic.labelstudio import choices, tag, view
 
 IMAGE = "image"
 
 
 def label_config(stage: int) -> str:
     questions = STAGES[stage]
-    lines = ["<View>", f'  <Image name="{IMAGE}" value="$image" zoom="true"/>',
-             '  <Text name="alt_text" value="$caption"/>']
+    lines = [tag("Image", name=IMAGE, value="$image", zoom=True), tag("Text", name="alt_text", value="$caption")]
     if stage == 1:
         lines += _choice(questions, questions.by_name("verdict"))
-        lines += ['  <Header value="It does well on:"/>',
-                  f'  <Choices name="{STAGE1_CRITERIA_CONTROL}" toName="{IMAGE}" choice="multiple" showInline="true">',
-                  *(f"    <Choice value={quoteattr(name)} hint={quoteattr(title)}/>" for name, title in CRITERIA.items()),
-                  "  </Choices>"]
+        lines += [tag("Header", value="It does well on:"),
+                  *choices(STAGE1_CRITERIA_CONTROL, IMAGE, list(CRITERIA), choice="multiple", required=False,
+                           hints=CRITERIA)]
     else:
         for question in questions.questions:
             if question.kind == "choice":
                 lines += _choice(questions, question)
             elif question.kind == "rating":
-                lines += [f"  <Header value={quoteattr(question.title)}/>",
-                          f'  <Rating name="{questions.control(question)}" toName="{IMAGE}" maxRating="{RATING_MAX}" '
-                          f'required="true"/>']
+                lines += [tag("Header", value=question.title),
+                          tag("Rating", name=questions.control(question), to_name=IMAGE, max_rating=RATING_MAX,
+                              required=True)]
             elif question.kind == "text":
-                lines += [f"  <Header value={quoteattr(question.title)}/>",
-                          f'  <TextArea name="{questions.control(question)}" toName="{IMAGE}" rows="3" '
-                          f'maxSubmissions="1" editable="true"/>']
-    lines.append("</View>")
-    return "\n".join(lines) + "\n"
+                lines += [tag("Header", value=question.title),
+                          tag("TextArea", name=questions.control(question), to_name=IMAGE, rows=3,
+                              max_submissions=1, editable=True)]
+    return view(lines)
 
 
 def _choice(questions: StageQuestions, question: Question) -> list[str]:
-    return [f"  <Header value={quoteattr(question.title)}/>",
-            f'  <Choices name="{questions.control(question)}" toName="{IMAGE}" choice="single" '
-            f'required="true" showInline="true">',
-            *(f"    <Choice value={quoteattr(c)}/>" for c in question.choices),
-            "  </Choices>"]
+    return [tag("Header", value=question.title), *choices(questions.control(question), IMAGE, question.choices)]

@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from photogenic.config import RunConfig
 from photogenic.curation.export import candidates, stage_settings
-from photogenic.curation.labels import CRITERIA, KEEP, NO, RATING_MAX, REJECT, STAGE1_CRITERIA_CONTROL, STAGES, YES
 from photogenic.curation.labelconfig import IMAGE
+from photogenic.curation.labels import CRITERIA, KEEP, NO, RATING_MAX, REJECT, STAGE1_CRITERIA_CONTROL, STAGES, YES
 from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, read_text, write_text
 from photogenic.dataset.lock import data_root_lock

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from photogenic import labelstudio
 from photogenic.curation.labels import (
     CSV_KEYS,
     NO,
@@ -31,7 +32,7 @@ from photogenic.curation.labels import (
 )
 from photogenic.dataset.atomic import filesystem
 from photogenic.errors import DataError
-from photogenic.safety.parsing import UntrustedInput, csv_records, parse_json
+from photogenic.safety.parsing import csv_records
 
 #: reason codes of bad rows
 UNKNOWN_SAMPLE = "unknown_sample"
@@ -117,13 +118,7 @@ def read_export(path: str, expected_stage: int | None = None) -> ParsedFile:
 # -- Label Studio JSON --------------------------------------------------------------------------
 
 def _read_label_studio(path: str, text: str, expected: int | None) -> ParsedFile:
-    try:
-        tasks = parse_json(text, f"Annotation file {path}")
-    except UntrustedInput as exc:
-        raise DataError(f"{exc}; expected a Label Studio JSON export (Export → JSON).") from None
-    if not isinstance(tasks, list):
-        raise DataError(f"Annotation file {path} holds a JSON {type(tasks).__name__}, not the list of tasks "
-                        "of a Label Studio JSON export (Export → JSON; JSON-MIN and COCO are not supported).")
+    tasks = labelstudio.read_tasks(path, text)
     stage = _file_stage(path, _label_studio_stages(tasks), expected)
     parsed = ParsedFile(path, "label_studio", stage)
     for index, task in enumerate(tasks, start=1):
@@ -185,7 +180,7 @@ def _label_studio_annotation(path: str, row: int, number: int, sample_id: str, s
         return BadRow(path, row, where, WRONG_TYPE, f"an annotation must be an object, got {_kind(annotation)}", sample_id)
     if annotation.get("was_cancelled"):
         return "cancelled"  # skipped in Label Studio: no answer
-    annotator = _annotator(annotation.get("completed_by"))
+    annotator = labelstudio.annotator(annotation.get("completed_by"))
     if annotator is None:
         return BadRow(path, row, f"{where}.completed_by", MISSING_FIELD, "the annotation does not say who made it", sample_id)
     submitted = annotation.get("updated_at") or annotation.get("created_at")
@@ -252,18 +247,6 @@ def _label_studio_value(stage: int, control: str, value: dict, answers: dict[str
             return WRONG_TYPE, f"value.text must be a list of strings, got {_kind(text)}"
         answers[name] = " ".join(text)
     return None
-
-
-def _annotator(completed_by: Any) -> str | None:
-    """Label Studio writes the user's id (an int) or, in some versions, the user object."""
-    if isinstance(completed_by, bool) or completed_by in (None, ""):
-        return None
-    if isinstance(completed_by, int):
-        return f"user-{completed_by}"
-    if isinstance(completed_by, dict):
-        name = completed_by.get("email") or completed_by.get("username") or completed_by.get("id")
-        return None if name in (None, "") else (f"user-{name}" if isinstance(name, int) else str(name))
-    return str(completed_by)
 
 
 # -- CSV -------------------------------------------------------------------------------------

@@ -29,23 +29,22 @@ import pyarrow as pa
 from photogenic.config import RunConfig
 from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import ConfigError
 from photogenic.evaluation.comparisons import ALL, pair_outcomes, win_rate_table
-from photogenic.evaluation.judges import CRITERIA, build_judges, score_all
-from photogenic.evaluation.models import ModelRef, resolve_model
+from photogenic.evaluation.judges.registry import CRITERIA, build_judges, score_all
+from photogenic.evaluation.models import ModelRef, raise_if_store_unusable, resolve_model
 from photogenic.evaluation.prompts import Prompt, load_prompts
+from photogenic.evaluation.reference import reference_images
+from photogenic.evaluation.report import write_report
+from photogenic.evaluation.results import COMPARISONS, FORMAT, REPORT, RESULTS, WIN_RATES
 from photogenic.evaluation.sampling import SamplingSettings, decode_png, jobs_for, sample_model
 from photogenic.paths import dataset_dir, join, under_root
 
 log = logging.getLogger(__name__)
 
-RESULTS = "results.json"
-COMPARISONS = "comparisons.parquet"
-WIN_RATES = "win_rates.parquet"
-REPORT = "report.html"
-FORMAT = "photogenic-evaluation/1"
 
 
 @dataclass
@@ -155,8 +154,6 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     dataset.discard_unreferenced_shards({f"shards/{s.shard}" for s in stored.values()})
     results["dataset"] = ref.model_dump()
 
-    from photogenic.evaluation.report import write_report
-
     write_report(join(dataset.path, REPORT), results, dataset, samples, table)
     if settings.mlflow:
         results["mlflow_run_id"] = log_to_mlflow(config, results, join(dataset.path, REPORT))
@@ -218,8 +215,6 @@ def _fid_extractor(config: RunConfig):
 
 
 def _reference(config: RunConfig) -> list:
-    from photogenic.evaluation.reference import reference_images
-
     settings = config.evaluate.fid
     return reference_images(config, settings.reference, settings.max_reference, seed=config.evaluate.seed)
 
@@ -243,8 +238,6 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
     """An MLflow run with the settings, every overall win rate as metrics, and the report."""
     import mlflow
     from mlflow.exceptions import MlflowException
-
-    from photogenic.evaluation.models import raise_if_store_unusable
 
     a, b = results["model_a"], results["model_b"]
     active = mlflow.active_run()
@@ -277,16 +270,7 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
         return run.info.run_id
 
 
-def read_results(folder: str) -> dict[str, Any]:
-    from photogenic.dataset.atomic import filesystem
-
-    fs, path = filesystem(join(folder, RESULTS))
-    return json.loads(fs.cat_file(path))
-
-
 def _empty_quarantine() -> pa.Table:
-    from photogenic.dataset.schema import QUARANTINE_SCHEMA
-
     return QUARANTINE_SCHEMA.empty_table()
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 from scipy import linalg
 
 from photogenic.errors import ConfigError
+from photogenic.evaluation.sampling import resolve_device
 
 
 class FeatureExtractor(Protocol):
@@ -85,7 +86,6 @@ def kernel_inception_distance(x: np.ndarray, y: np.ndarray, subset_size: int = 1
 @dataclass
 class TorchScriptExtractor:
     """Features from a TorchScript module called on 0-255 float NCHW images of ``size``²."""
-
     module: object
     size: int = 299
     batch_size: int = 32
@@ -94,8 +94,6 @@ class TorchScriptExtractor:
     @classmethod
     def load(cls, path: str, size: int = 299, device: str = "cpu") -> TorchScriptExtractor:
         import torch
-
-        from photogenic.evaluation.sampling import resolve_device
 
         if not Path(path).is_file():
             raise ConfigError(f"evaluate.fid.extractor = {path!r} is not a file; set it to a TorchScript feature "

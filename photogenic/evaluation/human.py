@@ -25,7 +25,6 @@ know, or comes from another export, is a ``DataError`` naming the file and what 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import json
@@ -42,8 +41,12 @@ from photogenic.dataset.atomic import write_text
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
 from photogenic.evaluation.comparisons import win_rate_table
-from photogenic.evaluation.judges import TEXT_FAITHFULNESS, VISUAL_APPEAL
+from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, VISUAL_APPEAL
+from photogenic.evaluation.report import rerender_report
+from photogenic.evaluation.results import RESULTS, read_results
 from photogenic.evaluation.winrate import LOSS, TIE, WIN
+from photogenic.htmlpage import image_uri
+from photogenic.labelstudio import annotator, choices, element, tag, view
 from photogenic.safety.parsing import UntrustedInput, csv_records, parse_json
 
 PAIRS_FORMAT = "photogenic-human-pairs/1"
@@ -68,8 +71,6 @@ class HumanExport:
 def export_human(evaluation_folder: str, *, seed: int = 0, max_pairs: int | None = None,
                  thumb: int = 512) -> HumanExport:
     """Write pairs, Label Studio tasks and configs, and the rating pages (see the module docstring)."""
-    from photogenic.evaluation.evaluate import read_results
-
     results = read_results(evaluation_folder)
     dataset = Dataset(evaluation_folder)
     samples = dataset.read_manifest().to_pandas()
@@ -106,25 +107,15 @@ def export_human(evaluation_folder: str, *, seed: int = 0, max_pairs: int | None
 
 def label_config(criterion: str) -> str:
     """The Label Studio labeling config for one criterion (the prompt shown only for faithfulness)."""
-    header = '  <Header value="$prompt"/>\n' if criterion == TEXT_FAITHFULNESS else ""
-    choices = "\n".join(f'    <Choice value="{c}"/>' for c in CHOICES[criterion])
-    return (f'<View>\n  <Header value="{QUESTIONS[criterion]}"/>\n{header}'
-            '  <View style="display: flex; gap: 12px;">\n'
-            '    <Image name="left_image" value="$left_image"/>\n'
-            '    <Image name="right_image" value="$right_image"/>\n'
-            '  </View>\n'
-            f'  <Choices name="{criterion}" toName="left_image" choice="single-radio" required="true" '
-            'showInline="true">\n'
-            f'{choices}\n  </Choices>\n</View>\n')
+    header = [tag("Header", value="$prompt")] if criterion == TEXT_FAITHFULNESS else []
+    images = element("View", [tag("Image", name="left_image", value="$left_image"),
+                              tag("Image", name="right_image", value="$right_image")], style="display: flex; gap: 12px;")
+    return view([tag("Header", value=QUESTIONS[criterion]), *header, *images,
+                 *choices(criterion, "left_image", CHOICES[criterion], choice="single-radio")])
 
 
 def _data_uri(dataset: Dataset, row: Any, side: int) -> str:
-    image = Image.open(io.BytesIO(dataset.image_bytes(dict(row)))).convert("RGB")
-    if max(image.size) > side:
-        image.thumbnail((side, side))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return image_uri(Image.open(io.BytesIO(dataset.image_bytes(dict(row)))), side, fmt="PNG")
 
 
 # -- the rating page ---------------------------------------------------------------------------
@@ -326,7 +317,10 @@ def _label_studio(path: Path, tasks: list[Any], export_id: str) -> list[dict[str
         for annotation in annotations:
             if annotation.get("was_cancelled"):
                 continue
-            rater = _annotator(annotation)
+            rater = annotator(annotation.get("completed_by"))
+            if rater is None:
+                raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}) has an annotation that does not say "
+                                "who made it (completed_by); a vote must have a rater.")
             results = annotation.get("result") or []
             if not isinstance(results, list):
                 raise DataError(f"{path}: task {t}: an annotation's result must be a list.")
@@ -342,13 +336,6 @@ def _label_studio(path: Path, tasks: list[Any], export_id: str) -> list[dict[str
                 out.append({"rater": rater, "criterion": criterion, "pair_id": str(task["data"]["pair_id"]),
                             "choice": str(choices[0])})
     return out
-
-
-def _annotator(annotation: dict[str, Any]) -> str:
-    who = annotation.get("completed_by")
-    if isinstance(who, dict):  # some Label Studio versions export the user object
-        who = who.get("email") or who.get("id")
-    return f"labelstudio:{who}"
 
 
 def majority_outcomes(votes: pd.DataFrame, export: dict[str, Any]) -> pd.DataFrame:
@@ -389,7 +376,6 @@ def record_human_results(evaluation_folder: str, files: list[str], *, n_boot: in
                          seed: int = 0) -> dict[str, Any]:
     """``human_win_rates``, written to ``human/outcomes.csv``, into ``results.json`` (key ``human``)
     and into the report."""
-    from photogenic.evaluation.evaluate import RESULTS, read_results
 
     outcomes, table = human_win_rates(evaluation_folder, files, n_boot=n_boot, level=level, seed=seed)
     folder = Path(evaluation_folder)
@@ -399,7 +385,6 @@ def record_human_results(evaluation_folder: str, files: list[str], *, n_boot: in
     results["human"] = {"files": [str(f) for f in files], "max_raters_per_pair": raters,
                         "win_rates": json.loads(table.to_json(orient="records"))}
     write_text(str(folder / RESULTS), json.dumps(results, indent=2) + "\n")
-    from photogenic.evaluation.report import rerender_report
 
     rerender_report(evaluation_folder)
     return results["human"]

@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from photogenic.errors import DataError
+from photogenic.errors import ConfigError, DataError
+from photogenic.paths import model_dir, under_root
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,6 @@ def resolve_model(spec: str, label: str, data_root: str | None = None) -> ModelR
     """A ``ModelRef`` for a folder or a ``models:/`` URI (see the module docstring)."""
     match = _REGISTRY_URI.match(spec)
     if match is None:
-        from photogenic.paths import under_root
-
         trained = _trained_model_folder(spec, data_root)
         if trained is not None:
             registered = _registered_version(trained)
@@ -99,7 +98,6 @@ def _trained_model_folder(spec: str, data_root: str | None) -> str | None:
     """A model name a training stage wrote (``training.*.output``: a folder under <data.root>/models)."""
     if not data_root or "/" in spec or os.sep in spec:
         return None
-    from photogenic.training.stage import model_dir
 
     folder = model_dir(data_root, spec)
     return folder if os.path.isdir(folder) else None
@@ -122,8 +120,6 @@ def _registered_version(folder: str) -> str | None:
 def raise_if_store_unusable(exc: Exception) -> None:
     """MLflow 3 refuses a file-store tracking URI unless opted in: say so, not 'model not found'."""
     if "MLFLOW_ALLOW_FILE_STORE" in str(exc):
-        from photogenic.errors import ConfigError
-
         raise ConfigError(f"The MLflow tracking URI {_tracking_uri()} is a file store, which MLflow refuses unless "
                           "MLFLOW_ALLOW_FILE_STORE=true is set; set it, or point MLFLOW_TRACKING_URI at a database "
                           "(sqlite:///mlflow.db) or a tracking server.") from None

@@ -13,9 +13,6 @@ it renders offline, as the ZenML step's HTML visualisation, or as an MLflow arti
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from typing import Any
 
 import pandas as pd
@@ -24,6 +21,10 @@ from photogenic.dataset.atomic import write_text
 from photogenic.dataset.store import Dataset
 from photogenic.evaluation.comparisons import ALL
 from photogenic.evaluation.models import run_params, training_curves
+from photogenic.evaluation.results import REPORT, WIN_RATES, read_results
+from photogenic.evaluation.sampling import decode_png
+from photogenic.htmlpage import escape, image_uri, svg
+from photogenic.paths import join
 
 WIN, TIE, LOSS = "#4f9a6b", "#b9b9b9", "#d0543f"
 COLOURS = ("#4a78b5", "#e08a2c")
@@ -54,15 +55,15 @@ def render_report(results: dict[str, Any], dataset: Dataset, samples: pd.DataFra
                   max_prompts: int = 60) -> str:
     a, b = results["model_a"], results["model_b"]
     parts = [
-        f"<h1>Evaluation: {_e(a)} vs {_e(b)}</h1>",
-        f"<p class=note>{results['prompts']['count']} prompts from {_e(results['prompts']['path'])}, "
+        f"<h1>Evaluation: {escape(a)} vs {escape(b)}</h1>",
+        f"<p class=note>{results['prompts']['count']} prompts from {escape(results['prompts']['path'])}, "
         f"{results['sampling']['seeds_per_prompt']} seed(s) each, {results['sampling']['num_inference_steps']} steps, "
-        f"guidance {results['sampling']['guidance_scale']}, scheduler {_e(results['sampling']['scheduler'])}; "
-        f"created {_e(results['created'])}. Win rate = (wins + ties/2) / comparisons; interval: "
+        f"guidance {results['sampling']['guidance_scale']}, scheduler {escape(results['sampling']['scheduler'])}; "
+        f"created {escape(results['created'])}. Win rate = (wins + ties/2) / comparisons; interval: "
         f"{round(100 * (table['level'].iloc[0] if len(table) else 0.95))}% bootstrap; p: sign test.</p>",
         _headline(results, a),
         "<h2>Win rates per judge and prompt category</h2>",
-        f"<p class=note>Bars: share of comparisons {_e(a)} won (green), tied (grey), lost (red). "
+        f"<p class=note>Bars: share of comparisons {escape(a)} won (green), tied (grey), lost (red). "
         "Dot and whisker: the win rate and its interval; the line marks parity (50%).</p>",
         _winrate_svg(table),
         _winrate_table(table),
@@ -70,19 +71,19 @@ def render_report(results: dict[str, Any], dataset: Dataset, samples: pd.DataFra
         _fid_section(results),
         _curves_section(results),
         _lineage_section(results),
-        f"<h2>Images: {_e(a)} (left) beside {_e(b)} (right)</h2>",
+        f"<h2>Images: {escape(a)} (left) beside {escape(b)} (right)</h2>",
         _grid(dataset, samples, results, max_prompts),
     ]
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>Evaluation {_e(a)} vs {_e(b)}</title>"
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>Evaluation {escape(a)} vs {escape(b)}</title>"
             f"<style>{CSS}</style></head><body>{''.join(parts)}</body></html>")
 
 
 def _headline(results: dict[str, Any], a: str) -> str:
     cards = []
     for criterion, row in results["headline"].items():
-        cards.append(f"<div class=card>{_e(criterion.replace('_', ' '))} ({_e(row['judge'])})<br>"
+        cards.append(f"<div class=card>{escape(criterion.replace('_', ' '))} ({escape(row['judge'])})<br>"
                      f"<b>{_pct(row['win_rate'])}</b> [{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]<br>"
-                     f"{_e(a)} won {row['wins']}, tied {row['ties']}, lost {row['losses']} of {row['n']}; "
+                     f"{escape(a)} won {row['wins']}, tied {row['ties']}, lost {row['losses']} of {row['n']}; "
                      f"p = {row['p_value']:.3g}</div>")
     return f"<div class=cards>{''.join(cards) or '<p class=off>no judge produced a comparison</p>'}</div>"
 
@@ -99,7 +100,7 @@ def _winrate_svg(table: pd.DataFrame) -> str:
         label = f"{row.judge} · {row.category}"
         weight = "bold" if row.category == ALL else "normal"
         out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" font-size="11" '
-                   f'font-weight="{weight}">{_e(label)} (n={row.n})</text>')
+                   f'font-weight="{weight}">{escape(label)} (n={row.n})</text>')
         x = x0
         for share, colour in ((row.win_share, WIN), (row.tie_share, TIE), (row.loss_share, LOSS)):
             w = bar_w * (share if share == share else 0)
@@ -114,14 +115,14 @@ def _winrate_svg(table: pd.DataFrame) -> str:
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         out.append(f'<text x="{x0 + bar_w * tick:.0f}" y="{height - 4}" font-size="10" text-anchor="middle">'
                    f'{int(tick * 100)}%</text>')
-    return _svg(label_w + bar_w + 20, height, "".join(out), "win rates")
+    return svg(label_w + bar_w + 20, height, "".join(out), "win rates")
 
 
 def _winrate_table(table: pd.DataFrame) -> str:
     head = "<tr><th>judge</th><th>category</th><th>n</th><th>win</th><th>tie</th><th>loss</th><th>win rate</th>" \
            "<th>interval</th><th>p (sign test)</th></tr>"
     body = "".join(
-        f"<tr><td>{_e(r.judge)}</td><td>{_e(r.category)}</td><td>{r.n}</td><td>{r.wins}</td><td>{r.ties}</td>"
+        f"<tr><td>{escape(r.judge)}</td><td>{escape(r.category)}</td><td>{r.n}</td><td>{r.wins}</td><td>{r.ties}</td>"
         f"<td>{r.losses}</td><td>{_pct(r.win_rate)}</td><td>[{_pct(r.ci_low)}, {_pct(r.ci_high)}]</td>"
         f"<td>{r.p_value:.3g}</td></tr>" for r in table.itertuples())
     return f"<details><summary>table</summary><table>{head}{body}</table></details>"
@@ -139,9 +140,6 @@ def _human_section(results: dict[str, Any]) -> str:
 
 def rerender_report(folder: str) -> str:
     """Write the report of an evaluation folder again from its files (after votes are imported)."""
-    from photogenic.evaluation.evaluate import REPORT, WIN_RATES, read_results
-    from photogenic.paths import join
-
     dataset = Dataset(folder)
     table = pd.read_parquet(join(folder, WIN_RATES))
     return write_report(join(folder, REPORT), read_results(folder), dataset, dataset.read_manifest().to_pandas(), table)
@@ -150,10 +148,10 @@ def rerender_report(folder: str) -> str:
 def _fid_section(results: dict[str, Any]) -> str:
     fid = results.get("fid")
     if not fid:
-        return f"<h2>FID / KID</h2><p class=off>off: {_e(results.get('fid_off') or 'not measured')}</p>"
-    rows = "".join(f"<tr><td>{_e(label)}</td><td>{v['fid']:.3f}</td><td>{v['kid']:.5f} ± {v['kid_std']:.5f}</td>"
+        return f"<h2>FID / KID</h2><p class=off>off: {escape(results.get('fid_off') or 'not measured')}</p>"
+    rows = "".join(f"<tr><td>{escape(label)}</td><td>{v['fid']:.3f}</td><td>{v['kid']:.5f} ± {v['kid_std']:.5f}</td>"
                    f"<td>{v['images']}</td></tr>" for label, v in fid.items() if isinstance(v, dict))
-    return (f"<h2>FID / KID against {_e(fid['reference'])} ({fid['reference_images']} images)</h2>"
+    return (f"<h2>FID / KID against {escape(fid['reference'])} ({fid['reference_images']} images)</h2>"
             f"<table><tr><th>model</th><th>FID</th><th>KID</th><th>images</th></tr>{rows}</table>")
 
 
@@ -180,7 +178,7 @@ def _line_svg(title: str, series: list[tuple[str, list[tuple[int, float]]]]) -> 
         y_hi = y_lo + 1.0
     sx = lambda x: pad + (w - pad - 10) * ((x - x_lo) / ((x_hi - x_lo) or 1))  # noqa: E731
     sy = lambda y: h - pad + (pad + 10 - h) * ((y - y_lo) / (y_hi - y_lo))  # noqa: E731
-    out = [f'<text x="{w / 2}" y="14" text-anchor="middle" font-size="12">{_e(title)}</text>',
+    out = [f'<text x="{w / 2}" y="14" text-anchor="middle" font-size="12">{escape(title)}</text>',
            f'<text x="4" y="{sy(y_hi) + 4:.0f}" font-size="9">{y_hi:.3g}</text>',
            f'<text x="4" y="{sy(y_lo):.0f}" font-size="9">{y_lo:.3g}</text>',
            f'<text x="{pad}" y="{h - 18}" font-size="9">step {x_lo}</text>',
@@ -189,19 +187,19 @@ def _line_svg(title: str, series: list[tuple[str, list[tuple[int, float]]]]) -> 
         colour = COLOURS[i % len(COLOURS)]
         path = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in pts)
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
-                   f'<text x="{pad + 90 * i}" y="{h - 4}" font-size="10" fill="{colour}">{_e(label)}</text>')
-    return _svg(w, h, "".join(out), title)
+                   f'<text x="{pad + 90 * i}" y="{h - 4}" font-size="10" fill="{colour}">{escape(label)}</text>')
+    return svg(w, h, "".join(out), title)
 
 
 def _lineage_section(results: dict[str, Any]) -> str:
     rows = []
     for label, m in results["models"].items():
-        tags = "<br>".join(f"{_e(k)} = {_e(v)}" for k, v in sorted(m.get("tags", {}).items())) or "—"
+        tags = "<br>".join(f"{escape(k)} = {escape(v)}" for k, v in sorted(m.get("tags", {}).items())) or "—"
         params = run_params(m.get("run_id"))
-        shown = "<br>".join(f"{_e(k)} = {_e(v)}" for k, v in sorted(params.items())[:25]) or "—"
-        registry = f"{_e(m['registered_name'])} v{_e(m['version'])}" if m.get("registered_name") else "not registered"
-        rows.append(f"<tr><td><b>{_e(label)}</b></td><td>{_e(m['spec'])}<br><span class=note>{_e(m['path'])}</span>"
-                    f"</td><td>{registry}</td><td>{_e(m.get('run_id') or '—')}</td><td>{tags}</td>"
+        shown = "<br>".join(f"{escape(k)} = {escape(v)}" for k, v in sorted(params.items())[:25]) or "—"
+        registry = f"{escape(m['registered_name'])} v{escape(m['version'])}" if m.get("registered_name") else "not registered"
+        rows.append(f"<tr><td><b>{escape(label)}</b></td><td>{escape(m['spec'])}<br><span class=note>{escape(m['path'])}</span>"
+                    f"</td><td>{registry}</td><td>{escape(m.get('run_id') or '—')}</td><td>{tags}</td>"
                     f"<td>{shown}</td></tr>")
     return ("<h2>Lineage</h2><table><tr><th>model</th><th>spec / folder</th><th>registry</th><th>training run</th>"
             f"<th>model version tags</th><th>run parameters</th></tr>{''.join(rows)}</table>")
@@ -226,34 +224,18 @@ def _grid(dataset: Dataset, samples: pd.DataFrame, results: dict[str, Any], max_
         for row, label, won in ((ra, a, won_a), (rb, b, won_b)):
             scores = " · ".join(f"{j} {row[f'score_{j}']:.3g}" for j in judges)
             cells.append(f"<figure><img class='{'won' if won else ''}' src='{_thumb(dataset, row)}' alt=''>"
-                         f"<figcaption><b>{_e(label)}</b> {_e(scores)}</figcaption></figure>")
-        out.append(f"<div class=pair>{''.join(cells)}<div class=prompt><b>{_e(ra['category'])}</b> · "
-                   f"seed {int(ra['seed'])}<br>{_e(ra['prompt'])}</div></div>")
+                         f"<figcaption><b>{escape(label)}</b> {escape(scores)}</figcaption></figure>")
+        out.append(f"<div class=pair>{''.join(cells)}<div class=prompt><b>{escape(ra['category'])}</b> · "
+                   f"seed {int(ra['seed'])}<br>{escape(ra['prompt'])}</div></div>")
     more = len(dict.fromkeys(first["prompt_id"])) - len(prompt_ids)
     note = f"<p class=note>{more} more prompts in the evaluation dataset.</p>" if more > 0 else ""
     return "".join(out) + note
 
 
 def _thumb(dataset: Dataset, row: Any, side: int = 160) -> str:
-    from photogenic.evaluation.sampling import decode_png
-
     image = decode_png(dataset.image_bytes({"shard": row["shard"], "offset": row["offset"], "length": row["length"]}))
-    image.thumbnail((side, side))
-    if image.width < side // 2:  # tiny test models: enlarge so a person can see something
-        image = image.resize((side, side * image.height // image.width), resample=0)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _svg(width: int, height: int, content: str, label: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}">{content}</svg>')
+    return image_uri(image, side, enlarge=True)
 
 
 def _pct(value: float) -> str:
     return "—" if value is None or value != value else f"{100 * value:.1f}%"
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text))

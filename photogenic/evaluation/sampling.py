@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from photogenic.errors import ConfigError, DataError
+from photogenic.evaluation.models import check_pipeline_folder
 from photogenic.evaluation.prompts import Prompt
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,6 @@ def load_pipeline(folder: str, settings: SamplingSettings) -> Any:
     # the project's own pipeline components (pixel space, MiniLM text encoder) must be importable
     # by name before diffusers reads a model_index.json that names them
     import photogenic.models  # noqa: F401
-    from photogenic.evaluation.models import check_pipeline_folder
 
     check_pipeline_folder(folder)
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[settings.dtype]
@@ -151,7 +150,3 @@ def encode_png(image: Image.Image) -> bytes:
 
 def decode_png(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-def as_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image.convert("RGB"))

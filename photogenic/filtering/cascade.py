@@ -68,7 +68,8 @@ def order(scorers: list[Scorer]) -> list[Scorer]:
     the other manifest or pixel scorers)."""
     def key(s: Scorer) -> tuple:
         pool_wide = isinstance(s, GlobalScorer)
-        return (pool_wide, s.decision_rank if pool_wide else 0, s.needs_pixels, s.cost_ms)
+        # the name last: the order never depends on which module happened to be imported first
+        return (pool_wide, s.decision_rank if pool_wide else 0, s.needs_pixels, s.cost_ms, s.name)
 
     return sorted(scorers, key=key)
 

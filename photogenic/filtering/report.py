@@ -19,13 +19,10 @@ Contract for ``scorers_described`` (the list of ``Scorer.describe()`` dicts), re
 - ``name``: the scorer's name; its columns are ``score_<name>`` and ``score_<name>_<part>``.
 - ``enabled``: ``False`` marks a scorer that did not run; ``why`` says why (e.g. "no CLIP
   checkpoint configured (filter.clip.model)"). It is listed under the funnel as "off: <why>".
-- ``column_thresholds``: ``{column: {"min": x, "max": y}}`` (either bound optional). The explicit
-  way to have a threshold drawn on a histogram; scorer authors should provide it.
-- ``thresholds`` (a config dump) is also read, by convention, when ``column_thresholds`` does not
-  cover a column: a numeric key ``min_<part>`` / ``max_<part>`` marks ``score_<name>_<part>``
-  (e.g. ``min_short_side`` on ``score_size_short_side``; ``min_<name>`` also marks
-  ``score_<name>``), and a nested ``{key: {"min": x, "max": y}}`` mapping marks
-  ``score_<name>_<key>`` (the metadata scorer's per-field bounds).
+- the thresholds drawn on the histograms are the bounds the quality gate checks, read from the
+  description by ``photogenic.filtering.scorer.column_bounds``: ``column_thresholds``
+  (``{column: {"min": x, "max": y}}``) and the keys of ``thresholds`` (its config dump) that
+  the scorer's ``bounded_by`` names.
 
 Cost stays bounded on large pools: histograms are computed with numpy on whole columns and only
 the sampled images (at most ``sheet_size`` per sheet) are read and decoded.
@@ -33,9 +30,6 @@ the sampled images (at most ``sheet_size`` per sheet) are read and decoded.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +40,10 @@ import pyarrow as pa
 from photogenic.dataset.atomic import write_text
 from photogenic.dataset.store import Dataset
 from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult
+from photogenic.filtering.registry import scorer_class
+from photogenic.filtering.scorer import SCORE_PREFIX, column_bounds
+from photogenic.htmlpage import escape, image_uri, svg
 
-SCORE_PREFIX = "score_"
 #: numeric score columns that are identifiers (perceptual hashes), not measurements: a histogram
 #: of them says nothing
 IDENTIFIER_SUFFIXES = ("_hash",)
@@ -104,21 +100,21 @@ def render_funnel_report(result: CascadeResult, dataset: Dataset, scorers_descri
         _sheets_section(table, rejected_by, dataset, result.funnel, seed=seed, sheet_size=sheet_size,
                         thumb=thumb, best_by=best_by),
     ]
-    title = _e(f"Auto-filter funnel: {dataset.name}")
+    title = escape(f"Auto-filter funnel: {dataset.name}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 # -- header and funnel ---------------------------------------------------------------------------
 def _header(name: str, total: int, kept: int) -> str:
-    return (f"<h1>Auto-filter funnel: {_e(name)}</h1>"
+    return (f"<h1>Auto-filter funnel: {escape(name)}</h1>"
             f'<p class="summary"><b>{total:,}</b> input rows → <b>{kept:,}</b> survivors '
             f"(<b>{_share(kept, total)}</b> kept, {total - kept:,} rejected)</p>")
 
 
 def _funnel_section(funnel: list[tuple[str, int]], described: list[dict[str, Any]]) -> str:
     off = [d for d in described if d.get("enabled") is False]
-    lines = "".join(f'<p class="off">{_e(d.get("name", "?"))} — off: {_e(d.get("why", "disabled"))}</p>'
+    lines = "".join(f'<p class="off">{escape(d.get("name", "?"))} — off: {escape(d.get("why", "disabled"))}</p>'
                     for d in off)
     return f"<h2>Funnel</h2>{_funnel_svg(funnel)}{lines}"
 
@@ -137,14 +133,14 @@ def _funnel_svg(funnel: list[tuple[str, int]]) -> str:
         length = bar_w * alive / total if total else 0
         dropped = "" if i == 0 else f" · rejected {previous - alive:,}"
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" font-size="13">{_e(stage)}</text>'
+            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" font-size="13">{escape(stage)}</text>'
             f'<rect x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{row_h - 8}" fill="{FUNNEL_BAR}">'
-            f"<title>{_e(stage)}: {alive:,} alive</title></rect>"
+            f"<title>{escape(stage)}: {alive:,} alive</title></rect>"
             f'<text x="{label_w + length + 6:.1f}" y="{y + 18}" font-size="12">'
             f"{alive:,} ({_share(alive, total)}){dropped}</text>"
         )
         previous = alive
-    return _svg(width, height, "".join(parts), "funnel: rows alive after each stage")
+    return svg(width, height, "".join(parts), "funnel: rows alive after each stage")
 
 
 # -- histograms ----------------------------------------------------------------------------------
@@ -192,33 +188,20 @@ def _column_owners(columns: list[str], names: Iterable[str]) -> dict[str, str]:
 
 
 def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict[str, list[_Marker]]:
-    """Threshold lines per column, from each description (see the module docstring's contract)."""
+    """Threshold lines per column, from each description: the bounds the gate checks too
+    (photogenic.filtering.scorer.column_bounds, with the scorer's ``bounded_by``)."""
     present = set(columns)
     markers: dict[str, list[_Marker]] = {}
-
-    def add(column: str, bounds: Any) -> None:
-        if column not in present or not isinstance(bounds, dict):
-            return
-        for side in ("min", "max"):
-            value = bounds.get(side)
-            if _is_number(value):
-                marker = _Marker(f"{side} {value:g}", float(value))
-                if marker not in markers.setdefault(column, []):
-                    markers[column].append(marker)
-
     for entry in described:
-        for column, bounds in (entry.get("column_thresholds") or {}).items():
-            add(column, bounds)
-        name, thresholds = entry.get("name", ""), entry.get("thresholds") or {}
-        for key, value in thresholds.items():
-            side, _, part = key.partition("_")
-            if side in ("min", "max") and part and _is_number(value):
-                add(f"{SCORE_PREFIX}{name}_{part}", {side: value})
-                if part == name:
-                    add(f"{SCORE_PREFIX}{name}", {side: value})
-            elif isinstance(value, dict):
-                for part, bounds in value.items():
-                    add(f"{SCORE_PREFIX}{name}_{part}", bounds)
+        scorer = scorer_class(entry.get("name", ""))
+        for column, bounds in column_bounds(entry, scorer.bounded_by if scorer else None).items():
+            if column not in present:
+                continue
+            for side in ("min", "max"):
+                if side in bounds:
+                    marker = _Marker(f"{side} {bounds[side]:g}", float(bounds[side]))
+                    if marker not in markers.setdefault(column, []):
+                        markers[column].append(marker)
     return markers
 
 
@@ -229,7 +212,7 @@ def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owne
     seen = np.isfinite(values)
     values, who = values[seen], rejected_by[seen]
     if values.size == 0:
-        return f'<div class="hist"><h4>{_e(name)}</h4><p class="note">no values</p></div>'
+        return f'<div class="hist"><h4>{escape(name)}</h4><p class="note">no values</p></div>'
     low = min([values.min()] + [m.value for m in markers])
     high = max([values.max()] + [m.value for m in markers])
     if high <= low:
@@ -239,7 +222,7 @@ def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owne
     here = (who == owner) if owner else np.zeros_like(kept)
     groups = [(KEPT, kept), (REJECTED_HERE, here), (REJECTED_LATER, ~kept & ~here)]
     counts = [(colour, np.histogram(values[mask], bins=edges)[0]) for colour, mask in groups]
-    return (f'<div class="hist"><h4>{_e(name)}</h4>'
+    return (f'<div class="hist"><h4>{escape(name)}</h4>'
             f"{_histogram_svg(edges, counts, markers, name, values.size)}</div>")
 
 
@@ -270,9 +253,9 @@ def _histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], mark
         x = x_of(marker.value)
         parts.append(f'<line class="threshold" x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" '
                      f'stroke="{THRESHOLD}" stroke-width="1.5" stroke-dasharray="4 2">'
-                     f"<title>{_e(marker.label)}</title></line>"
-                     f'<text x="{x:.1f}" y="{top - 6}" font-size="10" text-anchor="middle">{_e(marker.label)}</text>')
-    return _svg(width, height, "".join(parts), f"histogram of {name} over {n:,} rows")
+                     f"<title>{escape(marker.label)}</title></line>"
+                     f'<text x="{x:.1f}" y="{top - 6}" font-size="10" text-anchor="middle">{escape(marker.label)}</text>')
+    return svg(width, height, "".join(parts), f"histogram of {name} over {n:,} rows")
 
 
 # -- contact sheets ------------------------------------------------------------------------------
@@ -288,7 +271,7 @@ def _sheets_section(table: pa.Table, rejected_by: np.ndarray, dataset: Dataset, 
         chosen = np.sort(rng.choice(index, size=min(sheet_size, index.size), replace=False))
         rows = table.take(pa.array(chosen, pa.int64())).to_pylist()
         captions = [(reason, reason) for reason in (row.get(REASON) or "rejected" for row in rows)]
-        parts.append(f"<h3>{_e(name)}: {index.size:,} rejected, {len(rows)} at random</h3>"
+        parts.append(f"<h3>{escape(name)}: {index.size:,} rejected, {len(rows)} at random</h3>"
                      f"{_sheet(dataset, rows, captions, thumb)}")
     parts.append(_best_sheet(table, rejected_by, dataset, rng, sheet_size, thumb, best_by))
     return "".join(parts)
@@ -318,7 +301,7 @@ def _best_sheet(table: pa.Table, rejected_by: np.ndarray, dataset: Dataset, rng:
         title = "Survivors at random" + (f" (no column {best_by})" if best_by else "")
     rows = table.take(pa.array(chosen, pa.int64())).to_pylist()
     captions = [_score_caption(column, row.get(column)) for row in rows]
-    return f"<h2>{_e(title)}</h2>{_sheet(dataset, rows, captions, thumb)}"
+    return f"<h2>{escape(title)}</h2>{_sheet(dataset, rows, captions, thumb)}"
 
 
 def _score_caption(column: str, value: Any) -> tuple[str, str]:
@@ -338,23 +321,15 @@ def _cell(dataset: Dataset, row: dict[str, Any], caption: tuple[str, str], thumb
     """One captioned thumbnail; an image that cannot be read becomes a grey box with the error,
     because one missing shard must not cost the reviewer the whole page."""
     visible, full = caption
-    title = _e(f"{full}\n{row.get('sample_id', '')}")
+    title = escape(f"{full}\n{row.get('sample_id', '')}")
     try:
-        picture = (f'<img src="data:image/jpeg;base64,{_thumbnail(dataset, row, thumb)}" '
-                   f'style="max-width:{thumb}px;max-height:{thumb}px" alt="{_e(full)}">')
+        picture = (f'<img src="{image_uri(dataset.load_image(row), thumb, quality=80)}" '
+                   f'style="max-width:{thumb}px;max-height:{thumb}px" alt="{escape(full)}">')
     except Exception as exc:  # noqa: BLE001 -- any failure to read or decode is shown, not raised
         picture = (f'<div class="placeholder" style="width:{thumb}px;height:{thumb}px">'
-                   f"image unavailable: {_e(f'{type(exc).__name__}: {exc}')}</div>")
+                   f"image unavailable: {escape(f'{type(exc).__name__}: {exc}')}</div>")
     return (f'<figure title="{title}" style="width:{thumb}px">{picture}'
-            f"<figcaption>{_e(visible)}</figcaption></figure>")
-
-
-def _thumbnail(dataset: Dataset, row: dict[str, Any], thumb: int) -> str:
-    image = dataset.load_image(row)
-    image.thumbnail((thumb, thumb))
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=80)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+            f"<figcaption>{escape(visible)}</figcaption></figure>")
 
 
 # -- small helpers -------------------------------------------------------------------------------
@@ -369,19 +344,9 @@ def _names(rejected_by: np.ndarray) -> list[str]:
     return sorted(set(rejected_by.tolist()) - {None})
 
 
-def _svg(width: int, height: int, content: str, label: str) -> str:
-    return (f'<svg width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" role="img" aria-label="{_e(label)}" '
-            f'style="max-width:100%;height:auto">{content}</svg>')
-
-
 def _share(part: int, total: int) -> str:
     return f"{100 * part / total:.1f}%" if total else "n/a"
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)

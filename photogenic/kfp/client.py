@@ -13,6 +13,7 @@ import datetime as dt
 from typing import Any
 
 from photogenic.errors import ConfigError
+from photogenic.versioning.log import git_commit
 
 DEFAULT_EXPERIMENT = "photogenic"
 
@@ -38,8 +39,6 @@ def _latest_version_id(client: Any, pipeline_id: str) -> str | None:
 
 
 def default_version_name() -> str:
-    from photogenic.versioning.log import git_commit
-
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     commit = git_commit()
     return f"{stamp}-{commit[:12]}" if commit else stamp
@@ -58,7 +57,10 @@ def check_cron(cron: str) -> str:
 
 def schedule(client: Any, pipeline_name: str, cron: str, job_name: str, params: dict[str, Any] | None = None,
              experiment: str = DEFAULT_EXPERIMENT, version_id: str | None = None) -> dict[str, str]:
-    """A recurring run of the pipeline's latest version (or ``version_id``)."""
+    """A recurring run of the pipeline's latest version (or ``version_id``). Scheduled retraining
+    runs the stages only when the sources or annotation exports changed since the champion
+    (``only_if_changed``, the pipeline's first task decides), unless ``params`` says otherwise."""
+    params = {"only_if_changed": True, **(params or {})}
     check_cron(cron)
     pipeline_id = client.get_pipeline_id(pipeline_name)
     if pipeline_id is None:
@@ -67,7 +69,7 @@ def schedule(client: Any, pipeline_name: str, cron: str, job_name: str, params: 
     experiment_id = client.create_experiment(experiment).experiment_id  # returns the existing one by name
     run = client.create_recurring_run(
         experiment_id=experiment_id, job_name=job_name, cron_expression=cron, max_concurrency=1,
-        no_catchup=True, pipeline_id=pipeline_id, version_id=version_id, params=params or {}, enabled=True,
+        no_catchup=True, pipeline_id=pipeline_id, version_id=version_id, params=params, enabled=True,
     )
     return {"recurring_run_id": run.recurring_run_id, "pipeline_id": pipeline_id, "version_id": version_id or "",
             "experiment_id": experiment_id}

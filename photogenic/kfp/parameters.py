@@ -25,6 +25,9 @@ class PipelineParameter:
     help: str
     #: config field names the parameter sets wherever a stage section has them
     fields: tuple[str, ...] = ()
+    #: read by the first task only (whether to run at all), so it is no part of a stage task's
+    #: inputs, and a scheduled run and a run started by hand share KFP's cache
+    decision: bool = False
 
 
 PIPELINE_PARAMETERS: tuple[PipelineParameter, ...] = (
@@ -41,8 +44,16 @@ PIPELINE_PARAMETERS: tuple[PipelineParameter, ...] = (
     PipelineParameter("overrides", list, [], "Further config overrides, each section.key=value."),
     PipelineParameter("dvc_remote", str, "",
                       "DVC remote URL (s3://bucket/path) the tasks pull inputs from and push outputs to; "
-                      "empty: the project's default remote."),
+                      "empty: the cluster's DVC_REMOTE_URL (ConfigMap), else the project's default remote."),
+    PipelineParameter("only_if_changed", bool, False,
+                      "Scheduled retraining: run the stages only when the sources or annotation exports changed "
+                      "since the champion model was made (the first task says why it skips).", decision=True),
+    PipelineParameter("champion", str, "photogenic-t2i@champion",
+                      "The registered model and alias only_if_changed compares with (NAME@ALIAS).", decision=True),
 )
+
+#: the parameters a stage task takes (the others decide whether the stages run at all)
+STAGE_PARAMETERS = tuple(p for p in PIPELINE_PARAMETERS if not p.decision)
 
 #: the value that leaves a typed convenience unset
 UNSET = {p.name: p.default for p in PIPELINE_PARAMETERS}

@@ -1,33 +1,46 @@
 """The KFP v2 pipeline, derived from the stage registry.
 
-One task per declared stage, wired by the datasets the stages read and write (their config
-keys, resolved with the config given at compile time), with the run parameters of
-photogenic.kfp.parameters. Two packagings of the same task (photogenic.kfp.task):
+One container task per declared stage, running the project image (``python -m
+photogenic.kfp.task``), wired by the datasets the stages read and write (their config keys,
+resolved with the config given at compile time), with the run parameters of
+photogenic.kfp.parameters. Before them, one ``check-inputs`` task reads the run's config and
+inputs once and hands each stage task its fingerprint (its config sections and the md5s of the
+files it reads from outside the datasets); with ``only_if_changed`` (scheduled retraining) it
+also decides, against the champion model's lineage, whether the stages run at all (``dsl.If``).
 
-- ``cluster``: a container component per stage running the project image
-  (``python -m photogenic.kfp.task``), with CPU/memory requests from the declared resources,
-  GPU requests (``set_accelerator_type``/``set_accelerator_limit``), node selectors and
-  tolerations (kfp-kubernetes) exactly on the stages that declare GPUs. This is what is uploaded.
-- ``local``: the same DAG with each stage as a lightweight Python component calling the task
-  function in the current environment, because ``kfp.local``'s SubprocessRunner runs only
-  lightweight components (container components need its DockerRunner and a Docker engine).
+What the cluster gives every task:
+- its environment from a Kubernetes Secret (object-store credentials) and a ConfigMap (tracking
+  server, S3 endpoint, DVC remote; photogenic.kfp.environment), named at compile time;
+- KFP's cache, keyed on content: a stage task's inputs are its fingerprint and its upstream
+  tasks' outputs, which carry the DVC md5s of the datasets they made, so a rerun with nothing
+  changed is served from the cache and a changed shard re-runs what depends on it;
+- retries with exponential backoff and a timeout, from the stage's declaration;
+- CPU and memory requests from the declared resources, GPU requests
+  (``set_accelerator_type``/``set_accelerator_limit``), node selectors and tolerations
+  (kfp-kubernetes) exactly on the stages that declare GPUs.
+
+``photogenic.kfp.local_run`` runs the compiled package on this machine, each task as its own
+process in a directory of its own, as pods share nothing.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from photogenic.config import RunConfig
-from photogenic.errors import ConfigError
-from photogenic.kfp.parameters import PIPELINE_PARAMETERS
-from photogenic.stages.registry import STAGES, Resources, StageSpec
+from photogenic.kfp import environment
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, STAGE_PARAMETERS
+from photogenic.stages.graph import stage_graph
+from photogenic.stages.registry import STAGES
+from photogenic.stages.spec import Resources, StageSpec
 
 PIPELINE_NAME = "photogenic"
-#: how many upstream tasks a stage's task can take (the local component's signature is fixed)
-MAX_UPSTREAM = 4
+#: the first task: fingerprints and the retraining decision
+CHECK = "check-inputs"
+TASK_MODULE = "photogenic.kfp.task"
 _KFP_TYPES = {str: "String", int: "Integer", list: "JsonArray", float: "Float", bool: "Boolean"}
 
 
@@ -42,151 +55,141 @@ class KfpOptions:
     )
     accelerator_type: str = "nvidia.com/gpu"
     stages: tuple[str, ...] | None = None  # default: every declared stage
+    #: the Secret and the ConfigMap every task takes its environment from
+    secret_name: str = environment.SECRET_NAME
+    config_map_name: str = environment.CONFIG_MAP_NAME
 
 
-def stage_graph(config: RunConfig, stages: dict[str, StageSpec] = STAGES,
-                only: tuple[str, ...] | None = None) -> list[tuple[str, list[str]]]:
-    """(stage, upstream stages) in an order where every stage follows the ones it reads from."""
-    chosen = {name: spec for name, spec in stages.items() if only is None or name in only}
-    for name in without_models(config, chosen):
-        if only is not None:
-            spec = chosen[name]
-            raise ConfigError(f"Stage {name} reads models that the config does not name: set "
-                              + ", ".join(k for k in spec.model_inputs if _config_value(config, k) is None) + ".")
-        del chosen[name]
-    producer: dict[str, str] = {}
-    model_producer: dict[str, str] = {}
-    for name, spec in chosen.items():
-        for dataset in spec.dataset_names(config, spec.outputs):
-            if dataset in producer:
-                raise ConfigError(f"Stages {producer[dataset]} and {name} both write dataset {dataset!r}.")
-            producer[dataset] = name
-        for model in spec.dataset_names(config, spec.model_outputs):
-            if model in model_producer:
-                raise ConfigError(f"Stages {model_producer[model]} and {name} both write model {model!r}.")
-            model_producer[model] = name
-    # a stage follows the stages writing the datasets it reads and the models it names
-    upstream = {name: sorted({producer[d] for d in spec.dataset_names(config, spec.inputs) if d in producer}
-                             | {model_producer[m] for m in spec.dataset_names(config, spec.model_inputs)
-                                if m in model_producer and model_producer[m] != name})
-                for name, spec in chosen.items()}
-    ordered: list[tuple[str, list[str]]] = []
-    done: set[str] = set()
-    while len(done) < len(chosen):
-        ready = [n for n in chosen if n not in done and set(upstream[n]) <= done]
-        if not ready:
-            raise ConfigError(f"The stages {sorted(set(chosen) - done)} read each other's datasets in a cycle.")
-        for name in ready:
-            if len(upstream[name]) > MAX_UPSTREAM:
-                raise ConfigError(f"Stage {name} reads from {len(upstream[name])} stages; at most {MAX_UPSTREAM}.")
-            ordered.append((name, upstream[name]))
-            done.add(name)
-    return ordered
+def fingerprint_output(stage: str) -> str:
+    """The check task's output that holds ``stage``'s fingerprint."""
+    return f"fingerprint_{stage}"
 
 
-def without_models(config: RunConfig, stages: dict[str, StageSpec]) -> list[str]:
-    """Stages that cannot run with ``config``: they read models (``model_inputs``) it leaves
-    unset, and the stages reading their datasets (promote after evaluate)."""
-    left_out = {name for name, spec in stages.items()
-                if any(_config_value(config, key) is None for key in spec.model_inputs)}
-    while True:
-        missing = {d for name in left_out for d in stages[name].dataset_names(config, stages[name].outputs)}
-        more = {name for name, spec in stages.items() if name not in left_out
-                and set(spec.dataset_names(config, spec.inputs)) & missing}
-        if not more:
-            return sorted(left_out)
-        left_out |= more
+def _inputs(parameters) -> list[dict[str, Any]]:
+    return [{"name": p.name, "type": _KFP_TYPES[p.type], "default": _default_text(p.default),
+             "description": p.help} for p in parameters]
 
 
-def _config_value(config: RunConfig, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
+def _parameter_args(parameters) -> list[Any]:
+    args: list[Any] = []
+    for p in parameters:
+        args += [f"--{p.name.replace('_', '-')}", {"inputValue": p.name}]
+    return args
+
+
+def check_component(stages: list[str], image: str):
+    """The first task: what each stage's cache key holds, and whether the stages run at all."""
+    from kfp import components
+
+    outputs = [{"name": "changed", "type": "String", "description": "'true' when the stages are to run"},
+               {"name": "reason", "type": "String", "description": "why they run, or why not"}]
+    outputs += [{"name": fingerprint_output(s), "type": "String", "description": f"{s}'s config and input md5s"}
+                for s in stages]
+    args = ["--check", *_parameter_args(PIPELINE_PARAMETERS), "--stages", ",".join(stages),
+            "--output-changed", {"outputPath": "changed"}, "--output-reason", {"outputPath": "reason"}]
+    for s in stages:
+        args += ["--output-fingerprint", s, {"outputPath": fingerprint_output(s)}]
+    text = {
+        "name": CHECK,
+        "description": "Fingerprint every stage's config and inputs; with only_if_changed, skip the run when "
+                       "nothing changed since the champion.",
+        "inputs": _inputs(PIPELINE_PARAMETERS),
+        "outputs": outputs,
+        "implementation": {"container": {"image": image, "command": ["python", "-m", TASK_MODULE], "args": args}},
+    }
+    return components.load_component_from_text(json.dumps(text))
 
 
 def container_component(spec: StageSpec, n_upstream: int, image: str):
     """A KFP container component running ``spec``'s task in the project image."""
     from kfp import components
 
-    inputs = [{"name": p.name, "type": _KFP_TYPES[p.type], "default": _default_text(p.default),
-               "description": p.help} for p in PIPELINE_PARAMETERS]
+    inputs = _inputs(STAGE_PARAMETERS)
     inputs += [{"name": f"upstream_{i}", "type": "String"} for i in range(n_upstream)]
-    inputs += [{"name": "run_id", "type": "String"}, {"name": "run_name", "type": "String"}]
-    args: list[Any] = ["--stage", spec.name]
-    for p in PIPELINE_PARAMETERS:
-        args += [f"--{p.name.replace('_', '-')}", {"inputValue": p.name}]
+    inputs += [{"name": "fingerprint", "type": "String", "description": "the stage's config and input md5s"}]
+    args: list[Any] = ["--stage", spec.name, *_parameter_args(STAGE_PARAMETERS)]
     for i in range(n_upstream):
         args += ["--upstream", {"inputValue": f"upstream_{i}"}]
-    args += ["--run-id", {"inputValue": "run_id"}, "--run-name", {"inputValue": "run_name"},
-             "--output", {"outputPath": "result"}]
+    args += ["--fingerprint", {"inputValue": "fingerprint"}, "--output", {"outputPath": "result"}]
     text = {
         "name": spec.name,
         "description": spec.description,
         "inputs": inputs,
-        "outputs": [{"name": "result", "type": "String", "description": "the stage's datasets (JSON)"}],
-        "implementation": {"container": {"image": image, "command": ["python", "-m", "photogenic.kfp.task"],
-                                         "args": args}},
+        "outputs": [{"name": "result", "type": "String", "description": "the stage's datasets and models (JSON)"}],
+        "implementation": {"container": {"image": image, "command": ["python", "-m", TASK_MODULE], "args": args}},
     }
     return components.load_component_from_text(json.dumps(text))
 
 
 def _default_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return json.dumps(value) if isinstance(value, list) else str(value)
 
 
-def local_component(spec: StageSpec):
-    """The lightweight twin of the container component, named after the stage."""
-    from photogenic.kfp.local_component import photogenic_stage
-
-    component = copy.deepcopy(photogenic_stage)
-    component.component_spec.name = spec.name
-    component.name = spec.name
-    return component
-
-
-def build_pipeline(config: RunConfig, options: KfpOptions | None = None, mode: str = "cluster"):
+def build_pipeline(config: RunConfig, options: KfpOptions | None = None):
     """The ``@dsl.pipeline`` function for ``config``'s dataset wiring."""
     from kfp import dsl
 
     options = options or KfpOptions()
-    graph = stage_graph(config, only=options.stages)
-
+    graph = stage_graph(config, STAGES, only=options.stages)
     names = [p.name for p in PIPELINE_PARAMETERS]
+    stage_names = {p.name for p in STAGE_PARAMETERS}
 
     def body(*args: Any, **kwargs: Any) -> None:
         # KFP calls the function with its parameters (placeholders) in signature order
         params = {**dict(zip(names, args)), **kwargs}
+        check = check_component([name for name, _ in graph], options.image)(**params)
+        check.set_display_name(CHECK)
+        check.set_caching_options(False)  # it looks at the inputs as they are now, every run
+        _cluster_environment(check, options)
+        check.set_retry(2, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
+        # it lists and hashes files' metadata (object stores report md5s): light work
+        _request_resources(check, Resources(cpus=1, memory_gb=2), options)
         tasks: dict[str, Any] = {}
-        for name, upstream in graph:
-            spec = STAGES[name]
-            run = {"run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "run_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER}
-            if mode == "cluster":
-                component = container_component(spec, len(upstream), options.image)
+        with dsl.If(check.outputs["changed"] == "true", name="inputs-changed"):
+            for name, upstream in graph:
+                spec = STAGES[name]
                 links = {f"upstream_{i}": tasks[u].outputs["result"] for i, u in enumerate(upstream)}
-            else:
-                component = local_component(spec)
-                links = {f"upstream_{i}": tasks[u].output for i, u in enumerate(upstream)}
-                links.update({f"upstream_{i}": "" for i in range(len(upstream), MAX_UPSTREAM)})
-                run["stage"] = name
-            task = component(**params, **links, **run)
-            task.set_display_name(name)
-            task.set_caching_options(False)  # the data lives in DVC, not in KFP's artifact cache
-            if mode == "cluster":
+                task = container_component(spec, len(upstream), options.image)(
+                    **{k: v for k, v in params.items() if k in stage_names}, **links,
+                    fingerprint=check.outputs[fingerprint_output(name)])
+                task.set_display_name(name)
+                # content-keyed: the fingerprint and the upstream md5s are the task's inputs
+                task.set_caching_options(True)
+                _cluster_environment(task, options)
+                _policies(task, spec)
                 _request_resources(task, spec.resources_for(config), options)
-            tasks[name] = task
+                tasks[name] = task
 
-    # the pipeline function's signature is what KFP turns into typed run parameters
-    import inspect
-
+    # the pipeline function's signature is what KFP turns into typed run parameters, and its
+    # docstring's Args what the "Create run" form shows beside each
     body.__signature__ = inspect.Signature([
         inspect.Parameter(p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=p.type)
         for p in PIPELINE_PARAMETERS
     ])
     body.__annotations__ = {p.name: p.type for p in PIPELINE_PARAMETERS}
     body.__name__ = PIPELINE_NAME
+    body.__doc__ = ("The Emu quality-tuning recipe.\n\nArgs:\n"
+                    + "".join(f"    {p.name}: {p.help}\n" for p in PIPELINE_PARAMETERS))
     return dsl.pipeline(name=PIPELINE_NAME, description="The Emu quality-tuning recipe, stage by stage: "
                         + " → ".join(name for name, _ in graph))(body)
+
+
+def _cluster_environment(task: Any, options: KfpOptions) -> None:
+    from kfp import kubernetes
+
+    kubernetes.use_secret_as_env(task, options.secret_name, environment.SECRET_ENV)
+    kubernetes.use_config_map_as_env(task, options.config_map_name, environment.CONFIG_MAP_ENV)
+    for name, field_path in environment.RUN_FIELDS.items():
+        kubernetes.use_field_path_as_env(task, name, field_path)
+
+
+def _policies(task: Any, spec: StageSpec) -> None:
+    from kfp import kubernetes
+
+    task.set_retry(spec.retries, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
+    kubernetes.set_timeout(task, int(spec.timeout_hours * 3600))
 
 
 def _request_resources(task: Any, resources: Resources, options: KfpOptions) -> None:
@@ -206,35 +209,5 @@ def _request_resources(task: Any, resources: Resources, options: KfpOptions) -> 
 def compile_pipeline(config: RunConfig, package_path: str, options: KfpOptions | None = None) -> str:
     from kfp import compiler
 
-    compiler.Compiler().compile(build_pipeline(config, options, mode="cluster"), package_path=package_path)
+    compiler.Compiler().compile(build_pipeline(config, options), package_path=package_path)
     return package_path
-
-
-def run_locally(config: RunConfig, values: dict[str, Any], pipeline_root: str,
-                options: KfpOptions | None = None) -> dict[str, dict[str, Any]]:
-    """Run the pipeline on this machine with ``kfp.local``'s SubprocessRunner, in the current
-    directory (the project) and environment; return each stage's task output."""
-    from kfp import local
-
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=pipeline_root,
-               raise_on_error=True)
-    run = build_pipeline(config, options, mode="local")(**values)
-    outputs: dict[str, dict[str, Any]] = {}
-    for task_output in _task_outputs(pipeline_root):
-        report = json.loads(task_output)
-        outputs[report["stage"]] = report
-    del run
-    return outputs
-
-
-def _task_outputs(pipeline_root: str) -> list[str]:
-    """The stage tasks' JSON outputs, as kfp.local leaves them under the pipeline root."""
-    from pathlib import Path
-
-    found = []
-    for path in sorted(Path(pipeline_root).rglob("executor_output.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        value = data.get("parameterValues", {}).get("Output")
-        if isinstance(value, str) and value.startswith("{"):
-            found.append(value)
-    return found

@@ -1,10 +1,16 @@
 """Joining the lineage records: MLflow model version tags (photogenic.lineage.tags), the
 versions log (data/versions.jsonl: which run made which dataset version), dvc.lock (what is
 current) and the datasets' manifests (which sample is in which version; old versions are read
-from the DVC cache by md5, without checking them out)."""
+from the DVC cache by md5, without checking them out).
+
+On a cluster the pods that made the versions are gone with their disks: given the DVC remote
+(``remote``), the version records the tasks published there and the manifests stored there by
+md5 answer the same questions from any machine that reaches the remote and the tracking server
+(photogenic.versioning.remote)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +20,10 @@ import pyarrow.parquet as pq
 from photogenic.errors import ConfigError
 from photogenic.lineage.tags import read_tags
 from photogenic.paths import dataset_dir
-from photogenic.versioning.dvc import find_project
+from photogenic.versioning.dvc import find_project, locked_md5
 from photogenic.versioning.log import read_versions
+from photogenic.versioning.remote import read_published_versions, read_version_file
+from photogenic.versioning.restore import cache_object
 
 MANIFEST = "manifest.parquet"
 
@@ -46,7 +54,7 @@ def _tracking() -> str:
     return mlflow.get_tracking_uri()
 
 
-def model_lineage(spec: str, data_root: str, client: Any = None) -> dict[str, Any]:
+def model_lineage(spec: str, data_root: str, client: Any = None, remote: str | None = None) -> dict[str, Any]:
     from mlflow import MlflowClient
 
     client = client or MlflowClient()
@@ -56,11 +64,11 @@ def model_lineage(spec: str, data_root: str, client: Any = None) -> dict[str, An
         raise ConfigError(f"Model version {version.name} v{version.version} carries no photogenic lineage tags "
                           "(photogenic.dvc_md5.<dataset>): it was registered without them.")
     project = find_project(".")
-    log = read_versions(data_root)
+    log = _versions(data_root, remote)
     datasets = {}
     for name, md5 in sorted(lineage["datasets"].items()):
         made_by = [v for v in log if v["dataset"] == name and v.get("dvc_md5") == md5]
-        manifest = read_manifest_version(project, data_root, name, md5, columns=None)
+        manifest = read_manifest_version(project, data_root, name, md5, columns=None, remote=remote)
         datasets[name] = {
             "dvc_md5": md5,
             "rows": lineage["rows"].get(name),
@@ -105,14 +113,14 @@ def _annotators(manifest) -> list[str]:
 
 # -- samples --------------------------------------------------------------------------------------
 
-def sample_lineage(sample_id: str, data_root: str, client: Any = None) -> dict[str, Any]:
-    """Every dataset version (recorded in versions.jsonl or current in dvc.lock) holding
-    ``sample_id``, and every registered model version made from one of them."""
+def sample_lineage(sample_id: str, data_root: str, client: Any = None, remote: str | None = None) -> dict[str, Any]:
+    """Every dataset version (recorded in versions.jsonl or the remote, or current in dvc.lock)
+    holding ``sample_id``, and every registered model version made from one of them."""
     from mlflow import MlflowClient
 
     project = find_project(".")
     known: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in read_versions(data_root):
+    for entry in _versions(data_root, remote):
         if entry.get("dvc_md5"):
             known.setdefault((entry["dataset"], entry["dvc_md5"]), {"runs": []})["runs"].append(entry.get("run"))
     for name in _dataset_names(data_root):
@@ -121,7 +129,7 @@ def sample_lineage(sample_id: str, data_root: str, client: Any = None) -> dict[s
             known.setdefault((name, md5), {"runs": []})
     datasets, unreadable = [], []
     for (name, md5), info in sorted(known.items()):
-        manifest = read_manifest_version(project, data_root, name, md5, columns=["sample_id"])
+        manifest = read_manifest_version(project, data_root, name, md5, columns=["sample_id"], remote=remote)
         if manifest is None:
             unreadable.append({"dataset": name, "dvc_md5": md5})
         elif sample_id in set(manifest.column("sample_id").to_pylist()):
@@ -149,7 +157,6 @@ def _dataset_names(data_root: str) -> list[str]:
 def _locked_md5(project: Path | None, data_root: str, name: str) -> str | None:
     if project is None:
         return None
-    from photogenic.versioning.dvc import locked_md5
 
     try:
         rel = Path(dataset_dir(data_root, name)).resolve().relative_to(project)
@@ -158,12 +165,18 @@ def _locked_md5(project: Path | None, data_root: str, name: str) -> str | None:
     return locked_md5(project, str(rel))
 
 
-def read_manifest_version(project: Path | None, data_root: str, name: str, md5: str, columns=None):
-    """The manifest of version ``md5`` of dataset ``name``: from the DVC cache, or from the
-    dataset folder when that is the version dvc.lock records. None when neither has it."""
-    if project is not None:
-        from photogenic.versioning.restore import cache_object
+def _versions(data_root: str, remote: str | None) -> list[dict[str, Any]]:
+    """The versions log here and the version records in the remote, each entry once."""
+    entries = read_versions(data_root) + (read_published_versions(remote) if remote else [])
+    unique = {json.dumps(e, sort_keys=True): e for e in entries}
+    return list(unique.values())
 
+
+def read_manifest_version(project: Path | None, data_root: str, name: str, md5: str, columns=None,
+                          remote: str | None = None):
+    """The manifest of version ``md5`` of dataset ``name``: from the DVC cache, from the dataset
+    folder when that is the version dvc.lock records, or from the remote. None when none has it."""
+    if project is not None:
         listing = cache_object(project, md5)
         if listing is not None:
             entry = next((e for e in json.loads(listing.read_text(encoding="utf-8")) if e["relpath"] == MANIFEST), None)
@@ -173,5 +186,6 @@ def read_manifest_version(project: Path | None, data_root: str, name: str, md5: 
     folder = Path(dataset_dir(data_root, name))
     if (folder / MANIFEST).exists() and _locked_md5(project, data_root, name) == md5:
         return pq.read_table(folder / MANIFEST, columns=columns)
-    return None
+    data = read_version_file(remote, md5, MANIFEST) if remote else None
+    return pq.read_table(io.BytesIO(data), columns=columns) if data is not None else None
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from photogenic.config import RunConfig
-from photogenic.lineage.tags import read_tags, input_md5s
+from photogenic.lineage.tags import input_md5s, read_tags
+from photogenic.stages.spec import StageSpec
 
 
 @dataclass
@@ -24,7 +25,8 @@ class RetrainDecision:
         return "Retraining: " + "; ".join(self.reasons) + "."
 
 
-def retrain_decision(config: RunConfig, model: str, alias: str, client: Any = None) -> RetrainDecision:
+def retrain_decision(config: RunConfig, stages: dict[str, StageSpec], model: str, alias: str,
+                     client: Any = None) -> RetrainDecision:
     """Against ``model@alias``; with no version under that alias yet (no model ever passed the
     promotion gate), against the last version the recipe registered: the same inputs would train
     the same model again (the seeds are fixed), which the gate has already turned down."""
@@ -49,7 +51,7 @@ def retrain_decision(config: RunConfig, model: str, alias: str, client: Any = No
     if not recorded:
         return RetrainDecision(True, [f"{compared_with} carries no input md5 tags (photogenic.input_md5.*) to compare"],
                                compared_with)
-    current = input_md5s(config)
+    current = input_md5s(config, stages)
     reasons = [
         f"{key} is {current.get(key) or 'gone'} ({model} v{version.version} was made from {recorded.get(key) or 'none'})"
         for key in sorted(set(current) | set(recorded)) if current.get(key) != recorded.get(key)

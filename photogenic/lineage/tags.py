@@ -19,6 +19,10 @@ from typing import Any
 
 from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
+from photogenic.dataset.store import Dataset
+from photogenic.stages.spec import StageSpec
+from photogenic.versioning.fingerprint import external_md5s
+from photogenic.versioning.log import git_commit as checked_out
 
 PREFIX = "photogenic."
 DVC_MD5 = PREFIX + "dvc_md5."
@@ -37,43 +41,37 @@ def config_md5(config: RunConfig) -> str:
     return hashlib.md5(json.dumps(config.resolved(), sort_keys=True).encode()).hexdigest()  # noqa: S324
 
 
-def input_md5s(config: RunConfig, stages: list[str] | None = None) -> dict[str, str]:
-    """``<stage>.<name>`` -> md5 of every external input the (given) declared stages read. By
-    default the stages a model is made from: not those reading models (evaluate's prompt file
+def input_md5s(config: RunConfig, stages: dict[str, StageSpec], only: list[str] | None = None) -> dict[str, str]:
+    """``<stage>.<name>`` -> md5 of every external input of ``stages`` (or those ``only`` names).
+    By default the stages a model is made from: not those reading models (evaluate's prompt file
     judges a model, a new one is no reason to retrain)."""
-    from photogenic.stages.registry import STAGES
-    from photogenic.versioning.fingerprint import external_md5s
-
-    chosen = _lineage_stages(stages)
-    return keyed_input_md5s({name: external_md5s(STAGES[name], config) for name in chosen}, chosen)
+    chosen = _lineage_stages(stages, only)
+    return keyed_input_md5s({name: external_md5s(stages[name], config) for name in chosen}, stages, only)
 
 
-def keyed_input_md5s(by_stage: dict[str, dict[str, str]], stages: list[str] | None = None) -> dict[str, str]:
+def keyed_input_md5s(by_stage: dict[str, dict[str, str]], stages: dict[str, StageSpec],
+                     only: list[str] | None = None) -> dict[str, str]:
     """``input_md5s`` from md5s already taken per stage (stage -> name -> md5)."""
-    return {f"{name}.{key}": md5 for name in _lineage_stages(stages) for key, md5 in by_stage.get(name, {}).items()}
+    return {f"{name}.{key}": md5 for name in _lineage_stages(stages, only) for key, md5 in by_stage.get(name, {}).items()}
 
 
-def _lineage_stages(stages: list[str] | None) -> list[str]:
-    from photogenic.stages.registry import STAGES
-
-    return [name for name, spec in STAGES.items()
-            if (stages is None and not spec.model_inputs) or (stages is not None and name in stages)]
+def _lineage_stages(stages: dict[str, StageSpec], only: list[str] | None) -> list[str]:
+    return [name for name, spec in stages.items()
+            if (only is None and not spec.model_inputs) or (only is not None and name in only)]
 
 
 def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[str, Any],
-                       git_commit: str | None = None, inputs: dict[str, str] | None = None) -> dict[str, str]:
+                       inputs: dict[str, str], git_commit: str | None = None) -> dict[str, str]:
     """The lineage tags of a model version made by ``run`` from ``datasets`` with ``config``.
-    ``inputs``: the external inputs' md5s (``input_md5s``) when taken already, e.g. by a pipeline
-    whose training step sees only its own config sections."""
-    from photogenic.versioning.log import git_commit as checked_out
-
+    ``inputs``: the external inputs' md5s (``input_md5s``), taken by the runner, whose training
+    step sees only its own config sections."""
     tags = {GIT_COMMIT: git_commit or checked_out() or "", CONFIG_MD5: config_md5(config)}
     for ref in datasets:
         if not ref.dvc_md5:
             raise ValueError(f"dataset {ref.name} is not versioned (no DVC md5): its lineage would be lost")
         tags[DVC_MD5 + ref.name] = ref.dvc_md5
         tags[ROWS + ref.name] = str(ref.rows)
-    tags.update({INPUT_MD5 + key: md5 for key, md5 in (input_md5s(config) if inputs is None else inputs).items()})
+    tags.update({INPUT_MD5 + key: md5 for key, md5 in inputs.items()})
     tags.update({RUN + key: str(run.get(key, "")) for key in ("runner", "id", "name")})
     return tags
 
@@ -81,8 +79,6 @@ def model_version_tags(config: RunConfig, datasets: list[DatasetRef], run: dict[
 def lineage_datasets(dataset: DatasetRef) -> list[DatasetRef]:
     """``dataset`` and the versions of the datasets it was made from, as its dataset card recorded
     them when it was written (the packaged training set's card lists its upstream chain)."""
-    from photogenic.dataset.store import Dataset
-
     found = [dataset]
     card = Dataset(dataset.path).read_card()
     for entry in card.get("upstream") or []:

@@ -9,59 +9,8 @@ same card, and the same DVC md5, whichever runner made it.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-from photogenic.config import RunConfig
-from photogenic.dataset.store import Dataset
-from photogenic.paths import dataset_dir, is_url
-from photogenic.versioning.dvc import current_md5, find_project
-
-
-def upstream_datasets(config: RunConfig, name: str) -> list[tuple[str, str]]:
-    """(stage, dataset) for every dataset ``name`` is derived from, nearest first, following
-    the stages' declared inputs and outputs in the registry."""
-    from photogenic.stages.registry import STAGES
-
-    producers = {}
-    for spec in STAGES.values():
-        for dataset in spec.dataset_names(config, spec.outputs):
-            producers[dataset] = spec
-    chain, queue, seen = [], [name], {name}
-    while queue:
-        current = queue.pop(0)
-        spec = producers.get(current)
-        if spec is None:
-            continue
-        for dataset in spec.dataset_names(config, spec.inputs):
-            if dataset not in seen:
-                seen.add(dataset)
-                chain.append((producers[dataset].name if dataset in producers else "unknown", dataset))
-                queue.append(dataset)
-    return chain
-
-
-def describe_upstream(config: RunConfig, name: str) -> list[dict[str, Any]]:
-    project = find_project(".")
-    described = []
-    for stage, dataset_name in upstream_datasets(config, name):
-        dataset = Dataset(dataset_dir(config.data.root, dataset_name), name=dataset_name)
-        entry: dict[str, Any] = {"dataset": dataset_name, "stage": stage, "rows": None, "content_hash": None,
-                                 "dvc_md5": None}
-        if dataset.exists():
-            ref = dataset.ref()
-            entry.update(rows=ref.rows, content_hash=ref.content_hash)
-            if project is not None and not is_url(dataset.path):
-                try:
-                    relative = os.path.relpath(Path(dataset.path).resolve(), project)
-                except ValueError:
-                    relative = None
-                if relative and not relative.startswith(".."):
-                    entry["dvc_md5"] = current_md5(project, relative)
-        described.append(entry)
-    return described
 
 
 def share_table(counts: Counter, total: int) -> list[str]:

@@ -34,8 +34,8 @@ from great_expectations.expectations import Expectation
 from photogenic.errors import QualityGateError
 from photogenic.quality.docs import index_path, local_site, site_config
 from photogenic.quality.report import expectation_rows, failure_lines
-from photogenic.quality.summary import SUMMARY_NAME, render_summary, validation_pages
 from photogenic.quality.suites import GateParams, get_suite_kind
+from photogenic.quality.summary import SUMMARY_NAME, render_summary, validation_pages
 
 #: the column whose values identify an offending row in failure messages and Data Docs
 ID_COLUMN = "sample_id"

@@ -133,18 +133,16 @@ def ingest_suites(params: IngestGateParams) -> GateSuites:
 
 
 class AutoFilterGateParams(GateParams):
+    """From the scorers that ran (photogenic.filtering.registry.gate_checks): each scorer's bounds
+    on its own columns, read from its description, so a threshold is stated in one place."""
+
     min_rows: int = Field(1, ge=0, description="Fewest candidates the filter may leave.")
-    max_rows: int | None = Field(None, ge=0, description="Most candidates (e.g. the curation budget).")
-    min_short_side: int | None = Field(None, ge=1)
-    max_aspect_ratio: float | None = Field(None, ge=1.0)
-    #: metadata name -> (min, max), as configured in filter.metadata.thresholds
-    metadata_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
-    #: near-duplicate clustering ran: no cluster may be represented twice among the survivors
-    dedup: bool = False
-    #: score column -> (min, max) for the model scorers that ran (text area, NSFW, CLIP, aesthetic);
-    #: a column is checked for nulls only when every survivor must have been scored
+    max_rows: int | None = Field(None, ge=0, description="Most candidates (e.g. top-k, the curation budget).")
+    #: score column -> (min, max); a column is checked for nulls unless it is in ``nullable_scores``
     score_bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
     nullable_scores: list[str] = Field(default_factory=list, description="score columns a survivor may lack")
+    #: columns no two survivors share (near-duplicate clusters: no cluster represented twice)
+    unique_scores: list[str] = Field(default_factory=list)
 
 
 @register_suite("auto_filter", AutoFilterGateParams)
@@ -156,28 +154,13 @@ def auto_filter_suites(params: AutoFilterGateParams) -> GateSuites:
         gxe.ExpectColumnValuesToNotBeNull(column="sample_id"),
         gxe.ExpectColumnValuesToBeUnique(column="sample_id"),
     ]
-    if params.min_short_side is not None:
-        manifest += [
-            gxe.ExpectColumnValuesToNotBeNull(column="score_size_short_side"),
-            gxe.ExpectColumnValuesToBeBetween(column="score_size_short_side", min_value=params.min_short_side),
-        ]
-    if params.max_aspect_ratio is not None:
-        manifest += [
-            gxe.ExpectColumnValuesToNotBeNull(column="score_size_aspect_ratio"),
-            gxe.ExpectColumnValuesToBeBetween(column="score_size_aspect_ratio", max_value=params.max_aspect_ratio),
-        ]
-    if params.dedup:
-        manifest += [
-            gxe.ExpectColumnValuesToNotBeNull(column="score_dedup_cluster"),
-            gxe.ExpectColumnValuesToBeUnique(column="score_dedup_cluster"),
-        ]
+    for column in params.unique_scores:
+        manifest += [gxe.ExpectColumnValuesToNotBeNull(column=column), gxe.ExpectColumnValuesToBeUnique(column=column)]
     for column, (low, high) in sorted(params.score_bounds.items()):
+        # GE's column checks skip nulls: a nullable column is checked only where it has a value
         if column not in params.nullable_scores:
             manifest.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
         manifest.append(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
-    for name, (low, high) in sorted(params.metadata_bounds.items()):
-        # rows without the metadata are null here, and GE's column checks skip nulls
-        manifest.append(gxe.ExpectColumnValuesToBeBetween(column=f"score_metadata_{name}", min_value=low, max_value=high))
     return GateSuites(manifest=manifest, dataset=[])
 
 

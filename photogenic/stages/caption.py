@@ -28,10 +28,12 @@ from tqdm import tqdm
 from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
-from photogenic.dataset.store import Dataset
+from photogenic.dataset.store import Dataset, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.paths import dataset_dir
+from photogenic.stages import curation
 from photogenic.stages.inputs import open_input
-from photogenic.stages.auto_filter import _repoint_shards as repoint_shards
+from photogenic.stages.spec import Resources, StageOutput, StageSpec
 from photogenic.text import clean_caption
 
 log = logging.getLogger(__name__)
@@ -48,9 +50,11 @@ class CaptionResult:
     quarantined: int = 0
 
 
-def caption(config: RunConfig, progress: bool = True) -> CaptionResult:
+def caption(config: RunConfig, progress: bool = True, input_ref: DatasetRef | None = None) -> CaptionResult:
+    """``input_ref``: the curated set as a runner hands it (else the one caption.input names)."""
     settings = config.caption
-    source = open_input(config.data.root, "caption", settings.input, settings.output, made_by="curation")
+    source = open_input(config.data.root, "caption", settings.input, settings.output, made_by="curation",
+                        ref=input_ref)
     manifest = source.read_manifest()
     rows = manifest.to_pylist()
     human = [_clean(row.get("human_caption"), config) for row in rows]
@@ -85,6 +89,7 @@ def caption(config: RunConfig, progress: bool = True) -> CaptionResult:
         for i, reason in zip(dropped, reasons)], schema=QUARANTINE_SCHEMA)
     sources = Counter(pick[0] for pick in chosen if pick is not None)
     card = {"name": target.name, "stage": "caption", "input": source.name, "rows": table.num_rows,
+            "upstream": upstream_entries(source, input_ref),
             "quarantined": quarantine.num_rows, "caption_sources": dict(sorted(sources.items())),
             "params": settings.model_dump(mode="json")}
     ref = target.write(table, quarantine, card)
@@ -128,3 +133,32 @@ def _why_none(row: dict[str, Any], model_text: str | None, config: RunConfig) ->
     alt = (f"no alt-text (caption_status {row.get('caption_status')})" if not row.get("caption")
            else f"the alt-text is shorter than caption.min_chars={config.caption.min_chars}")
     return f"No usable caption: {human}; {model}; {alt}."
+
+
+def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
+    result = caption(config, progress=progress, input_ref=(inputs or {}).get("caption.input"))
+    return StageOutput(ref=result.ref, stats={"caption_sources": result.sources, "quarantined": result.quarantined})
+
+
+def _gate_params(config: RunConfig) -> dict[str, Any]:
+    return {
+        **curation.gate_params(config),
+        "min_chars": config.caption.min_chars,
+        "max_chars": config.caption.max_chars,
+        "max_alt_text_share": config.caption.gate.max_alt_text_share,
+    }
+
+
+SPEC = StageSpec(
+    name="caption",
+    description="Choose each curated image's training caption: human, else a captioning model, else "
+    "the alt-text; cleaned and bounded, its source recorded.",
+    run=_run,
+    # curation: the caption gate re-checks the curation quotas (_gate_params)
+    params=("data", "caption", "curation"),
+    gate="caption",
+    gate_params=_gate_params,
+    resources=Resources(cpus=2, memory_gb=4),
+    inputs=("caption.input",),
+    outputs=("caption.output",),
+)

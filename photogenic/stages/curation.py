@@ -25,14 +25,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from photogenic.config import RunConfig
-from photogenic.curation.export import candidates, export_stage
+from photogenic.curation.export import export_stage
 from photogenic.curation.importer import StageResult, annotation_files, import_stage
+from photogenic.curation.incoming import fetch_exports, landed_exports
 from photogenic.curation.simulate import is_simulated, simulate_stage
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
-from photogenic.dataset.store import Dataset
+from photogenic.dataset.store import Dataset, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.paths import dataset_dir
-from photogenic.stages.auto_filter import _repoint_shards as repoint_shards
+from photogenic.stages.inputs import open_input
+from photogenic.stages.spec import Resources, StageOutput, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,13 @@ class CurationResult:
             "simulated_annotators": self.simulated}
 
 
-def curate(config: RunConfig, progress: bool = True) -> CurationResult:
+def curate(config: RunConfig, progress: bool = True, input_ref: DatasetRef | None = None) -> CurationResult:
+    """``input_ref``: the candidate pool as a runner hands it (else the one curation.input names).
+    The export, import and simulation helpers (also the `photogenic curation` commands) read the
+    candidates where the config names them; the ref is checked to be that dataset."""
+    source = open_input(config.data.root, "curation", config.curation.input, config.curation.output,
+                        "the auto-filter", ref=input_ref)
+    fetch_exports(config)
     results: dict[int, StageResult] = {}
     simulated = False
     # once people have labelled a stage, no later stage is simulated on their selection
@@ -65,9 +74,9 @@ def curate(config: RunConfig, progress: bool = True) -> CurationResult:
         may_simulate = may_simulate and simulated
         results[stage] = import_stage(config, stage, files=files)
         _check_agreement(config, results[stage])
-    ref = write_curated(config, results)
+    ref = write_curated(config, results, source, input_ref)
     log.info("curation %s → %s: %d candidates → stage 1 selected %d → stage 2 selected %d%s",
-             config.curation.input, config.curation.output, candidates(config).num_rows(),
+             config.curation.input, config.curation.output, source.num_rows(),
              results[1].counts["selected"], ref.rows, " (SIMULATED annotators)" if simulated else "")
     return CurationResult(ref, results, simulated)
 
@@ -85,8 +94,8 @@ def stage_files(config: RunConfig, stage: int) -> list[str]:
     return []  # regenerate the simulated ones: the tasks may have changed since they were written
 
 
-def write_curated(config: RunConfig, results: dict[int, StageResult]) -> DatasetRef:
-    source = candidates(config)
+def write_curated(config: RunConfig, results: dict[int, StageResult], source: Dataset,
+                  source_ref: DatasetRef | None = None) -> DatasetRef:
     target = Dataset(dataset_dir(config.data.root, config.curation.output), name=config.curation.output)
     selected = results[2].table.filter(pc.equal(results[2].table["selected"], True))
     manifest = source.read_manifest()
@@ -101,6 +110,7 @@ def write_curated(config: RunConfig, results: dict[int, StageResult]) -> Dataset
         for n, result in results.items() for bad in result.quarantine], schema=QUARANTINE_SCHEMA)
     card = {
         "name": target.name, "stage": "curation", "input": source.name, "rows": manifest.num_rows,
+        "upstream": upstream_entries(source, source_ref),
         "quarantined_annotation_rows": quarantine.num_rows,
         "stages": {f"stage{n}": {"counts": r.counts, "agreement": {k: v.as_dict() for k, v in r.agreement.items()}}
                    for n, r in results.items()},
@@ -130,3 +140,54 @@ def _check_agreement(config: RunConfig, result: StageResult) -> None:
     elif kappa < floor:
         log.warning("stage %d: verdict agreement kappa %.3f is below curation.gate.min_agreement %.3f (%s)",
                     result.stage, kappa, floor, config.curation.gate.on_low_agreement)
+
+
+def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
+    result = curate(config, progress=progress, input_ref=(inputs or {}).get("curation.input"))
+    return StageOutput(ref=result.ref, stats=result.stats())
+
+
+def gate_params(config: RunConfig) -> dict[str, Any]:
+    """The curation gate's parameters; the caption gate re-checks them (photogenic.stages.caption)."""
+    settings = config.curation
+    return {
+        "stage1_quota": settings.stage1.quota,
+        "stage2_quota": settings.stage2.quota,
+        "min_agreement": settings.gate.min_agreement if settings.gate.on_low_agreement == "fail" else None,
+    }
+
+
+def _exports(config: RunConfig) -> dict[str, str]:
+    """The annotators' exports under <data.root>/<curation.dir>/stage<N>/annotations/. SIMULATED
+    exports are left out: the stage writes them itself from the sample pool's ground truth, which
+    is declared instead, for the stages that have no people's exports (the ones it simulates)."""
+    inputs: dict[str, str] = {}
+    for stage in (1, 2):
+        people = [path for path in annotation_files(config, stage) if not is_simulated(path)]
+        for path in people:
+            name = path.rsplit("/", 1)[-1]
+            inputs[f"stage{stage}/{name}"] = f"{config.curation.dir}/stage{stage}/annotations/{name}"
+        # the exports that landed elsewhere (a bucket on a cluster) are read from there
+        for path in landed_exports(config, stage):
+            inputs[f"stage{stage}/{path.rsplit('/', 1)[-1]}"] = path
+            people.append(path)
+        if not people and config.curation.simulate.enabled:
+            inputs["simulate.ground_truth"] = config.curation.simulate.ground_truth
+    return inputs
+
+
+SPEC = StageSpec(
+    name="curation",
+    description="Two human curation stages over the candidate pool: export Label Studio tasks, import "
+    "the annotators' exports (SIMULATED annotators for the sample pool), vote, apply the quotas, and "
+    "write the curated set with every label and the human captions.",
+    run=_run,
+    params=("data", "curation"),
+    gate="curation",
+    external_inputs=_exports,
+    extra_outs=("${data.root}/${curation.dir}",),
+    gate_params=gate_params,
+    resources=Resources(cpus=1, memory_gb=2),
+    inputs=("curation.input",),
+    outputs=("curation.output",),
+)

@@ -37,6 +37,7 @@ from photogenic.paths import dataset_dir
 from photogenic.safety.parsing import storable_text
 from photogenic.sources.readers import RawSample, ReadLimits, iter_source
 from photogenic.stages.ingest_worker import ProbeOutcome, ProbeTask, run_probe
+from photogenic.stages.spec import Resources, StageOutput, StageSpec
 from photogenic.text import clean_caption
 
 log = logging.getLogger(__name__)
@@ -325,3 +326,34 @@ def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, config: Ru
         "sources": [s.model_dump() for s in config.ingest.sources],
         "params": config.ingest.model_dump(mode="json", exclude={"sources", "gate"}),
     }
+
+
+def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
+    result = ingest(config, progress=progress)
+    return StageOutput(ref=result.ref, stats=result.stats.as_dict())
+
+
+def _gate_params(config: RunConfig) -> dict[str, Any]:
+    return {
+        "max_caption_chars": config.ingest.max_caption_chars,
+        "max_quarantine_share": config.ingest.gate.max_quarantine_share,
+        "min_rows": config.ingest.gate.min_rows,
+    }
+
+
+def _sources(config: RunConfig) -> dict[str, str]:
+    return {f"source{i}": source.uri for i, source in enumerate(config.ingest.sources)}
+
+
+SPEC = StageSpec(
+    name="ingest",
+    description="Read the sources, decode and check every image, collapse exact duplicates, "
+    "quarantine what cannot be used, and write the ingested dataset.",
+    run=_run,
+    params=("data", "ingest"),
+    gate="ingest",
+    gate_params=_gate_params,
+    resources=Resources(cpus=2, memory_gb=4),
+    outputs=("ingest.output",),
+    external_inputs=_sources,
+)

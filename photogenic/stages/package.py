@@ -25,14 +25,16 @@ from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import ConfigError, DataError
 from photogenic.packaging.buckets import make_buckets, nearest_bucket
-from photogenic.packaging.card import describe_upstream, render_card
+from photogenic.packaging.card import render_card
 from photogenic.packaging.images import EXTENSIONS, pack_encoded
 from photogenic.packaging.split import split_of
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir, join
 from photogenic.stages.inputs import open_input
+from photogenic.stages.spec import Resources, StageOutput, StageSpec
 from photogenic.upsampling.columns import training_image_pointer
 
 log = logging.getLogger(__name__)
@@ -78,9 +80,11 @@ class PackageResult:
     card: str
 
 
-def package(config: RunConfig, progress: bool = True) -> PackageResult:
+def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | None = None) -> PackageResult:
+    """``input_ref``: the upsampled set as a runner hands it (else the one package.input names)."""
     settings = config.package
-    source = open_input(config.data.root, "package", settings.input, settings.output, "the upsample stage")
+    source = open_input(config.data.root, "package", settings.input, settings.output, "the upsample stage",
+                        ref=input_ref)
     if settings.input == config.upsample.output and config.upsample.min_short_side < settings.resolution:
         raise ConfigError(
             f"package.resolution is {settings.resolution} px but upsample.min_short_side is "
@@ -151,7 +155,7 @@ def package(config: RunConfig, progress: bool = True) -> PackageResult:
     quarantine_table = pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA) if quarantine \
         else QUARANTINE_SCHEMA.empty_table()
     params = settings.model_dump(mode="json")
-    upstream = describe_upstream(config, settings.output)
+    upstream = upstream_entries(source, input_ref)
     card_text = render_card(name=target.name, input_name=source.name, rows=manifest.to_pylist(),
                             quarantined=len(quarantine), upstream=upstream, params=params)
     splits = {s: out["split"].count(s) for s in ("train", "validation")}
@@ -167,3 +171,29 @@ def package(config: RunConfig, progress: bool = True) -> PackageResult:
              settings.input, settings.output, len(rows), manifest.num_rows, splits["train"], splits["validation"],
              len(quarantine))
     return PackageResult(ref=ref, stats=stats, card=join(target.path, CARD_NAME))
+
+
+def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
+    result = package(config, progress=progress, input_ref=(inputs or {}).get("package.input"))
+    return StageOutput(ref=result.ref, stats=result.stats, reports={"dataset_card": result.card})
+
+
+def _gate_params(config: RunConfig) -> dict[str, Any]:
+    settings = config.package
+    buckets = make_buckets(settings.resolution, settings.bucket_step, settings.max_aspect_ratio)
+    return {"resolution": settings.resolution, "buckets": [b.name for b in buckets], "min_rows": settings.gate.min_rows}
+
+
+SPEC = StageSpec(
+    name="package",
+    description="Package the training set: aspect-ratio buckets at the training resolution, crop "
+    "coordinates, captions, a stable validation split, WebDataset shards and a dataset card.",
+    run=_run,
+    # upsample: package refuses a resolution above upsample.min_short_side
+    params=("data", "package", "upsample"),
+    gate="training_set",
+    gate_params=_gate_params,
+    resources=Resources(cpus=2, memory_gb=4),
+    inputs=("package.input",),
+    outputs=("package.output",),
+)

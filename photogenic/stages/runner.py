@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 from photogenic.config import RunConfig
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
-from photogenic.dataset.lock import data_root_lock
 from photogenic.errors import ConfigError
-from photogenic.stages.registry import STAGES, StageOutput, StageSpec, get_stage
+from photogenic.stages.registry import STAGES, get_stage
+from photogenic.stages.spec import StageOutput, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ def stage_config_keys(stage: str) -> tuple[str, ...]:
 
 def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
     """Run stage ``name``, holding the data folder's lock; ``options`` go to stages that take
-    them (``resume=True`` for resumable ones)."""
+    them: ``inputs`` (input key -> the DatasetRef a runner hands over), ``resume=True`` for
+    resumable ones."""
     spec = get_stage(name)
     check_own_outputs(spec, config)
     with data_root_lock(config.data.root, f"stage {name}"):

@@ -28,10 +28,12 @@ from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer, repoint_shards
+from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import DataError
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
 from photogenic.stages.inputs import open_input
+from photogenic.stages.spec import Resources, StageOutput, StageSpec
 from photogenic.upsampling.columns import UPSAMPLE_COLUMNS
 from photogenic.upsampling.lanczos import png_bytes, upscale_encoded
 from photogenic.upsampling.plan import needs_upsampling, passes_needed, resampled_size, sample_seed
@@ -47,10 +49,11 @@ class UpsampleResult:
     stats: dict[str, Any]
 
 
-def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
+def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | None = None) -> UpsampleResult:
+    """``input_ref``: the captioned set as a runner hands it (else the one upsample.input names)."""
     settings = config.upsample
     source = open_input(config.data.root, "upsample", settings.input, settings.output,
-                        "the stage that makes it (caption)")
+                        "the stage that makes it (caption)", ref=input_ref)
     table = source.read_manifest()
     if settings.backend == "diffusion" and CAPTION not in table.column_names:
         raise DataError(f"The dataset {settings.input!r} (upsample.input) has no {CAPTION!r} column, which the "
@@ -99,6 +102,7 @@ def upsample(config: RunConfig, progress: bool = True) -> UpsampleResult:
     stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
              "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
     card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
+            "upstream": upstream_entries(source, input_ref),
             "params": settings.model_dump(mode="json")}
     ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card, shards=writer.staged)
     log.info("upsample %s → %s: %d rows, %d upsampled", settings.input, settings.output, len(rows), len(todo))
@@ -150,3 +154,36 @@ def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], t
             for index, job, image in zip(batch, jobs, upscaler.upscale(jobs, passes)):
                 yield index, png_bytes(image), upscaler.name, float(upscaler.native_scale ** passes), job.seed
             bar.update(len(batch))
+
+
+def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:
+    result = upsample(config, progress=progress, input_ref=(inputs or {}).get("upsample.input"))
+    return StageOutput(ref=result.ref, stats=result.stats)
+
+
+def _gate_params(config: RunConfig) -> dict[str, Any]:
+    return {"min_short_side": config.upsample.min_short_side}
+
+
+def resources(config: RunConfig) -> Resources:
+    """A GPU when a diffusion checkpoint is configured; Lanczos runs on CPUs."""
+    settings = config.upsample
+    if settings.backend == "diffusion":
+        return Resources(cpus=4, memory_gb=16, gpus=settings.diffusion.gpus)
+    return Resources(cpus=2, memory_gb=4)
+
+
+SPEC = StageSpec(
+    name="upsample",
+    description="Upsample every row whose short side is below the training resolution (Lanczos, or a "
+    "diffusers upscaler conditioned on the training caption); new images in new shards, originals kept.",
+    run=_run,
+    params=("data", "upsample"),
+    gate="upsample",
+    gate_params=_gate_params,
+    # the embedded default (Lanczos); with upsample.backend=diffusion it asks for a GPU
+    resources=Resources(cpus=2, memory_gb=4),
+    config_resources=resources,
+    inputs=("upsample.input",),
+    outputs=("upsample.output",),
+)

@@ -3,7 +3,7 @@
 Samples are drawn through the same call evaluation uses (``pipe(prompt=..., generator=[one per
 prompt], num_inference_steps=..., guidance_scale=..., output_type="pil").images``), so what the
 grids show is what the model will be judged on. Their quality is the auto-filter's weight-free
-technical score (photogenic.scoring.technical): sharpness, noise, exposure, contrast, colour.
+technical score (photogenic.imaging.quality): sharpness, noise, exposure, contrast, colour.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from photogenic.scoring.technical import measure_all
+from photogenic.imaging.quality import measure_all
 
 
 @torch.no_grad()

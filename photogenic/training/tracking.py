@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from photogenic.tracking_server import require_reachable
+
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -108,6 +110,7 @@ def tracking_run(tracking_cfg, run_name: str) -> Iterator[Tracker]:
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    require_reachable(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(tracking_cfg.experiment)
     with mlflow.start_run(run_name=run_name) as run:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from photogenic.dataset.atomic import write_text
 from photogenic.errors import DataError
 from photogenic.safety.secrets import redact
 
@@ -133,7 +134,6 @@ def add_folder(project: Path, folder: Path, push: bool) -> str:
 def pull_folder(project: Path, folder: Path, md5: str) -> None:
     """Fetch DVC version ``md5`` of ``folder`` from the remote into place, through a .dvc file
     beside it naming that version (what ``dvc add`` wrote where the folder was made)."""
-    from photogenic.dataset.atomic import write_text
 
     rel = Path(os.path.relpath(folder.resolve(), project.resolve()))
     write_text(str(project / f"{rel}.dvc"),
@@ -174,7 +174,6 @@ def write_params(project: Path, resolved: dict) -> bool:
     Like ``dvc exp run --set-param``, a run with another config or overrides updates
     params.yaml, so dvc.lock always records the parameters the outputs were really made with.
     """
-    from photogenic.dataset.atomic import write_text
 
     path = project / PARAMS_FILE
     text = "# The resolved config of the last `photogenic run`; dvc.yaml reads its parameters here.\n"

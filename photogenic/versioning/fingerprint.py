@@ -15,15 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING
 
+from photogenic.config import RunConfig
 from photogenic.dataset.atomic import filesystem
 from photogenic.errors import DataError
 from photogenic.paths import is_url
-
-if TYPE_CHECKING:
-    from photogenic.config import RunConfig
-    from photogenic.stages.registry import StageSpec
+from photogenic.sources.readers import display_name, expand_uri
+from photogenic.stages.spec import StageSpec
 
 
 def external_md5s(spec: StageSpec, config: RunConfig) -> dict[str, str]:
@@ -35,8 +33,6 @@ def external_md5s(spec: StageSpec, config: RunConfig) -> dict[str, str]:
 
 def uri_md5(uri: str, root: str) -> str:
     """The md5 of what ``uri`` (path, URL, glob or brace pattern under ``root``) names."""
-    from photogenic.sources.readers import display_name, expand_uri
-
     paths = expand_uri(uri, root)
     md5s = {display_name(path, root): path_md5(path) for path in paths}
     if len(md5s) == 1 and not _is_pattern(uri):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,18 @@ def record_version(data_root: str, ref: DatasetRef, stage: str, run: dict[str, A
     return entry
 
 
+#: the commit the project image was built from (``make image`` bakes it in: the image has no .git)
+IMAGE_COMMIT = "GIT_COMMIT"
+
+
 def git_commit(cwd: str | Path = ".") -> str | None:
-    """The checked-out commit, or None outside a git work tree (e.g. in a container)."""
+    """The checked-out commit; in the project image, which holds no .git, the commit it was
+    built from; else None."""
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+        done = None
+    if done is not None and done.returncode == 0 and done.stdout.strip():
+        return done.stdout.strip()
+    baked = os.environ.get(IMAGE_COMMIT, "").strip()
+    return baked if baked and baked != "unknown" else None

@@ -17,11 +17,13 @@ import os
 import shutil
 from pathlib import Path
 
+from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
 from photogenic.paths import is_url
 from photogenic.versioning.dvc import locked_md5, pull_folder, read_lock, require_project, run_dvc
+from photogenic.versioning.remote import object_path
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,6 @@ def record_locked_output(project: Path, stage: str, path: str, md5: str) -> None
     """Write ``md5`` as the version of ``stage``'s output ``path`` in dvc.lock (what `dvc pull` reads)."""
     import yaml
 
-    from photogenic.dataset.atomic import write_text
-
     lock = read_lock(project) or {"schema": "2.0", "stages": {}}
     entry = lock.setdefault("stages", {}).setdefault(stage, {"cmd": f"photogenic step {stage}"})
     outs = [o for o in entry.get("outs", []) if os.path.normpath(o["path"]) != os.path.normpath(path)]
@@ -99,7 +99,7 @@ def cache_object(project: Path, md5: str) -> Path | None:
 
 
 def _object(cache: Path, md5: str) -> Path:
-    return cache / "files" / "md5" / md5[:2] / md5[2:]
+    return Path(object_path(str(cache), md5))
 
 
 def _checkout_from_cache(project: Path, md5: str, target: Path) -> None:

@@ -23,7 +23,7 @@ from photogenic.curation.submissions import read_export
 from photogenic.errors import PhotogenicError
 from photogenic.evaluation.human import _read_vote_file
 from photogenic.sources.readers import IMAGE_EXTENSIONS, RawSample, ReadLimits, iter_tar
-from tests.curation_world import make_world, sample_id
+from tests.support.curation_world import make_world, sample_id
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -1,5 +1,5 @@
-"""Scorers on CLIP embeddings, through transformers, for a configured checkpoint
-(filter.clip.model); off without one, and the funnel report says so.
+"""Scorers on CLIP embeddings (photogenic.clip), for a configured checkpoint (filter.clip.model);
+off without one, and the funnel report says so.
 
 - ``clip``: the image-caption cosine similarity (Emu's CLIP-score filter). A row without a
   caption gets no score and is not judged by it.
@@ -11,21 +11,41 @@ The model loads once per worker process, on first use; the two scorers share it.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from photogenic.config import AestheticFilterConfig, ClipFilterConfig
-from photogenic.errors import ConfigError
+from photogenic.clip import Clip, check_checkpoint, load_aesthetic_head, load_clip, projection_dim, resolve_checkpoint
+from photogenic.config import AestheticFilterConfig, ClipFilterConfig, RunConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, Scorer
-from photogenic.scoring.clip import load_clip
+
+CLIP_KEY = "filter.clip.model"
+HEAD_KEY = "filter.aesthetic.head"
 
 
+def worker_clip(checkpoint: str) -> Clip:
+    """The filter's CLIP, on one thread: the cascade already runs one worker process per core."""
+    import torch
+
+    torch.set_num_threads(1)
+    return load_clip(checkpoint, CLIP_KEY)
+
+
+def clip_checkpoint(config: RunConfig, check: bool) -> str | None:
+    """filter.clip.model, resolved under data.root (and checked loadable when ``check``)."""
+    model = config.filter.clip.model
+    if not model:
+        return None
+    return check_checkpoint(model, CLIP_KEY, config.data.root) if check else resolve_checkpoint(model, config.data.root)
+
+
+@register_scorer
 class ClipScoreScorer(Scorer):
     name = "clip"
     version = "1"
     needs_pixels = True
+    nullable_parts = (None,)  # uncaptioned rows get no score
 
     config: ClipFilterConfig
 
@@ -34,8 +54,19 @@ class ClipScoreScorer(Scorer):
         self.checkpoint = checkpoint
         self.cost_ms = config.cost_ms
 
+    @classmethod
+    def from_config(cls, config: RunConfig, check: bool = True) -> Scorer | None:
+        checkpoint = clip_checkpoint(config, check)
+        return cls(config.filter.clip, checkpoint) if checkpoint else None
+
+    @classmethod
+    def off_reason(cls, config: RunConfig) -> str | None:
+        if config.filter.clip.model:
+            return None
+        return f"no CLIP checkpoint configured ({CLIP_KEY}): image-caption CLIP score not computed"
+
     def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
-        clip = load_clip(self.checkpoint)
+        clip = worker_clip(self.checkpoint)
         scores: list[float | None] = [None] * len(rows)
         captioned = [i for i, row in enumerate(rows) if (row.get("caption") or "").strip()]
         for start in range(0, len(captioned), self.config.batch_size):
@@ -56,6 +87,7 @@ class ClipScoreScorer(Scorer):
                 "column_thresholds": {self.column(): {"min": self.config.min_score}}}
 
 
+@register_scorer
 class AestheticScorer(Scorer):
     name = "aesthetic"
     version = "1"
@@ -69,19 +101,31 @@ class AestheticScorer(Scorer):
         self.cost_ms = cost_ms + 0.1  # the CLIP pass, shared with the clip scorer, plus the head
         self._head = None
 
+    @classmethod
+    def from_config(cls, config: RunConfig, check: bool = True) -> Scorer | None:
+        checkpoint = clip_checkpoint(config, check)
+        if not (checkpoint and config.filter.aesthetic.head):
+            return None
+        head = resolve_checkpoint(config.filter.aesthetic.head, config.data.root)
+        if check:  # fails here, early, if it cannot load or does not fit the CLIP model
+            load_aesthetic_head(head, HEAD_KEY, projection_dim(checkpoint))
+        return cls(config.filter.aesthetic, checkpoint, head, config.filter.clip.cost_ms)
+
+    @classmethod
+    def off_reason(cls, config: RunConfig) -> str | None:
+        if config.filter.clip.model and config.filter.aesthetic.head:
+            return None
+        missing = f"{CLIP_KEY} and {HEAD_KEY}" if not config.filter.clip.model else HEAD_KEY
+        return f"no aesthetic predictor configured ({missing}): aesthetic score not computed"
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_head": None}
 
     def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
-        import torch
-
-        clip = load_clip(self.checkpoint)
+        clip = worker_clip(self.checkpoint)
         if self._head is None:
-            self._head = load_aesthetic_head(self.head_path, clip.embedding_dim)
-        embeddings = clip.image_embeddings(images) if images else np.zeros((0, clip.embedding_dim), np.float32)
-        with torch.inference_mode():
-            predicted = self._head(torch.from_numpy(embeddings)).squeeze(1).numpy()
-        return {self.column(): [float(v) for v in predicted]}
+            self._head = load_aesthetic_head(self.head_path, HEAD_KEY, clip.embedding_dim)
+        return {self.column(): [float(v) for v in self._head(clip.image_embeddings(images or []))]}
 
     def reasons(self, columns: Columns) -> list[str | None]:
         limit = self.config.min_score
@@ -92,44 +136,3 @@ class AestheticScorer(Scorer):
         return {**super().describe(), "checkpoint": self.checkpoint, "head": self.head_path,
                 "column_thresholds": {self.column(): {"min": self.config.min_score}}}
 
-
-def aesthetic_mlp(dim: int):
-    """The LAION improved-aesthetic-predictor head (its ``MLP`` class, state-dict keys
-    ``layers.{0,2,4,6,7}``): dropouts between the linear layers, no activations."""
-    from torch import nn
-
-    class AestheticMLP(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layers = nn.Sequential(
-                nn.Linear(dim, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
-                nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1),
-            )
-
-        def forward(self, x):
-            return self.layers(x)
-
-    return AestheticMLP()
-
-
-def load_aesthetic_head(path: str, dim: int):
-    import torch
-
-    if not os.path.exists(path):
-        raise ConfigError(f"The aesthetic head {path!r} (filter.aesthetic.head) does not exist. Set "
-                          "filter.aesthetic.head to the MLP's weights file, or to null to run without it.")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    head = aesthetic_mlp(dim)
-    try:
-        head.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"The aesthetic head {path!r} (filter.aesthetic.head) does not fit CLIP embeddings of size {dim} "
-            f"from filter.clip.model: {str(exc).splitlines()[0]}"
-        ) from None
-    return head.eval()

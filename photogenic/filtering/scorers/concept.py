@@ -20,13 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from photogenic.config import ConceptFilterConfig
-from photogenic.filtering.scorer import Columns, GlobalScorer
-from photogenic.scoring.clip import load_clip
+from photogenic.config import ConceptFilterConfig, RunConfig
+from photogenic.filtering.registry import register_scorer
+from photogenic.filtering.scorer import Columns, GlobalScorer, Scorer
+from photogenic.filtering.scorers.clip import clip_checkpoint, worker_clip
 
 UNKNOWN = "unknown"
 
 
+@register_scorer
 class ConceptBalanceScorer(GlobalScorer):
     name = "concept"
     version = "1"
@@ -42,13 +44,19 @@ class ConceptBalanceScorer(GlobalScorer):
         self.cost_ms = clip_cost_ms + 0.2 if self.needs_pixels else 0.002
         self._prompts = None
 
+    @classmethod
+    def from_config(cls, config: RunConfig, check: bool = True) -> Scorer | None:
+        if not config.filter.concept.enabled:
+            return None
+        return cls(config.filter.concept, clip_checkpoint(config, check), config.filter.clip.cost_ms)
+
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_prompts": None}
 
     def score(self, rows: list[dict[str, Any]], images: list[np.ndarray] | None) -> Columns:
         if self.checkpoint is None:
             return {self.column(): [self._from_metadata(row) for row in rows]}
-        clip = load_clip(self.checkpoint)
+        clip = worker_clip(self.checkpoint)
         if self._prompts is None:
             self._prompts = clip.text_embeddings([self.config.prompt.format(concept=c) for c in self.config.concepts])
         similarity = clip.image_embeddings(images) @ self._prompts.T if images else np.zeros((0, 1))

@@ -1,5 +1,5 @@
 """Near-duplicates: hash every survivor in the workers, then cluster the whole pool at once and
-keep the best-scoring member of each cluster (see photogenic.scoring.dedup for the method).
+keep the best-scoring member of each cluster (see photogenic.imaging.phash for the method).
 
 Two hashes per image: the grey DCT hash, and the same hash of its colour layout (CIELAB a*/b*).
 Rows are one cluster when they are linked in the grey hash (within filter.dedup.max_distance)
@@ -27,13 +27,16 @@ import numpy as np
 from PIL import Image
 
 from photogenic.config import DedupFilterConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, GlobalScorer
-from photogenic.scoring.dedup import chroma_phash_many, find_near_duplicates, keep_best, phash_many
+from photogenic.imaging.phash import chroma_phash_many, find_near_duplicates, keep_best, phash_many
 
 
+@register_scorer
 class DuplicateScorer(GlobalScorer):
     name = "dedup"
     version = "2"
+    unique_parts = ("cluster",)
     # mostly the CIELAB conversion of the full image for the colour hash (filter_speed.py measures it)
     cost_ms = 12.0
     needs_pixels = True

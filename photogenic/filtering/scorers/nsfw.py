@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from photogenic.config import NsfwFilterConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, Scorer
 from photogenic.filtering.scorers.onnx import session
 
 
+@register_scorer
 class NsfwScorer(Scorer):
     name = "nsfw"
     version = "1"

@@ -16,10 +16,12 @@ import cv2
 import numpy as np
 
 from photogenic.config import OcrFilterConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, Scorer
 from photogenic.filtering.scorers.onnx import session, single_threaded
 
 
+@register_scorer
 class TextAreaScorer(Scorer):
     name = "ocr"
     version = "1"

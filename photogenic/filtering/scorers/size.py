@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from photogenic.config import SizeFilterConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, Scorer
 
 
+@register_scorer
 class SizeScorer(Scorer):
     name = "size"
     version = "1"
     cost_ms = 0.001
+    bounded_by = {"min_short_side": ("short_side", "min"), "max_aspect_ratio": ("aspect_ratio", "max")}
 
     config: SizeFilterConfig
 

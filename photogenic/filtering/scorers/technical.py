@@ -1,5 +1,5 @@
 """Technical quality without weights: sharpness, noise, exposure, contrast, colour and
-composition (photogenic.scoring.technical), the paper's lighting, colour/contrast, subject and
+composition (photogenic.imaging.quality), the paper's lighting, colour/contrast, subject and
 composition criteria as measurable proxies.
 
 A row is rejected when the combined ``technical_quality`` is below ``min_quality``, or when any
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from photogenic.config import TechnicalFilterConfig
+from photogenic.filtering.registry import register_scorer
 from photogenic.filtering.scorer import Columns, Scorer
-from photogenic.scoring.technical import measure_all, transformed
+from photogenic.imaging.quality import measure_all, transformed
 
 #: what a low transform of each measure means, for rejection reasons
 _MEANING = {
@@ -29,6 +30,7 @@ _MEANING = {
 }
 
 
+@register_scorer
 class TechnicalScorer(Scorer):
     name = "technical"
     version = "1"

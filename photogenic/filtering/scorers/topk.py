@@ -8,13 +8,15 @@ import logging
 import math
 from typing import Any
 
-from photogenic.config import TopKConfig
+from photogenic.config import RunConfig, TopKConfig
 from photogenic.errors import ConfigError
-from photogenic.filtering.scorer import Columns, GlobalScorer
+from photogenic.filtering.registry import register_scorer
+from photogenic.filtering.scorer import Columns, GateChecks, GlobalScorer, Scorer
 
 log = logging.getLogger(__name__)
 
 
+@register_scorer
 class TopKScorer(GlobalScorer):
     name = "top_k"
     version = "1"
@@ -22,6 +24,17 @@ class TopKScorer(GlobalScorer):
     decision_rank = 2  # last of all: exactly k of what every other scorer kept
 
     config: TopKConfig
+
+    @classmethod
+    def from_config(cls, config: RunConfig, check: bool = True) -> Scorer | None:
+        return cls(config.filter.top_k) if config.filter.top_k.k is not None else None
+
+    @classmethod
+    def off_reason(cls, config: RunConfig) -> str | None:
+        return None  # no k: every survivor goes on, the ordinary case
+
+    def gate_checks(self) -> GateChecks:
+        return GateChecks(max_rows=self.config.k)
 
     def score(self, rows: list[dict[str, Any]], images=None) -> Columns:
         return {}

@@ -13,7 +13,7 @@ import logging
 from photogenic.config import RunConfig
 from photogenic.models import build_pipeline, load_pipeline
 from photogenic.training.data import read_rows, split_rows
-from photogenic.training.stage import RunContext, open_dataset, train_tracked
+from photogenic.training.recipes.common import RunContext, open_dataset, train_tracked
 from photogenic.training.trainer import seed_everything
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 
 from photogenic.config import RunConfig
+from photogenic.errors import ConfigError
 from photogenic.models import load_pipeline
 from photogenic.training.data import read_rows, split_rows
-from photogenic.training.stage import RunContext, open_dataset, resolve_model_path, train_tracked
+from photogenic.training.recipes.common import RunContext, open_dataset, resolve_model_path, train_tracked
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ def run(config: RunConfig, context: RunContext, progress: bool = True) -> dict:
     # 2. model: the pretrained one (a model name under <data.root>/models, a folder, or a hub id)
     start = recipe.init_from or training.model.pretrained
     if not start:
-        from photogenic.errors import ConfigError
-
         raise ConfigError("training.quality_tune.init_from is empty and so is training.model.pretrained: "
                           "quality-tuning needs a pretrained model (e.g. init_from: pretrained).")
     pipe = load_pipeline(resolve_model_path(root, start), "training.quality_tune.init_from")

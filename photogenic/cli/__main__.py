@@ -1,0 +1,5 @@
+"""``python -m photogenic.cli``: what torchrun and accelerate launch (they start a module)."""
+
+from photogenic.cli.app import main
+
+main()
