@@ -15,7 +15,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from photogenic.errors import ConfigError
-from photogenic.safety.secrets import has_password, redact
+from photogenic.safety.secrets import has_userinfo, redact
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -753,12 +753,13 @@ class RunConfig(_Section):
     @model_validator(mode="after")
     def _no_credentials(self):
         """The config is written to params.yaml (tracked by git), to ZenML's run metadata and to
-        MLflow: a password in it would leak to all three. Credentials come from the environment."""
-        found = [key for key, value in _strings(self.model_dump(mode="json")) if has_password(value)]
+        MLflow: credentials in it would leak to all three, and a URI's user part is often one (a
+        token). Credentials come from the environment."""
+        found = [key for key, value in _strings(self.model_dump(mode="json")) if has_userinfo(value)]
         if found:
             raise ValueError(
-                f"{', '.join(found)} carries a password in a URI (user:password@); the config is written to "
-                "params.yaml, run metadata and logs. Put the URI without it here, and the credentials in the "
+                f"{', '.join(found)} carries credentials in a URI (user@ or user:password@); the config is written "
+                "to params.yaml, run metadata and logs. Put the URI without them here, and the credentials in the "
                 "environment: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for MLflow, AWS_ACCESS_KEY_ID / "
                 "AWS_SECRET_ACCESS_KEY for S3")
         return self

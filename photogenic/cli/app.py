@@ -15,7 +15,7 @@ import typer
 from photogenic.cli import curation, dashboards, data, evaluate, kfp, lineage, recipe
 from photogenic.errors import NO_SPACE, PhotogenicError, StorageError
 from photogenic.exiting import exit_now
-from photogenic.safety.secrets import RedactingFilter
+from photogenic.safety.secrets import redact, redact_output
 
 app = typer.Typer(
     help="photogenic: curate photogenic images from a large image–text pool and quality-tune a "
@@ -38,7 +38,7 @@ def main() -> None:
     # root handler here would print their lines twice
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())  # no URI's user:password@ reaches a terminal or a CI log
+    redact_output(handler)  # no URI's user:password@ reaches a terminal or a CI log, nor does a traceback
     logger = logging.getLogger("photogenic")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -46,7 +46,7 @@ def main() -> None:
     try:
         app()
     except PhotogenicError as exc:
-        typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(redact(f"Error: {exc}"), fg=typer.colors.RED, err=True)
         # the message is the whole outcome of a user error (pyarrow's pool aborted here once,
         # after a failed import of an annotation file, turning exit code 2 into a SIGABRT)
         exit_now(exc.exit_code)
@@ -54,6 +54,6 @@ def main() -> None:
         if exc.errno not in NO_SPACE:
             raise
         # a full disk outside the dataset layer (which says which version is intact): a checkpoint, a report
-        typer.secho(f"Error: no space left on the device ({exc}). Free space and run again.", fg=typer.colors.RED,
-                    err=True)
+        typer.secho(redact(f"Error: no space left on the device ({exc}). Free space and run again."),
+                    fg=typer.colors.RED, err=True)
         exit_now(StorageError.exit_code)

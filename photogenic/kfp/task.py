@@ -41,12 +41,14 @@ from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
 from photogenic.lineage.retrain import retrain_decision
 from photogenic.lineage.tags import input_md5s
 from photogenic.paths import is_url
+from photogenic.safety.secrets import redact, redact_output
 from photogenic.stages.registry import STAGES, get_stage
 from photogenic.stages.runner import check_output, run_stage, stage_config
 from photogenic.stages.spec import StageSpec
 from photogenic.stages.training import train_with_lineage
 from photogenic.tracking_server import require_reachable
 from photogenic.training.artifact import TrainedModel, ensure_model
+from photogenic.training.tracking import configured_uri
 from photogenic.versioning.dvc import find_project, run_dvc, write_params
 from photogenic.versioning.fingerprint import external_md5s
 from photogenic.versioning.log import read_versions
@@ -108,7 +110,7 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
     spec = get_stage(stage)
     config = task_config(stage, values)
     if spec.tracked:
-        require_reachable(config.training.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        require_reachable(configured_uri(config.training.tracking) or "")
     _check_inputs_unchanged(stage, config, expected)
     project = _prepare_dvc(config, environment.dvc_remote(values.get("dvc_remote") or ""))
     if project is not None:
@@ -245,11 +247,11 @@ def _version(stage: str, spec: StageSpec, ref: DatasetRef, config: RunConfig, ru
             versioned = version_untracked(stage, ref, config, run=run)
     except DataError as exc:
         # no version record is written: whatever reached the remote is no dataset version
-        raise DataError(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, so "
-                        f"this task made no version of it; a retry pushes it again. {exc}") from None
+        raise DataError(redact(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, "
+                               f"so this task made no version of it; a retry pushes it again. {exc}")) from None
     if remote and config.dvc.push:
         entry = next(v for v in reversed(read_versions(config.data.root)) if v.get("dvc_md5") == versioned.dvc_md5)
-        log.info("version record: %s", publish_version(remote, entry))
+        log.info("version record: %s", redact(publish_version(remote, entry)))
     return versioned
 
 
@@ -362,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     values = _parameter_values(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact_output(*logging.getLogger().handlers)  # a pod's log outlives it: no URI's credentials in it
     _cluster_environment()
     if args.check:
         check = check_inputs(values, [s for s in args.stages.split(",") if s])

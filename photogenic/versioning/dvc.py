@@ -22,7 +22,7 @@ import yaml
 
 from photogenic.dataset.atomic import write_text
 from photogenic.errors import DataError
-from photogenic.safety.secrets import redact
+from photogenic.safety.secrets import redact, redact_tree
 
 LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
@@ -173,11 +173,13 @@ def write_params(project: Path, resolved: dict) -> bool:
 
     Like ``dvc exp run --set-param``, a run with another config or overrides updates
     params.yaml, so dvc.lock always records the parameters the outputs were really made with.
+    params.yaml is tracked by git: a URI's credentials never reach it (the config refuses them;
+    this is the last line).
     """
 
     path = project / PARAMS_FILE
     text = "# The resolved config of the last `photogenic run`; dvc.yaml reads its parameters here.\n"
-    text += yaml.safe_dump(resolved, sort_keys=False)
+    text += yaml.safe_dump(redact_tree(resolved), sort_keys=False)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     write_text(str(path), text)

@@ -3,6 +3,7 @@ run metadata, MLflow params), not into logs or error messages, not onto command 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -35,9 +36,13 @@ def test_a_password_in_the_config_is_refused_without_echoing_it(override):
     assert SECRET not in message
 
 
-def test_a_name_without_password_is_no_secret():
-    config = load_config(None, ["training.tracking.tracking_uri=https://alice@mlflow.example.com"])
-    assert config.training.tracking.tracking_uri == "https://alice@mlflow.example.com"
+def test_a_user_name_alone_is_refused_too_a_token_is_often_one():
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_USERNAME") as caught:
+        load_config(None, [f"training.tracking.tracking_uri=https://{SECRET}@mlflow.example.com"])
+    assert SECRET not in str(caught.value)
+    # an address that merely holds an @ is no URI with user info
+    assert load_config(None, ["training.tracking.experiment=team@photogenic"]).training.tracking.experiment == \
+        "team@photogenic"
 
 
 def test_params_yaml_and_run_metadata_never_see_the_environment_s_password(tmp_path, monkeypatch):
@@ -59,7 +64,7 @@ def test_params_yaml_and_run_metadata_never_see_the_environment_s_password(tmp_p
 
 
 def test_log_lines_are_redacted_by_the_cli_handler(monkeypatch, capsys):
-    from photogenic.cli import app as cli
+    cli = importlib.import_module("photogenic.cli.app")  # the module (the package's `app` is the Typer app)
 
     logger = logging.getLogger("photogenic")
     before = list(logger.handlers)
