@@ -65,7 +65,11 @@ def task_config(stage: str | None, values: dict[str, Any]) -> RunConfig:
     path = values.get("config_file") or None
     if path and is_url(path):
         local = Path(tempfile.mkdtemp()) / "config.yaml"
-        local.write_text(read_text(path), encoding="utf-8")
+        try:
+            text = read_text(path)
+        except Exception as error:  # each fsspec back end raises its own types (botocore's, gcsfs's, ...)
+            raise DataError(f"Could not read the run's config file {path}: {error}") from error
+        local.write_text(text, encoding="utf-8")
         path = str(local)
     sections = get_stage(stage).params if stage else tuple(dict.fromkeys(s for spec in STAGES.values()
                                                                          for s in spec.params))

@@ -15,7 +15,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import pytest
+import s3fs
+from moto.server import ThreadedMotoServer
 
 BUCKET = "photogenic-test"
 REGION = "us-east-1"
@@ -42,8 +45,6 @@ class S3:
         return "s3://" + "/".join([BUCKET, *parts])
 
     def client(self):
-        import boto3
-
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=KEYS[
             "AWS_ACCESS_KEY_ID"], aws_secret_access_key=KEYS["AWS_SECRET_ACCESS_KEY"])
 
@@ -60,13 +61,17 @@ class S3:
 def s3(monkeypatch):
     """An S3 API on 127.0.0.1 with an empty bucket; this process reaches it through the same
     environment variables the pods get (the autouse fixture's temp HOME has no AWS config)."""
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     store = S3(f"http://127.0.0.1:{port}", server)
+    # fsspec caches one S3FileSystem per set of arguments, and the endpoint comes from the
+    # environment, not the arguments: an instance from an earlier test would call its dead server
+    s3fs.S3FileSystem.clear_instance_cache()
+    # moto keeps its buckets in this process, not in the server: without a reset the next test
+    # would find the objects an earlier one pushed (and DVC would skip pushing them)
+    urllib.request.urlopen(urllib.request.Request(f"{store.endpoint}/moto-api/reset", method="POST"), timeout=10).close()
     for name, value in store.env.items():
         monkeypatch.setenv(name, value)
     store.client().create_bucket(Bucket=BUCKET)
