@@ -68,7 +68,7 @@ def task_config(stage: str | None, values: dict[str, Any]) -> RunConfig:
         try:
             text = read_text(path)
         except Exception as error:  # each fsspec back end raises its own types (botocore's, gcsfs's, ...)
-            raise DataError(f"Could not read the run's config file {path}: {error}") from error
+            raise DataError(redact(f"Could not read the run's config file {path}: {error}")) from error
         local.write_text(text, encoding="utf-8")
         path = str(local)
     sections = get_stage(stage).params if stage else tuple(dict.fromkeys(s for spec in STAGES.values()

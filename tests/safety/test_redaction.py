@@ -114,6 +114,14 @@ def test_a_failed_version_push_never_names_the_remote_s_credentials(monkeypatch,
     assert SECRET not in str(caught.value) and "https://***@dav.example/dvc" in str(caught.value)
 
 
+def test_an_unreadable_config_file_url_is_named_without_its_credentials():
+    from photogenic.kfp.task import task_config
+
+    with pytest.raises(DataError, match="Could not read the run's config file") as caught:
+        task_config("ingest", {"config_file": f"http://user:{SECRET}@127.0.0.1:9/run.yaml"})
+    assert SECRET not in str(caught.value) and "http://***@127.0.0.1:9/run.yaml" in str(caught.value)
+
+
 _ENTRY_POINTS = {
     # a KFP task: its pod log outlives it
     "kfp": """
