@@ -62,10 +62,27 @@ def data_root_lock(root: str, purpose: str, wait: float = 0.0) -> Iterator[None]
             last = entry[1] == 0
             if last:
                 del _held[path]
-        if last:
+        if last and entry[0] >= 0:  # a forked child's entry has no descriptor: its parent holds the lock
             os.ftruncate(entry[0], 0)
             fcntl.flock(entry[0], fcntl.LOCK_UN)
             os.close(entry[0])
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader or decode worker) closes its copy of the lock's descriptor.
+    A flock belongs to the open file, which a child shares: a worker that outlived its killed
+    parent would keep the data folder locked, and the resumed run would be refused. Closing a
+    copy releases nothing; the child still counts as inside the parent's lock (re-entrant)."""
+    global _guard
+    _guard = threading.Lock()  # another thread of the parent may have held it at the fork
+    for entry in _held.values():
+        if entry[0] >= 0:
+            with contextlib.suppress(OSError):
+                os.close(entry[0])
+            entry[0] = -1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _acquire(path: str, root: str, purpose: str, wait: float) -> int:

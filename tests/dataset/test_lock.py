@@ -103,6 +103,36 @@ def test_waiting_for_the_lock_and_a_killed_holder(tmp_path, monkeypatch):
     assert holder.returncode == -signal.SIGKILL  # killed while holding: the kernel released its lock
 
 
+FORKING_HOLDER = """
+import os, signal, sys, time
+from photogenic.dataset.lock import data_root_lock
+with data_root_lock(sys.argv[1], "a holder with a worker"):
+    ready, started = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker (a DataLoader's, a decode pool's) that outlives its parent
+        with data_root_lock(sys.argv[1], "the worker"):  # inside its parent's lock: no wait
+            os.write(started, b"1")
+            time.sleep(60)
+        os._exit(0)
+    os.read(ready, 1)
+    print(child, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the out-of-memory killer, a node going away
+"""
+
+
+def test_a_worker_that_outlives_its_killed_parent_does_not_keep_the_lock(tmp_path):
+    root = tmp_path / "data"
+    holder = _python(FORKING_HOLDER, str(root))
+    worker = int(holder.stdout.readline())
+    try:
+        assert holder.wait(timeout=30) == -signal.SIGKILL
+        os.kill(worker, 0)  # still running
+        with data_root_lock(str(root), "the resumed run"):  # at once: the worker holds nothing
+            assert json.loads((root / LOCK_NAME).read_text())["pid"] == os.getpid()
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
 def _close_after(pid: int, seconds: float) -> None:
     time.sleep(seconds)
     os.kill(pid, signal.SIGKILL)
