@@ -30,7 +30,8 @@ def filesystem(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 @dataclass(frozen=True)
 class Staged:
-    """A finished temporary file (written in full, flushed to disk) and the name it will get."""
+    """A finished temporary file (written in full, flushed to disk) and the name it will get,
+    both as given (a local path or a URL with its protocol, so the file system can be found again)."""
 
     tmp: str
     target: str
@@ -45,7 +46,8 @@ def staged_open(path: str, mode: str = "wb") -> Iterator[tuple[IO, list[Staged]]
     fs, target = filesystem(path)
     parent = target.rsplit("/", 1)[0] if "/" in target else "."
     fs.makedirs(parent, exist_ok=True)
-    tmp = f"{target}{TMP_MARK}{uuid.uuid4().hex[:12]}"
+    suffix = f"{TMP_MARK}{uuid.uuid4().hex[:12]}"
+    tmp = f"{target}{suffix}"
     local = isinstance(fs, LocalFileSystem)
     done: list[Staged] = []
     try:
@@ -54,7 +56,7 @@ def staged_open(path: str, mode: str = "wb") -> Iterator[tuple[IO, list[Staged]]
             if local:
                 handle.flush()
                 os.fsync(handle.fileno())
-        done.append(Staged(tmp, target))
+        done.append(Staged(f"{path}{suffix}", path))
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError, OSError):
             fs.rm(tmp)
@@ -83,15 +85,16 @@ def atomic_open(path: str, mode: str = "wb") -> Iterator[IO]:
 
 def rename(staged: Staged) -> None:
     """Give a staged file its name (atomically replacing what had it)."""
-    fs, _ = filesystem(staged.target)
+    fs, target = filesystem(staged.target)
+    _, tmp = filesystem(staged.tmp)
     try:
         if isinstance(fs, LocalFileSystem):
-            os.replace(staged.tmp, staged.target)
+            os.replace(tmp, target)
         else:
-            fs.mv(staged.tmp, staged.target)
+            fs.mv(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError, OSError):
-            fs.rm(staged.tmp)
+            fs.rm(tmp)
         raise
 
 

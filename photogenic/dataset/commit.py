@@ -72,6 +72,7 @@ class VersionCommit:
 
     def _relative(self, path: str) -> str:
         _, root = filesystem(self.folder)
+        _, path = filesystem(path)
         if not path.startswith(f"{root}/"):
             raise ValueError(f"{path} is not inside {root}: a commit changes one folder")
         return path[len(root) + 1:]

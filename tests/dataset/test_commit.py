@@ -11,12 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from photogenic.dataset.atomic import TMP_MARK
+from photogenic.dataset.atomic import TMP_MARK, read_text, write_text
 from photogenic.dataset.commit import JOURNAL, VersionCommit, settle
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset
@@ -179,3 +180,17 @@ def test_storage_error_is_raised_for_enospc_in_process(tmp_path, monkeypatch):
         dataset.write(pa.table({"sample_id": ["b"]}), QUARANTINE_SCHEMA.empty_table(), {"v": 2})
     monkeypatch.undo()
     assert _snapshot(tmp_path / "d") == before
+
+
+def test_files_and_versions_on_an_object_store_get_their_names(tmp_path):
+    # an fsspec URL (S3 on a cluster; memory:// here) keeps its protocol through staging and renaming
+    folder = f"memory://photogenic-test-{tmp_path.name}/versions"
+    write_text(f"{folder}/record.json", "{}\n")
+    assert read_text(f"{folder}/record.json") == "{}\n"
+    commit = VersionCommit(folder)
+    commit.add("a.txt", b"a")
+    commit.add("b.txt", b"b")
+    commit.commit(last="b.txt")
+    fs = fsspec.filesystem("memory")
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"/photogenic-test-{tmp_path.name}/versions", detail=False)) \
+        == ["a.txt", "b.txt", "record.json"]
