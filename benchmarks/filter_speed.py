@@ -92,6 +92,44 @@ def scorer_costs(dataset, scorers, count: int = 24) -> dict[str, float]:
     return costs
 
 
+def photograph_costs(repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per image, on one core, of all the technical measures and of decoding the
+    JPEG, on the real-photograph test set's clean originals (tests/support/real_photos.py, about
+    0.3 MP) and on the same brought up to 6 MP: the cost the measures state, per image size."""
+    import io
+
+    from PIL import Image
+
+    from photogenic.imaging.quality import measure_all
+    from tests.support.real_photos import real_photo_set
+
+    originals = [photo for photo in real_photo_set() if photo.defect is None]
+    sizes = {"0.3mp": [photo.jpeg for photo in originals], "6mp": []}
+    for photo in originals:
+        image = photo.image
+        scale = (6e6 / (image.width * image.height)) ** 0.5
+        large = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        large.save(buffer, format="JPEG", quality=90)
+        sizes["6mp"].append(buffer.getvalue())
+
+    def decode(jpeg: bytes) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+    costs = {}
+    for size, jpegs in sizes.items():
+        arrays = [decode(jpeg) for jpeg in jpegs]
+        for what, work, items in (("measures", measure_all, arrays), ("decode", decode, jpegs)):
+            best = float("inf")  # the best of a few passes: the machine is shared
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for item in items:
+                    work(item)
+                best = min(best, (time.perf_counter() - started) / len(items))
+            costs[f"{what}_{size}"] = 1000 * best
+    return costs
+
+
 def cascade_run(root: Path) -> dict:
     """One cascade over the ingested dataset, in a child process so its peak RSS is its own."""
     code = f"""
@@ -140,6 +178,10 @@ def main() -> None:
     costs = scorer_costs(dataset, build_scorers(default_config(root)))
     print("measured ms/img on one core (declared): "
           + ", ".join(f"{s.name} {costs[s.name]:.1f} ({s.cost_ms:g})" for s in scorers if s.name in costs))
+    photos = photograph_costs()
+    print("technical measures on real photographs, ms/img on one core: "
+          f"{photos['measures_0.3mp']:.1f} at 0.3 MP (decoding the JPEG {photos['decode_0.3mp']:.1f}), "
+          f"{photos['measures_6mp']:.1f} at 6 MP (decoding {photos['decode_6mp']:.1f})")
     decode = decode_rate(dataset)
     print(f"(a) decode only: {decode:.1f} img/s")
     unordered = unordered_rate(dataset, scorers)
@@ -172,6 +214,9 @@ def main() -> None:
           f"{large} samples: main {run['rss_mb']:.0f} MB, worker {run['worker_rss_mb']:.0f} MB")
     print(f"speed vs decode-only: {cascade / decode:.2f}x of the ceiling")
     result("cascade_speedup", cascade / unordered, ">=", 3.0)
+    # the measures work on bounded copies (all but the area-average to them): at 20 times the
+    # pixels they cost about what decoding the image does
+    result("technical_measures_vs_decode_6mp", photos["measures_6mp"] / photos["decode_6mp"], "<=", 1.5)
     result("model_scorers_on_rejected_rows", 0.0 if never_on_rejects else 1.0, "<=", 0.0)
     # peak RSS at twice the pool over peak RSS at the pool: the main process holds manifest rows
     # only; a worker holds at most a few batches of decoded images and the models

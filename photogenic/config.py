@@ -286,6 +286,39 @@ def register_filter_section(name: str, model: type[BaseModel]) -> None:
     _EXTRA_FILTER_SECTIONS[name] = model
 
 
+class FilterCalibrationConfig(_Section):
+    """``photogenic filter calibrate``: each scorer's threshold fitted from people's stage-1
+    verdicts (photogenic/filtering/calibrate.py)."""
+
+    enabled: bool = Field(False, description=(
+        "Run the filter_calibration step in the pipelines (after ingest, on the labels in filter.calibrate.labels); "
+        "the command `photogenic filter calibrate` runs whatever this says."))
+    labels: str = Field("curation/calibration/stage1/annotations", description=(
+        "Folder (under data.root) of stage-1 exports (Label Studio JSON, curation CSV) or stage-1 result.parquet "
+        "files, read when the command names no files; `photogenic filter sample` exports the tasks beside it."))
+    sample: int = Field(500, ge=1, description=(
+        "`photogenic filter sample`: how many images of filter.calibrate.dataset to draw at random for labelling."))
+    dataset: DatasetName = Field("ingested", description=(
+        "Dataset holding the labelled images: the filter's input, so that rows the current thresholds reject "
+        "can be labelled too."))
+    # 0.7, not 0.95: stage-1 generalists are lenient (the sample pool's simulated ones keep 15% of
+    # visibly broken pictures and half of the ordinary ones), and the hand-tuned defaults keep only
+    # 77% of what they keep. Fitted to 400 of their verdicts (benchmarks/filter_quality.py --quick),
+    # targets 0.95 / 0.9 / 0.8 / 0.75 / 0.7 gave a precision lift of 1.35 / 1.49 / 1.87 / 2.27 / 2.51
+    # at photogenic recall 0.95 / 0.95 / 0.95 / 0.94 / 0.93; the defaults: 2.31 at 0.99
+    target_recall: float = Field(0.7, gt=0.0, le=1.0, description=(
+        "Share of the images people kept at stage 1 that the fitted thresholds together must keep; precision is "
+        "then made as high as the labels allow. Stricter labellers warrant a higher target."))
+    holdout: float = Field(0.3, ge=0.0, lt=1.0, description=(
+        "Share of the labelled images (by a hash of the sample id) kept out of the fit to report recall and "
+        "precision on; 0 reports on the fitted labels themselves."))
+    output: str = Field("calibration", description="Folder (under data.root) for the fitted config, plots and numbers.")
+    mlflow: bool = Field(True, description=(
+        "Log the outputs and the held-out numbers to MLflow: to the active run (a tracked pipeline step's), "
+        "else to a new run in filter.calibrate.experiment."))
+    experiment: str = "photogenic-filter-calibration"
+
+
 class FilterConfig(_Section):
     """The auto-filter: its datasets, workers, and one section per scorer (photogenic/filtering)."""
 
@@ -306,6 +339,7 @@ class FilterConfig(_Section):
     aesthetic: AestheticFilterConfig = Field(default_factory=AestheticFilterConfig)
     concept: ConceptFilterConfig = Field(default_factory=ConceptFilterConfig)
     top_k: TopKConfig = Field(default_factory=TopKConfig)
+    calibrate: FilterCalibrationConfig = Field(default_factory=FilterCalibrationConfig)
 
     @model_validator(mode="after")
     def _registered_sections(self) -> FilterConfig:

@@ -13,6 +13,7 @@ from steps.auto_filter import auto_filter
 from steps.cache import external_md5s_by_stage, stage_config
 from steps.caption import caption
 from steps.curation import curation
+from steps.filter_calibration import filter_calibration
 from steps.ingest import ingest
 from steps.package import package
 from steps.quality_gate import quality_gate
@@ -37,6 +38,9 @@ def curation_chain(config: dict, md5s: dict, progress: bool = True) -> dict:
     ingested = ingest(config=ingest_config, external_md5s=md5s["ingest"], progress=progress)
     versioned[cfg.ingest.output] = gate_and_version(ingested, "ingest", ingest_config)
     filter_config = stage_config("auto_filter", config)
+    if cfg.filter.calibrate.enabled:
+        # thresholds fitted from people's verdicts, for the next run (this one filters with its own)
+        filter_calibration(versioned[cfg.ingest.output], config=filter_config, progress=progress)
     candidates, _ = auto_filter(versioned[cfg.ingest.output], config=filter_config, progress=progress)
     versioned[cfg.filter.output] = gate_and_version(candidates, "auto_filter", filter_config)
     curation_config = stage_config("curation", config)

@@ -13,6 +13,7 @@ import sys
 import typer
 
 from photogenic.cli import curation, dashboards, data, evaluate, kfp, lineage, recipe
+from photogenic.cli import filter as filtering
 from photogenic.errors import NO_SPACE, PhotogenicError, StorageError
 from photogenic.exiting import exit_now
 from photogenic.safety.secrets import redact, redact_output
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(recipe.app)  # sample-pool, run, step, config, retrain: top-level commands
 app.add_typer(data.app, name="data")
+app.add_typer(filtering.app, name="filter")
 app.add_typer(curation.app, name="curation")
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(kfp.app, name="kfp")

@@ -78,15 +78,18 @@ def stage_pool_ids(config: RunConfig, stage: int) -> list[str]:
 
 def export_stage(config: RunConfig, stage: int, progress: bool = True) -> ExportResult:
     with data_root_lock(config.data.root, f"curation export, stage {stage}"):
-        return _export_stage(config, stage, progress)
+        layout = CurationLayout.of(config)
+        settle(layout.stage(1))  # stage 1's result, if an import of it was interrupted
+        return write_tasks(config, stage, candidates(config), stage_pool_ids(config, stage), layout,
+                           progress=progress)
 
 
-def _export_stage(config: RunConfig, stage: int, progress: bool) -> ExportResult:
+def write_tasks(config: RunConfig, stage: int, dataset: Dataset, sample_ids: list[str], layout: CurationLayout,
+                progress: bool = True) -> ExportResult:
+    """Write a stage's tasks for ``sample_ids`` of ``dataset`` under ``layout`` (the stage's own
+    folders, or another layout's: the calibration sample of ``photogenic filter sample``)."""
     settings = stage_settings(config, stage)
-    layout = CurationLayout.of(config)
-    settle(layout.stage(1))  # stage 1's result, if an import of it was interrupted
-    dataset = candidates(config)
-    wanted = set(stage_pool_ids(config, stage))
+    wanted = set(sample_ids)
     manifest = dataset.read_manifest(["sample_id", "shard", "offset", "length", "format", "caption"])
     rows = sorted((r for r in manifest.to_pylist() if r["sample_id"] in wanted), key=lambda r: r["sample_id"])
 

@@ -31,6 +31,7 @@ from photogenic.curation.labels import CRITERIA, KEEP, NO, RATING_MAX, REJECT, S
 from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, read_text, write_text
 from photogenic.dataset.lock import data_root_lock
+from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.paths import join, under_root
 from photogenic.samplepool.spec import DUPLICATE_DEFECTS, IMAGE_DEFECTS
@@ -76,8 +77,9 @@ def is_simulated(path: str) -> bool:
     return path.rsplit("/", 1)[-1].startswith(SIMULATED_PREFIX)
 
 
-def load_truth(config: RunConfig) -> dict[str, Truth]:
-    """Ground truth per candidate sample id, joined through the source key (``<shard>#<key>``)."""
+def load_truth(config: RunConfig, dataset: Dataset | None = None) -> dict[str, Truth]:
+    """Ground truth per sample id of ``dataset`` (default: the candidates), joined through the
+    source key (``<shard>#<key>``)."""
     path = under_root(config.data.root, config.curation.simulate.ground_truth, "curation.simulate.ground_truth")
     fs, local = filesystem(path)
     if not fs.exists(local):
@@ -88,7 +90,7 @@ def load_truth(config: RunConfig) -> dict[str, Truth]:
         rows = pq.read_table(handle).to_pylist()
     by_key = {r["key"]: r for r in rows}
     truth = {}
-    manifest = candidates(config).read_manifest(["sample_id", "source"]).to_pylist()
+    manifest = (dataset or candidates(config)).read_manifest(["sample_id", "source"]).to_pylist()
     for row in manifest:
         key = row["source"].rsplit("#", 1)[-1]
         record = by_key.get(key)
@@ -124,7 +126,14 @@ def _simulate_stage(config: RunConfig, stage: int) -> list[str]:
         raise DataError(f"No stage-{stage} tasks at {layout.tasks(stage)}: export the stage first "
                         f"(photogenic curation export --stage {stage}).")
     tasks = json.loads(read_text(layout.tasks(stage)))
-    truth = load_truth(config)
+    written = simulate_tasks(config, stage, tasks, load_truth(config), layout.annotations(stage))
+    log.info("SIMULATED annotators wrote %d stage-%d exports under %s", len(written), stage, layout.annotations(stage))
+    return written
+
+
+def simulate_tasks(config: RunConfig, stage: int, tasks: list[dict], truth: dict[str, Truth], folder: str) -> list[str]:
+    """One simulated Label Studio export per annotator of the stage, for ``tasks`` (each task's
+    ``data`` names its ``sample_id`` and the annotators it is ``assigned_to``), into ``folder``."""
     written = []
     for annotator in annotators(config, stage):
         rng = random.Random(f"{config.curation.simulate.seed}-{stage}-{annotator.name}")
@@ -136,10 +145,9 @@ def _simulate_stage(config: RunConfig, stage: int) -> list[str]:
             clock += timedelta(seconds=rng.randint(8, 40) * stage)
             answers = _judge(stage, truth[task["data"]["sample_id"]], annotator, rng)
             exported.append(_export_task(task_id, task, stage, annotator, answers, clock, len(exported)))
-        path = join(layout.annotations(stage), f"{SIMULATED_PREFIX}{annotator.name}.json")
+        path = join(folder, f"{SIMULATED_PREFIX}{annotator.name}.json")
         write_text(path, json.dumps(exported, indent=1) + "\n")
         written.append(path)
-    log.info("SIMULATED annotators wrote %d stage-%d exports under %s", len(written), stage, layout.annotations(stage))
     return written
 
 

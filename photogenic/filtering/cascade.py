@@ -151,6 +151,34 @@ def _score_pixels(task: tuple[str, list[dict[str, Any]]]) -> list[tuple[Columns,
     return results
 
 
+def score_every_row(dataset: Dataset, scorers: list[Scorer], rows: list[dict[str, Any]], *, workers: int = 2,
+                    batch_size: int = 32, progress: bool = True) -> Columns:
+    """Every scorer's columns for every row: no thresholds, no early stop (what calibrating
+    thresholds needs: the scores of rows the current thresholds would reject too)."""
+    columns: Columns = {}
+    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+    with tqdm(total=len(rows), desc=f"score {dataset.name}", unit="img", disable=not progress) as bar:
+        for batch, scored in ordered_map(_score_all, batches, lambda b: (dataset.path, b), workers=workers,
+                                         batch_size=1, inflight=2 * max(workers, 1), initializer=_init_worker,
+                                         initargs=(scorers,)):
+            for name, values in scored.items():
+                columns.setdefault(name, []).extend(values)
+            bar.update(len(batch))
+    return columns
+
+
+def _score_all(task: tuple[str, list[dict[str, Any]]]) -> Columns:
+    """In a worker: every scorer on every row of the batch."""
+    path, rows = task
+    dataset = Dataset(path)
+    pixels = any(s.needs_pixels for s in _WORKER_SCORERS)
+    images = [np.asarray(dataset.load_image(row)) for row in rows] if pixels else None
+    columns: Columns = {}
+    for scorer in _WORKER_SCORERS:
+        columns.update(scorer.score(rows, images if scorer.needs_pixels else None))
+    return columns
+
+
 def _spread(columns: Columns, index: list[int], size: int) -> Columns:
     return {name: _spread_list(values, index, size) for name, values in columns.items()}
 

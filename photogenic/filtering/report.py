@@ -8,8 +8,9 @@ thresholds by eye before human curation spends money on the survivors:
    rejected, plus an "off: <why>" line for every scorer that did NOT run;
 3. a histogram per numeric ``score_*`` column, over the rows that scorer saw, coloured by
    kept / rejected by this scorer / rejected by a later one, with the thresholds marked;
-4. contact sheets: random rejected images per rejecting scorer, each captioned with its reason,
-   and the best survivors.
+4. contact sheets: per rejecting scorer, the rejected images nearest its thresholds (the ones
+   to look at before trusting a threshold; at random for a scorer without one), each captioned
+   with its reason, and the best survivors.
 
 Everything is inline (CSS, SVG, JPEG thumbnails as data URIs): no network, no fonts, no scripts,
 so the file renders offline, as a ZenML HTML visualisation, or attached to an MLflow run.
@@ -97,7 +98,8 @@ def render_funnel_report(result: CascadeResult, dataset: Dataset, scorers_descri
         _header(dataset.name, table.num_rows, kept),
         _funnel_section(result.funnel, scorers_described),
         _histogram_section(table, rejected_by, scorers_described),
-        _sheets_section(table, rejected_by, dataset, result.funnel, seed=seed, sheet_size=sheet_size,
+        _sheets_section(table, rejected_by, dataset, result.funnel, scorers_described, seed=seed,
+                        sheet_size=sheet_size,
                         thumb=thumb, best_by=best_by),
     ]
     title = escape(f"Auto-filter funnel: {dataset.name}")
@@ -145,7 +147,7 @@ def _funnel_svg(funnel: list[tuple[str, int]]) -> str:
 
 # -- histograms ----------------------------------------------------------------------------------
 @dataclass
-class _Marker:
+class Marker:
     label: str
     value: float
 
@@ -187,11 +189,11 @@ def _column_owners(columns: list[str], names: Iterable[str]) -> dict[str, str]:
     return owners
 
 
-def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict[str, list[_Marker]]:
+def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict[str, list[Marker]]:
     """Threshold lines per column, from each description: the bounds the gate checks too
     (photogenic.filtering.scorer.column_bounds, with the scorer's ``bounded_by``)."""
     present = set(columns)
-    markers: dict[str, list[_Marker]] = {}
+    markers: dict[str, list[Marker]] = {}
     for entry in described:
         scorer = scorer_class(entry.get("name", ""))
         for column, bounds in column_bounds(entry, scorer.bounded_by if scorer else None).items():
@@ -199,14 +201,14 @@ def _column_markers(described: list[dict[str, Any]], columns: list[str]) -> dict
                 continue
             for side in ("min", "max"):
                 if side in bounds:
-                    marker = _Marker(f"{side} {bounds[side]:g}", float(bounds[side]))
+                    marker = Marker(f"{side} {bounds[side]:g}", float(bounds[side]))
                     if marker not in markers.setdefault(column, []):
                         markers[column].append(marker)
     return markers
 
 
 def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owner: str | None,
-               markers: list[_Marker]) -> str:
+               markers: list[Marker]) -> str:
     """A stacked histogram of one column's non-null, finite values, thresholds drawn over it."""
     values = column.to_numpy(zero_copy_only=False).astype(float, copy=False)
     seen = np.isfinite(values)
@@ -223,10 +225,10 @@ def _histogram(name: str, column: pa.ChunkedArray, rejected_by: np.ndarray, owne
     groups = [(KEPT, kept), (REJECTED_HERE, here), (REJECTED_LATER, ~kept & ~here)]
     counts = [(colour, np.histogram(values[mask], bins=edges)[0]) for colour, mask in groups]
     return (f'<div class="hist"><h4>{escape(name)}</h4>'
-            f"{_histogram_svg(edges, counts, markers, name, values.size)}</div>")
+            f"{histogram_svg(edges, counts, markers, name, values.size)}</div>")
 
 
-def _histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], markers: list[_Marker],
+def histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], markers: list[Marker],
                    name: str, n: int) -> str:
     width, height, left, right, top, bottom = 340, 170, 36, 10, 16, 22
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -260,21 +262,62 @@ def _histogram_svg(edges: np.ndarray, counts: list[tuple[str, np.ndarray]], mark
 
 # -- contact sheets ------------------------------------------------------------------------------
 def _sheets_section(table: pa.Table, rejected_by: np.ndarray, dataset: Dataset, funnel: list[tuple[str, int]],
-                    *, seed: int, sheet_size: int, thumb: int, best_by: str | None) -> str:
+                    described: list[dict[str, Any]], *, seed: int, sheet_size: int, thumb: int,
+                    best_by: str | None) -> str:
+    """Per rejecting scorer: the rejected rows nearest its thresholds, the ones a person should
+    look at before trusting a threshold (at random for a scorer with no threshold: duplicates,
+    quotas), then the best survivors."""
     rng = np.random.default_rng(seed)
     parts = ["<h2>Rejected, by scorer</h2>"]
     groups = _rejection_groups(rejected_by, [stage for stage, _ in funnel])
     if not groups:
         parts.append('<p class="note">Nothing was rejected.</p>')
+    bounds = _bounds_by_scorer(described)
     for name in groups:
         index = np.flatnonzero(rejected_by == name)
-        chosen = np.sort(rng.choice(index, size=min(sheet_size, index.size), replace=False))
+        distance = _distance_past_bounds(table, index, bounds.get(name, {}))
+        if distance is not None:
+            chosen = index[np.argsort(distance, kind="stable")[:sheet_size]]
+            how = f"the {chosen.size} nearest its thresholds"
+        else:
+            chosen = np.sort(rng.choice(index, size=min(sheet_size, index.size), replace=False))
+            how = f"{chosen.size} at random"
         rows = table.take(pa.array(chosen, pa.int64())).to_pylist()
         captions = [(reason, reason) for reason in (row.get(REASON) or "rejected" for row in rows)]
-        parts.append(f"<h3>{escape(name)}: {index.size:,} rejected, {len(rows)} at random</h3>"
+        parts.append(f"<h3>{escape(name)}: {index.size:,} rejected, {how}</h3>"
                      f"{_sheet(dataset, rows, captions, thumb)}")
     parts.append(_best_sheet(table, rejected_by, dataset, rng, sheet_size, thumb, best_by))
     return "".join(parts)
+
+
+def _bounds_by_scorer(described: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Scorer name -> its thresholds (``{column: {"min": x, "max": y}}``), as the gate reads them."""
+    found = {}
+    for entry in described:
+        scorer = scorer_class(entry.get("name", ""))
+        found[entry.get("name", "")] = column_bounds(entry, scorer.bounded_by if scorer else None)
+    return found
+
+
+def _distance_past_bounds(table: pa.Table, index: np.ndarray, bounds: dict[str, dict[str, float]]
+                          ) -> np.ndarray | None:
+    """How far past its nearest violated threshold each row of ``index`` lies, in standard
+    deviations of that column (so that bounds on different scales compare); None when the
+    scorer has no threshold on a column of the table."""
+    columns = [c for c in bounds if c in table.column_names]
+    if not columns:
+        return None
+    distance = np.full(index.size, np.inf)
+    for column in columns:
+        values = table[column].to_numpy(zero_copy_only=False).astype(float)
+        seen = values[np.isfinite(values)]
+        spread = float(seen.std()) if seen.size > 1 and seen.std() > 0 else 1.0
+        mine = values[index]
+        for side, sign in (("min", 1.0), ("max", -1.0)):
+            if side in bounds[column]:
+                past = sign * (bounds[column][side] - mine) / spread  # > 0: past the bound
+                distance = np.where(np.isfinite(past) & (past >= 0), np.minimum(distance, past), distance)
+    return distance
 
 
 def _rejection_groups(rejected_by: np.ndarray, stages: list[str]) -> list[str]:

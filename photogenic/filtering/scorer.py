@@ -57,6 +57,9 @@ class Scorer(ABC):
     #: keys of that section that bound one of its columns: key -> (column part, "min" or "max");
     #: part None is the column ``score_<name>`` itself
     bounded_by: ClassVar[dict[str, tuple[str | None, str]]] = {}
+    #: whether ``photogenic filter calibrate`` fits its ``bounded_by`` thresholds from people's
+    #: stage-1 verdicts (False: a policy, such as what counts as offensive, stays as configured)
+    calibrated: ClassVar[bool] = True
     #: column parts its bounds may skip on a survivor (see GateChecks.nullable)
     nullable_parts: ClassVar[tuple[str | None, ...]] = ()
     #: column parts no two survivors share (see GateChecks.unique)

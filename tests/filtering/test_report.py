@@ -47,13 +47,28 @@ def test_report_shows_funnel_scores_thresholds_and_rejections(filtered, tmp_path
         assert re.search(rf"<h4>{column}</h4><svg", page)
     assert "<title>min 128</title>" in page and "<title>max 3</title>" in page
     # the size sheet: at most sheet_size thumbnails, captioned with escaped reasons
-    assert "size: 3 rejected, 2 at random" in page
+    assert "size: 3 rejected, the 2 nearest its thresholds" in page
     assert page.count("data:image/jpeg;base64,") == 2 + 2  # the rejection sheet + the best survivors
     reasons = [r for r in result.table[result.table.column_names.index("filter_reason")].to_pylist() if r]
     assert sum(html.escape(r) in page for r in reasons) == 2
     assert "&lt; filter.size.min_short_side=128" in page
     assert "http://" not in page and "https://" not in page
     assert not [p for p in (tmp_path / "reports").iterdir() if p.name != "funnel.html"]  # no temporaries left
+
+
+def test_each_scorer_shows_the_rejects_nearest_its_thresholds(filtered):
+    """A 100x400 image (short side 100 < 128) and a 900x200 banner (aspect 4.5 > 3) lie nearer
+    the size thresholds, in standard deviations of their columns, than a 64x48 thumbnail."""
+    result, dataset, described = filtered
+    page = render_funnel_report(result, dataset, described, sheet_size=2)
+    assert html.escape("short side 100 px < filter.size.min_short_side=128") in page
+    assert html.escape("aspect ratio 4.50 > filter.size.max_aspect_ratio=3.0") in page
+    assert "short side 48 px" not in page
+    # a scorer without thresholds (here one the descriptions do not name) is sampled at random
+    table = result.table.set_column(result.table.schema.get_field_index(REJECTED_BY), REJECTED_BY,
+                                    pa.array(["other" if r else None for r in result.table[REJECTED_BY].to_pylist()]))
+    page = render_funnel_report(CascadeResult(table=table, funnel=result.funnel), dataset, described, sheet_size=2)
+    assert "other: 3 rejected, 2 at random" in page
 
 
 def test_sampling_is_deterministic_given_the_seed(filtered):

@@ -46,6 +46,7 @@ class ClipScoreScorer(Scorer):
     version = "1"
     needs_pixels = True
     nullable_parts = (None,)  # uncaptioned rows get no score
+    bounded_by = {"min_score": (None, "min")}
 
     config: ClipFilterConfig
 
@@ -83,8 +84,7 @@ class ClipScoreScorer(Scorer):
                 if limit is not None and s is not None and s < limit else None for s in columns[self.column()]]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": self.checkpoint,
-                "column_thresholds": {self.column(): {"min": self.config.min_score}}}
+        return {**super().describe(), "checkpoint": self.checkpoint}
 
 
 @register_scorer
@@ -92,6 +92,7 @@ class AestheticScorer(Scorer):
     name = "aesthetic"
     version = "1"
     needs_pixels = True
+    bounded_by = {"min_score": (None, "min")}
 
     config: AestheticFilterConfig
 
@@ -133,6 +134,5 @@ class AestheticScorer(Scorer):
                 if limit is not None and s < limit else None for s in columns[self.column()]]
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "checkpoint": self.checkpoint, "head": self.head_path,
-                "column_thresholds": {self.column(): {"min": self.config.min_score}}}
+        return {**super().describe(), "checkpoint": self.checkpoint, "head": self.head_path}
 

@@ -23,6 +23,10 @@ class NsfwScorer(Scorer):
     # on one core (benchmarks/filter_speed.py prints the measured costs beside the declared ones)
     cost_ms = 42.0
     needs_pixels = True
+    bounded_by = {"max_score": (None, "max")}
+    # what counts as offensive is a policy, not something generalists' keep/reject verdicts on
+    # photogenic quality can teach: `photogenic filter calibrate` leaves it as configured
+    calibrated = False
 
     config: NsfwFilterConfig
 
@@ -57,9 +61,6 @@ class NsfwScorer(Scorer):
         return [f"offensive content: {cls} detected at {score:.2f} > filter.nsfw.max_score={limit}"
                 if score > limit else None
                 for score, cls in zip(columns[self.column()], columns[self.column("class")])]
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "column_thresholds": {self.column(): {"max": self.config.max_score}}}
 
 
 def load_nsfw_detector():

@@ -29,6 +29,7 @@ class TextAreaScorer(Scorer):
     # benchmarks/filter_speed.py prints the measured costs beside the declared ones
     cost_ms = 55.0
     needs_pixels = True
+    bounded_by = {"max_text_area": ("text_area", "max")}
 
     config: OcrFilterConfig
 
@@ -57,10 +58,6 @@ class TextAreaScorer(Scorer):
         limit = self.config.max_text_area
         return [f"text covers {area:.1%} of the image > filter.ocr.max_text_area={limit}" if area > limit else None
                 for area in columns[self.column("text_area")]]
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(),
-                "column_thresholds": {self.column("text_area"): {"max": self.config.max_text_area}}}
 
 
 def load_text_detector(config: OcrFilterConfig):

@@ -33,9 +33,12 @@ _MEANING = {
 @register_scorer
 class TechnicalScorer(Scorer):
     name = "technical"
-    version = "1"
+    #: 2: wavelet noise, one-sided cut-off, exposure by the ends of the range, colour of lit pixels
+    version = "2"
     cost_ms = 6.0
     needs_pixels = True
+    #: ``worst`` is the lowest [0, 1] transform of any single measure, the one min_component bounds
+    bounded_by = {"min_quality": ("quality", "min"), "min_component": ("worst", "min")}
 
     config: TechnicalFilterConfig
 
@@ -49,6 +52,7 @@ class TechnicalScorer(Scorer):
                 columns.setdefault(self.column(key), []).append(value)
             for name, value in parts.items():
                 columns.setdefault(self.column(f"{name}_ok"), []).append(value)
+            columns.setdefault(self.column("worst"), []).append(min(parts[name] for name in _MEANING))
         return columns
 
     def reasons(self, columns: Columns) -> list[str | None]:
@@ -66,8 +70,3 @@ class TechnicalScorer(Scorer):
                 out.append(None)
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            **super().describe(),
-            "column_thresholds": {self.column("quality"): {"min": self.config.min_quality}},
-        }
