@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from photogenic.errors import ConfigError
 from photogenic.samplepool import seeds
+from photogenic.safety.secrets import has_userinfo, redact
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -38,6 +39,42 @@ def _pool_seed(value: int) -> int:
 #: a dataset name: a folder under <data.root>/datasets, never a path
 DatasetName = Annotated[str, AfterValidator(_dataset_name)]
 
+# dvc.yaml pastes data.root and sample_pool.out into a command that DVC runs through a shell
+# (``$SHELL -c``): only characters no shell gives a meaning to. A URL's ``:`` and ``@`` are fine.
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_./:@+=,-]+$")
+
+
+def _shell_safe_path(value: str) -> str:
+    if not _SHELL_SAFE.match(value):
+        raise ValueError("must be a path of letters, digits and _ . / : @ + = , - only (it is pasted into "
+                         "dvc.yaml's commands, which a shell runs; no spaces, quotes, ; $ ` | & or the like)")
+    return value
+
+
+def _relative_folder(value: str) -> str:
+    value = _shell_safe_path(value)
+    parts = value.split("/")
+    if value.startswith("/") or "://" in value or ".." in parts:
+        raise ValueError("must be a folder under data.root (relative, without '..')")
+    return value
+
+
+#: a path that may reach a shell command (absolute, relative or a URL)
+ShellSafePath = Annotated[str, AfterValidator(_shell_safe_path)]
+#: a folder under data.root that may reach a shell command
+DataSubfolder = Annotated[str, AfterValidator(_relative_folder)]
+
+
+def _annotator_name(value: str) -> str:
+    """Annotator names become file names (``batches/<name>.json``, ``simulated-<name>.json``)."""
+    if not _NAME.match(value) or ".." in value:
+        raise ValueError("must be a plain name (letters, digits, '_', '-', '.'; no '/' or '..'): it becomes a "
+                         "file name")
+    return value
+
+
+AnnotatorName = Annotated[str, AfterValidator(_annotator_name)]
+
 
 def _precision_off(value: Any) -> Any:
     """YAML reads an unquoted ``no`` as false: ``mixed_precision: no`` means precision 'no'."""
@@ -54,13 +91,13 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    root: str = Field("data", description="The data folder; relative paths in the config live under it.")
+    root: ShellSafePath = Field("data", description="The data folder; relative paths in the config live under it.")
 
 
 class SamplePoolConfig(_Section):
     """The embedded synthetic pool that `make demo` ingests."""
 
-    out: str = Field("raw/sample-pool", description="Folder under the data root.")
+    out: DataSubfolder = Field("raw/sample-pool", description="Folder under the data root.")
     n: int = Field(4000, ge=1)
     seed: Annotated[int, AfterValidator(_pool_seed)] = Field(
         0, description="Any seed of photogenic.samplepool.seeds.POOLS; the others draw the judges' pictures.")
@@ -338,7 +375,7 @@ class FilterConfig(_Section):
 class CurationStageConfig(_Section):
     """One human curation stage: who annotates, how much overlap, how many samples it keeps."""
 
-    annotators: list[str] = Field(min_length=1, description="Annotator names; tasks are split among them.")
+    annotators: list[AnnotatorName] = Field(min_length=1, description="Annotator names; tasks are split among them.")
     overlap: float = Field(
         0.2, ge=0.0, le=1.0, description="Share of tasks given to `raters_per_overlap` annotators, so that "
         "agreement can be measured; the rest go to one annotator each.")
@@ -369,7 +406,8 @@ class CurationConfig(_Section):
 
     input: DatasetName = Field("candidates", description="The candidate pool the auto-filter wrote.")
     output: DatasetName = Field("curated", description="The stage-2 selection, with every label.")
-    dir: str = Field("curation", description="Tasks, configs, exports and results (under data.root; DVC-tracked).")
+    dir: DataSubfolder = Field("curation", description="Tasks, configs, exports and results (under data.root; "
+                               "DVC-tracked).")
     image_url_prefix: str = Field(
         "/data/local-files/?d=", description="Prefix of task image URLs; the default is Label Studio's local-files "
         "storage, serving <image_root>/<path> (start it with LOCAL_FILES_DOCUMENT_ROOT=<abs data.root>).")
@@ -812,6 +850,31 @@ class RunConfig(_Section):
         """The config with every default filled in, as plain data (JSON/YAML-safe)."""
         return self.model_dump(mode="json")
 
+    @model_validator(mode="after")
+    def _no_credentials(self):
+        """The config is written to params.yaml (tracked by git), to ZenML's run metadata and to
+        MLflow: credentials in it would leak to all three, and a URI's user part is often one (a
+        token). Credentials come from the environment."""
+        found = [key for key, value in _strings(self.model_dump(mode="json")) if has_userinfo(value)]
+        if found:
+            raise ValueError(
+                f"{', '.join(found)} carries credentials in a URI (user@ or user:password@); the config is written "
+                "to params.yaml, run metadata and logs. Put the URI without them here, and the credentials in the "
+                "environment: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for MLflow, AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY for S3")
+        return self
+
+
+def _strings(tree: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, value) of every string in a resolved config tree."""
+    if isinstance(tree, str):
+        return [(prefix, tree)]
+    if isinstance(tree, dict):
+        return [found for key, value in tree.items() for found in _strings(value, f"{prefix}.{key}".lstrip("."))]
+    if isinstance(tree, list):
+        return [found for index, value in enumerate(tree) for found in _strings(value, f"{prefix}.{index}")]
+    return []
+
 
 def field_annotation(key: str) -> Any:
     """The annotation of the RunConfig field at the dotted ``key`` (a section, a subsection such
@@ -932,7 +995,8 @@ def _describe(exc: ValidationError, origin: str) -> str:
             given = err.get("input")
             # a whole section's check (a model validator) names its keys itself: not the section's dump
             lines.append(f"{key}: {err['msg']}" + ("" if isinstance(given, dict) else f" (got {given!r})"))
-    return f"Invalid configuration in {origin}: " + "; ".join(lines) + "."
+    # a value that carries a password must not be echoed back into a terminal or a CI log
+    return redact(f"Invalid configuration in {origin}: " + "; ".join(lines) + ".")
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

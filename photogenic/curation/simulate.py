@@ -30,6 +30,7 @@ from photogenic.curation.labelconfig import IMAGE
 from photogenic.curation.labels import CRITERIA, KEEP, NO, RATING_MAX, REJECT, STAGE1_CRITERIA_CONTROL, STAGES, YES
 from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, read_text, write_text
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.paths import join, under_root
@@ -119,6 +120,11 @@ def annotators(config: RunConfig, stage: int) -> list[SimulatedAnnotator]:
 
 def simulate_stage(config: RunConfig, stage: int) -> list[str]:
     """Write one simulated Label Studio export per annotator for the stage's exported tasks."""
+    with data_root_lock(config.data.root, f"curation simulate, stage {stage}"):
+        return _simulate_stage(config, stage)
+
+
+def _simulate_stage(config: RunConfig, stage: int) -> list[str]:
     layout = CurationLayout.of(config)
     fs, tasks_path = filesystem(layout.tasks(stage))
     if not fs.exists(tasks_path):

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_bytes, write_text
+from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
@@ -42,6 +42,7 @@ from photogenic.evaluation.report import write_report
 from photogenic.evaluation.results import COMPARISONS, FORMAT, REPORT, RESULTS, WIN_RATES
 from photogenic.evaluation.sampling import SamplingSettings, decode_png, jobs_for, sample_model
 from photogenic.paths import dataset_dir, join, under_root
+from photogenic.safety.secrets import redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,9 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     manifest = pa.Table.from_pandas(samples, preserve_index=False)
     card = {"stage": "evaluate", "rows": len(samples), "images_stored": len(stored), "models": results["models"],
             "prompts": results["prompts"], "judges": results["judges"]}
-    write_bytes(join(dataset.path, COMPARISONS), parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)))
-    write_bytes(join(dataset.path, WIN_RATES), parquet_bytes(pa.Table.from_pandas(table, preserve_index=False)))
-    ref = dataset.write(manifest, _empty_quarantine(), card)
+    ref = dataset.write(manifest, _empty_quarantine(), card, files={
+        COMPARISONS: parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)),
+        WIN_RATES: parquet_bytes(pa.Table.from_pandas(table, preserve_index=False))})
     dataset.discard_unreferenced_shards({f"shards/{s.shard}" for s in stored.values()})
     results["dataset"] = ref.model_dump()
 
@@ -275,13 +276,15 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
             raise
     with (contextlib.nullcontext(active) if active is not None
           else mlflow.start_run(run_name=f"evaluate {a} vs {b}")) as run:
-        mlflow.log_params({"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],
-                           **{f"sampling.{k}": v for k, v in results["sampling"].items()},
-                           **{f"{label}.spec": m["spec"] for label, m in results["models"].items()}})
+        # a model spec may be a URI (a models:/ or s3:// location): its credentials stay out of MLflow
+        params = {"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],
+                  **{f"sampling.{k}": v for k, v in results["sampling"].items()},
+                  **{f"{label}.spec": m["spec"] for label, m in results["models"].items()}}
+        mlflow.log_params(redact_tree(params))
         for label, m in results["models"].items():
             for key in ("registered_name", "version", "run_id"):
                 if m.get(key):
-                    mlflow.set_tag(f"{label}.{key}", m[key])
+                    mlflow.set_tag(f"{label}.{key}", redact_tree(m[key]))
         for row in results["win_rates"]:
             if row["category"] == ALL:
                 for key in ("win_rate", "ci_low", "ci_high", "p_value", "win_share", "tie_share", "loss_share"):
@@ -292,7 +295,7 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
                 for key in ("fid", "kid"):
                     mlflow.log_metric(f"{label}.{key}", values[key])
         mlflow.log_artifact(report)
-        mlflow.log_dict(json.loads(json.dumps(results, default=_json_default)), "results.json")
+        mlflow.log_dict(redact_tree(json.loads(json.dumps(results, default=_json_default))), "results.json")
         return run.info.run_id
 
 

@@ -57,13 +57,14 @@ from photogenic.kfp.trainjob_launch import (
 from photogenic.lineage.retrain import retrain_decision
 from photogenic.lineage.tags import input_md5s
 from photogenic.paths import is_url, model_dir
+from photogenic.safety.secrets import redact, redact_output
 from photogenic.stages.registry import STAGES, get_stage
 from photogenic.stages.runner import check_output, run_stage, stage_config
 from photogenic.stages.spec import StageSpec
 from photogenic.stages.training import train_node, train_with_lineage, training_context
 from photogenic.tracking_server import require_reachable
 from photogenic.training.artifact import TrainedModel, ensure_model, model_from_run
-from photogenic.training.tracking import use_tracking_store
+from photogenic.training.tracking import configured_uri, use_tracking_store
 from photogenic.versioning.dvc import find_project, run_dvc, write_params
 from photogenic.versioning.fingerprint import external_md5s
 from photogenic.versioning.log import read_versions
@@ -83,7 +84,7 @@ def task_config(stage: str | None, values: dict[str, Any]) -> RunConfig:
         try:
             text = read_text(path)
         except Exception as error:  # each fsspec back end raises its own types (botocore's, gcsfs's, ...)
-            raise DataError(f"Could not read the run's config file {path}: {error}") from error
+            raise DataError(redact(f"Could not read the run's config file {path}: {error}")) from error
         local.write_text(text, encoding="utf-8")
         path = str(local)
     sections = get_stage(stage).params if stage else tuple(dict.fromkeys(s for spec in STAGES.values()
@@ -133,7 +134,7 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
     spec = get_stage(stage)
     config = task_config(stage, values)
     if spec.tracked:
-        require_reachable(config.training.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        require_reachable(configured_uri(config.training.tracking) or "")
     _check_inputs_unchanged(stage, config, expected)
     project = _prepare_dvc(config, environment.dvc_remote(values.get("dvc_remote") or ""))
     if project is not None:
@@ -275,11 +276,11 @@ def _version(stage: str, spec: StageSpec, ref: DatasetRef, config: RunConfig, ru
             versioned = version_untracked(stage, ref, config, run=run)
     except DataError as exc:
         # no version record is written: whatever reached the remote is no dataset version
-        raise DataError(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, so "
-                        f"this task made no version of it; a retry pushes it again. {exc}") from None
+        raise DataError(redact(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, "
+                               f"so this task made no version of it; a retry pushes it again. {exc}")) from None
     if remote and config.dvc.push:
         entry = next(v for v in reversed(read_versions(config.data.root)) if v.get("dvc_md5") == versioned.dvc_md5)
-        log.info("version record: %s", publish_version(remote, entry))
+        log.info("version record: %s", redact(publish_version(remote, entry)))
     return versioned
 
 
@@ -444,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     values = _parameter_values(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact_output(*logging.getLogger().handlers)  # a pod's log outlives it: no URI's credentials in it
     _cluster_environment()
     if args.check:
         check = check_inputs(values, [s for s in args.stages.split(",") if s])

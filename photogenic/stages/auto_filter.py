@@ -16,7 +16,6 @@ from typing import Any
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes, repoint_shards
@@ -25,7 +24,7 @@ from photogenic.filtering.cascade import REASON, REJECTED_BY, CascadeResult, run
 from photogenic.filtering.registry import build_scorers, gate_checks, scorers_off
 from photogenic.filtering.report import write_funnel_report
 from photogenic.filtering.scorer import Scorer
-from photogenic.paths import dataset_dir, is_url, join
+from photogenic.paths import dataset_dir, is_url
 from photogenic.stages.inputs import open_input
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
 
@@ -72,7 +71,6 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
     table = repoint_shards(result.table, source, target)
     survivors = table.filter(pa.compute.is_null(table[REJECTED_BY])).drop_columns([REJECTED_BY, REASON])
     rejected = table.filter(pa.compute.is_valid(table[REJECTED_BY]))
-    write_bytes(join(target.path, REJECTED), parquet_bytes(rejected))
     card: dict[str, Any] = {
         "name": target.name,
         "stage": "auto_filter",
@@ -87,7 +85,7 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "params": config.filter.model_dump(mode="json"),
     }
     # filtering quarantines nothing: a row it cannot use is a rejection, with its reason
-    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card)
+    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card, files={REJECTED: parquet_bytes(rejected)})
 
 
 def _log_to_mlflow(report: str) -> None:

@@ -19,11 +19,20 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from photogenic.safety.secrets import mlflow_credentials_to_environment, redact_tree
 from photogenic.tracking_server import require_reachable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+
+
+def configured_uri(tracking_cfg) -> str | None:
+    """``training.tracking.tracking_uri``, else ``$MLFLOW_TRACKING_URI``, without credentials: a
+    ``user:password@`` in the environment's URI moves to MLFLOW_TRACKING_USERNAME/PASSWORD, so
+    that the URI can be logged and stored (the config's own URI cannot hold one)."""
+    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    return mlflow_credentials_to_environment(uri) if uri else None
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -38,14 +47,15 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class Tracker:
-    """What the trainer reports to. This one logs to the active MLflow run."""
+    """What the trainer reports to. This one logs to the active MLflow run; params and tags are
+    stored on the tracking server for good, so a URI's credentials are redacted from them."""
 
     def __init__(self, mlflow_module, run_id: str):
         self.mlflow = mlflow_module
         self.run_id = run_id
 
     def log_params(self, params: dict[str, Any]) -> None:
-        self.mlflow.log_params(_flatten(params))
+        self.mlflow.log_params(redact_tree(_flatten(params)))
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
@@ -54,7 +64,7 @@ class Tracker:
         self.mlflow.log_artifact(path, artifact_path=folder)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.mlflow.set_tags({k: v for k, v in tags.items() if v is not None})
+        self.mlflow.set_tags(redact_tree({k: v for k, v in tags.items() if v is not None}))
 
     def log_model(self, folder: str, registered_model: str | None, tags: dict[str, str]) -> str | None:
         """Upload the pipeline folder as the run's ``model`` artifact and, if asked, register it
@@ -184,7 +194,7 @@ class BackgroundTracker:
 def tracking_store_uri(tracking_cfg) -> str:
     """The configured tracking store's URI, checked to answer (before training, not after the
     first step)."""
-    uri = tracking_cfg.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    uri = configured_uri(tracking_cfg) or DEFAULT_URI
     if uri.startswith("file:") or "://" not in uri:
         # MLflow 3 refuses a file store unless asked; the tests' isolated homes use one on purpose
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
