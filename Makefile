@@ -12,7 +12,7 @@ export ZENML_LOGGING_VERBOSITY ?= WARN
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-slow test-cluster test-labelstudio bench clean-data image image-cpu dashboards test-browser
+.PHONY: install demo test test-slow test-cluster test-labelstudio labelstudio-lock bench clean-data image image-cpu image-mlflow dashboards test-browser
 
 install: $(STAMP)
 
@@ -29,6 +29,7 @@ demo: install
 	photogenic run --pipeline emu --config configs/default.yaml
 	photogenic data ls
 	photogenic lineage model photogenic-t2i
+	$(PY) benchmarks/emu_effect.py
 
 ## test: the fast suite (what CI runs)
 test: install
@@ -45,13 +46,28 @@ test-cluster: install
 	$(PY) -m pytest -q -m cluster tests/cluster
 
 ## test-labelstudio: the real Label Studio round trip (Label Studio in its own venv: its pins clash with ours)
+## Installed exactly from its own lock; a changed lock rebuilds the venv from scratch.
 LS_VENV ?= .venv-ls
-$(LS_VENV)/bin/label-studio:
+LS_LOCK := infra/labelstudio/requirements.lock
+LS_STAMP := $(LS_VENV)/.installed-stamp
+$(LS_STAMP): $(LS_LOCK)
+	rm -rf $(LS_VENV)
 	$(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/pip install --quiet label-studio
+	$(LS_VENV)/bin/pip install --quiet --no-deps -r $(LS_LOCK)
+	$(LS_VENV)/bin/pip check
+	touch $(LS_STAMP)
 
-test-labelstudio: install $(LS_VENV)/bin/label-studio
+test-labelstudio: install $(LS_STAMP)
 	PHOTOGENIC_LABEL_STUDIO=$(CURDIR)/$(LS_VENV)/bin/label-studio $(PY) -m pytest -q -m labelstudio
+
+## labelstudio-lock: re-resolve Label Studio's lock from infra/labelstudio/requirements.in
+labelstudio-lock:
+	rm -rf $(LS_VENV)-resolve
+	$(PYTHON) -m venv $(LS_VENV)-resolve
+	$(LS_VENV)-resolve/bin/pip install --quiet -r infra/labelstudio/requirements.in
+	{ echo "# Label Studio's own environment (.venv-ls), resolved from requirements.in by make labelstudio-lock"; \
+	  $(LS_VENV)-resolve/bin/pip freeze --all | grep -v '^pip==' | LC_ALL=C sort; } > $(LS_LOCK)
+	rm -rf $(LS_VENV)-resolve
 
 ## bench: every benchmark, quick versions
 bench: install
@@ -74,6 +90,13 @@ image:
 image-cpu:
 	$(DOCKER_BUILD) --build-arg BASE_IMAGE=debian:bookworm-slim \
 		--build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu -t $(IMAGE)-cpu .
+
+## image-mlflow: the MLflow tracking server infra/k8s deploys (MLflow's image at the lock's version,
+## plus the PostgreSQL driver and boto3); push it and name it in your overlay (infra/README.md)
+MLFLOW_VERSION := $(shell sed -n 's/^mlflow==//p' requirements.lock)
+MLFLOW_IMAGE ?= photogenic-mlflow:$(MLFLOW_VERSION)
+image-mlflow:
+	docker build -f infra/mlflow/Dockerfile --build-arg MLFLOW_VERSION=$(MLFLOW_VERSION) -t $(MLFLOW_IMAGE) infra/mlflow
 
 ## dashboards: the ZenML dashboard (runs, steps, artifacts) and the MLflow UI (models, tags) on 127.0.0.1
 DASHBOARDS_STAMP := $(VENV)/.dashboards-stamp

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: the RESULT line convention and the cached sample pool."""
+"""Helpers shared by the benchmarks: the RESULT line convention, the cached sample pool and its
+ingested dataset."""
 
 from __future__ import annotations
 
@@ -35,3 +36,18 @@ def sample_pool(n: int, seed: int = 0) -> Path:
     # overwrite: a pool left by an older generator version is regenerated, not an error
     generate_sample_pool(out, n=n, seed=seed, shard_size=1000, progress=False, overwrite=True)
     return out
+
+
+def ingested_pool(n: int):
+    """An ingested dataset of ``n`` sample-pool images under benchmarks/out (made once)."""
+    from photogenic.config import load_config
+    from photogenic.dataset.store import Dataset
+    from photogenic.stages.ingest import ingest
+
+    root = OUT / f"ingested-{n}"
+    dataset = Dataset(str(root / "datasets" / "ingested"))
+    if not dataset.exists():
+        pool = sample_pool(n)
+        cfg = load_config(None, [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar", "ingest.workers=0"])
+        ingest(cfg, progress=False)
+    return dataset

@@ -3,8 +3,12 @@
 Reads the win rates of an evaluation (the quality-tuned model as candidate, the pretrained one
 as baseline) and prints the headline per criterion: the visual-appeal win rate and its
 interval's lower bound, and the text-faithfulness win rate (win rate = (wins + ties/2) / n).
-Targets on the embedded default: visual appeal >= 0.70 with the lower bound above 0.60, text
-faithfulness >= 0.45 (not clearly worse).
+The demo's judges follow Emu's protocol: visual appeal by the rater panel, caption hidden
+(``judges/sample_world/rater_panel.py``), text faithfulness as A, B, both or neither
+(``text_match``; the both and neither shares are printed beside it). Targets on the embedded
+default: visual appeal >= 0.85 with the lower bound above 0.75 (Emu: 0.829 on PartiPrompts,
+0.912 on Open User Input), text faithfulness >= 0.5, every panel member's AUC on its held-out
+pool >= 0.9. ``make demo`` ends by running this.
 
     python benchmarks/emu_effect.py [--quick] [--results FOLDER_OR_FILE]
     python benchmarks/emu_effect.py --candidate QUALITY_TUNED --baseline PRETRAINED [--quick]
@@ -30,8 +34,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._common import OUT, result, run_benchmark  # noqa: E402
 
-TARGETS = (("visual_appeal_win_rate", ">=", 0.70), ("visual_appeal_ci_low", ">", 0.60),
-           ("text_faithfulness_win_rate", ">=", 0.45))
+TARGETS = (("visual_appeal_win_rate", ">=", 0.85), ("visual_appeal_ci_low", ">", 0.75),
+           ("text_faithfulness_win_rate", ">=", 0.5), ("panel_auc_min", ">=", 0.9))
 
 
 def main() -> None:
@@ -50,8 +54,9 @@ def main() -> None:
         parser.error("--candidate and --baseline go together")
     if args.candidate:
         root = OUT / "emu-effect"
+        # the panel from the demo's cache (it is trained there once per machine), not a fresh one
         overrides = [f"data.root={root}", f"evaluate.prompts={REPO / 'data' / 'prompts' / 'sample_world.tsv'}",
-                     "evaluate.mlflow=false"]
+                     "evaluate.mlflow=false", f"evaluate.judges.panel.cache={REPO / 'data' / 'judges' / 'rater_panel'}"]
         if args.quick:
             overrides += ["evaluate.max_prompts=27", "evaluate.sampling.num_inference_steps=10"]
         config = load_config(args.config, overrides)
@@ -83,13 +88,23 @@ def main() -> None:
         if row["category"] == "all":
             print(f"  {row['judge']} (human raters, majority): win rate {row['win_rate']:.3f} "
                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}] n={row['n']}")
+    panel = (results.get("judge_cards") or {}).get("rater_panel")
     values = {
         "visual_appeal_win_rate": head.get("visual_appeal", {}).get("win_rate", math.nan),
         "visual_appeal_ci_low": head.get("visual_appeal", {}).get("ci_low", math.nan),
         "text_faithfulness_win_rate": head.get("text_faithfulness", {}).get("win_rate", math.nan),
+        "panel_auc_min": min(panel["held_out"]["member_auc"]) if panel else math.nan,
     }
     for metric, op, target in TARGETS:
         result(metric, values[metric], op, target)
+    for share in ("both_share", "neither_share"):
+        if share in head.get("text_faithfulness", {}):
+            print(f"RESULT text_faithfulness_{share}={head['text_faithfulness'][share]:.3f}", flush=True)
+    for criterion, row in head.items():  # the second line of each criterion: its other judges
+        for other in results["win_rates"]:
+            if other["criterion"] == criterion and other["category"] == "all" and other["judge"] != row["judge"]:
+                print(f"  {criterion} by {other['judge']} (second line): win rate {other['win_rate']:.3f} "
+                      f"[{other['ci_low']:.3f}, {other['ci_high']:.3f}]", flush=True)
 
 
 if __name__ == "__main__":

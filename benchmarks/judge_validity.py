@@ -10,10 +10,13 @@ draws three pictures (square, 256 px, as a model would):
 - the scene composed with care but with one named attribute wrong in turn (colour, placement,
   background).
 
-The visual-appeal judge (technical quality) should prefer the first over the second, the
-text-faithfulness judge (scene attributes) the first over the third, both through the same
-pairwise maths as an evaluation. The text judge should NOT care about appeal: its win rate of
-the first over the second (same attributes) is printed too, and should sit near 0.5.
+The demo's headline judges (``evaluate.judges`` of ``configs/default.yaml``: the rater panel
+for visual appeal, text_match for text faithfulness) go first: the visual-appeal judge should
+prefer the first over the second, the text-faithfulness judge the first over the third, both
+through the same pairwise maths as an evaluation (the panel by its members' majority). The text
+judge should NOT care about appeal: its win rate of the first over the second (same attributes)
+is printed too, and should sit near 0.5. The other judges of each criterion (technical quality,
+scene attributes, subject kind) are printed as second lines.
 
     python benchmarks/judge_validity.py [--quick]
 """
@@ -39,10 +42,10 @@ def main() -> None:
 
     import numpy as np
 
-    from photogenic.evaluation.judges.sample_world.scene_check import SceneAttributeJudge
-    from photogenic.evaluation.judges.technical import TechnicalQualityJudge
+    from photogenic.config import load_config
+    from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, VISUAL_APPEAL, build_judges
     from photogenic.evaluation.prompts import load_prompts
-    from photogenic.evaluation.winrate import outcomes_from_scores, win_rate
+    from photogenic.evaluation.winrate import win_rate
     from photogenic.samplepool import defects
     from photogenic.samplepool.render import render_scene
     from photogenic.samplepool.world import BACKGROUNDS, GOOD_LIGHTINGS, GOOD_PLACEMENTS, VIVID_COLOURS, Scene
@@ -64,19 +67,34 @@ def main() -> None:
         off = Scene(p.kind, colour, background, light, placement, None, SIZE, SIZE, ())
         wrong.append(render_scene(off, np.random.default_rng(1000 + i)).image)
 
-    appeal, faith = TechnicalQualityJudge(), SceneAttributeJudge()
+    config = load_config(REPO / "configs" / "default.yaml")
+    root = Path(config.data.root)
+    judges = build_judges(config.evaluate.judges, str(root if root.is_absolute() else REPO / root))
+    appeal = [j for j in judges if j.criterion == VISUAL_APPEAL]
+    faith = [j for j in judges if j.criterion == TEXT_FAITHFULNESS]
     stats = {}
-    for name, judge, a, b in (("visual_appeal_judge_agreement", appeal, good, ordinary),
+    for name, group, a, b in (("visual_appeal_judge_agreement", appeal, good, ordinary),
                               ("text_faithfulness_judge_agreement", faith, good, wrong),
                               ("text_judge_on_appeal_only_pairs", faith, good, ordinary)):
-        outcomes = outcomes_from_scores(judge.score(a, prompts), judge.score(b, prompts), judge.tie_margin)
-        stats[name] = win_rate(outcomes, n_boot=2000, seed=0)
-        s = stats[name]
-        print(f"{name}: win {s.wins} / tie {s.ties} / loss {s.losses}, win rate {s.win_rate:.3f} "
-              f"[{s.ci_low:.3f}, {s.ci_high:.3f}]", flush=True)
+        for rank, judge in enumerate(group):
+            s = win_rate(_outcomes(judge, a, b, prompts), n_boot=2000, seed=0)
+            if rank == 0:
+                stats[name] = s
+            print(f"{name}{'' if rank == 0 else ' (second line)'} by {judge.name}: win {s.wins} / tie {s.ties} / "
+                  f"loss {s.losses}, win rate {s.win_rate:.3f} [{s.ci_low:.3f}, {s.ci_high:.3f}]", flush=True)
     result("visual_appeal_judge_agreement", stats["visual_appeal_judge_agreement"].win_rate, ">=", 0.85)
     result("text_faithfulness_judge_agreement", stats["text_faithfulness_judge_agreement"].win_rate, ">=", 0.85)
     result("text_judge_appeal_blindness", abs(stats["text_judge_on_appeal_only_pairs"].win_rate - 0.5), "<=", 0.2)
+
+
+def _outcomes(judge, a, b, prompts):
+    """Per pair, A's outcome as an evaluation decides it: a panel by its members' majority."""
+    from photogenic.evaluation.comparisons import panel_outcomes
+    from photogenic.evaluation.winrate import outcomes_from_scores
+
+    if hasattr(judge, "score_members"):
+        return panel_outcomes(judge.score_members(a, prompts), judge.score_members(b, prompts), judge.tie_margin)
+    return outcomes_from_scores(judge.score(a, prompts), judge.score(b, prompts), judge.tie_margin)
 
 
 def _other(value, options, rng):

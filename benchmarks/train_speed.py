@@ -13,9 +13,15 @@ latent-space U-Net of the width of configs/gpu-training.yaml's, 256 px images th
 autoencoder, batch 64, bf16; checkpoints then only at the end, as a real run writes a
 checkpoint of several GB once per thousand steps, and the trainer's throughput is read from its
 own logged windows, which a checkpoint written at the last step is not in. ``--set KEY=VALUE``
-changes any setting on top (e.g. ``--set training.pretrain.batch_size=32``).
+changes any setting on top (e.g. ``--set training.pretrain.batch_size=32``, or the speed switches:
+``training.pretrain.latent_cache=true``, ``channels_last=true``, ``compile=default``).
 
-    python benchmarks/train_speed.py [--quick] [--gpu] [--set KEY=VALUE ...]
+``--gpu`` also prints the model FLOPs utilisation (MFU): the U-Net's forward and backward FLOPs
+a sample (counted by torch's FlopCounterMode on one batch) times the trainer's samples/s, over
+the GPU's dense bf16 peak (``--peak-tflops``, else looked up by the GPU's name), beside
+MosaicML's published Stable Diffusion 2 figure.
+
+    python benchmarks/train_speed.py [--quick] [--gpu [--peak-tflops T]] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OUT, result, run_benchmark, sample_pool  # noqa: E402
+from benchmarks._common import OUT, ingested_pool, result, run_benchmark  # noqa: E402
 from photogenic.training.tracking import NullTracker  # noqa: E402
 
 #: --gpu: a model of the width of configs/gpu-training.yaml's, with random weights and the bundled
@@ -47,19 +53,36 @@ GPU_MODEL = [
 ]
 
 
-def training_data(n: int):
-    """An ingested dataset of ``n`` sample-pool images under benchmarks/out (made once)."""
-    from photogenic.config import load_config
-    from photogenic.dataset.store import Dataset
-    from photogenic.stages.ingest import ingest
+#: dense bf16 peak, TFLOP/s, by a piece of the name torch gives the GPU (first match wins)
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756, "H100": 989, "H200": 989, "GH200": 989, "A100": 312, "L40S": 362, "L4": 121,
+                    "A10G": 70, "A10": 125}
+#: MosaicML's Stable Diffusion 2 base (865M-parameter U-Net) at 256 px, with cached latents
+MOSAICML_SD2 = "MosaicML's SD2 (865M U-Net, 256 px, cached latents): 1,100 images/s on 8 A100s, about 137 a GPU"
 
-    root = OUT / f"train-speed-{n}"
-    dataset = Dataset(str(root / "datasets" / "ingested"))
-    if not dataset.exists():
-        pool = sample_pool(n)
-        cfg = load_config(None, [f"data.root={root}", f"ingest.sources.0.uri={pool}/*.tar", "ingest.workers=0"])
-        ingest(cfg, progress=False)
-    return dataset
+
+def training_flops_per_sample(pipe, batch_size: int, resolution: int, device, dtype) -> float:
+    """FLOPs of one U-Net forward and backward a sample (matmuls and convolutions, what MFU counts)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = pipe.unet
+    side = resolution // int(pipe.vae_scale_factor)
+    latents = torch.randn(batch_size, unet.config.in_channels, side, side, device=device)
+    timesteps = torch.randint(0, 1000, (batch_size,), device=device)
+    embeds = torch.randn(batch_size, pipe.tokenizer.model_max_length, unet.config.cross_attention_dim, device=device)
+    with FlopCounterMode(display=False) as counter, torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        unet(latents, timesteps, embeds).sample.float().pow(2).mean().backward()
+    unet.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+def peak_tflops(device, given: float | None) -> float | None:
+    import torch
+
+    if given is not None or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in name), None)
 
 
 def peak_rss_mb() -> float:
@@ -105,13 +128,13 @@ def plain_loop(pipe, dataset, rows, recipe, resolution: int, steps: int, device)
     from diffusers import DDPMScheduler
     from torch.utils.data import DataLoader
 
+    from photogenic.cpu_quota import compute_threads
     from photogenic.models import to_latents
     from photogenic.training.data import CaptionedImages, collate
     from photogenic.training.trainer import adamw, mixed_precision
 
     torch.manual_seed(0)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
+    torch.set_num_threads(recipe.threads or compute_threads(recipe.workers))  # as the trainer does
     pipe.to(device)
     unet = pipe.unet
     unet.train()
@@ -162,6 +185,8 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="A model of GPU size in bf16 (see the module's doc).")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="A config override on top (repeatable).")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="--gpu: the GPU's dense bf16 peak for the MFU (default: by its name).")
     args = parser.parse_args()
     steps, n = (20, 200) if args.quick else (60, 1000)
     checkpoint_every = steps if args.gpu else (10 if args.quick else 20)
@@ -169,11 +194,12 @@ def main() -> None:
     import torch
 
     from photogenic.config import load_config
+    from photogenic.cpu_quota import compute_threads
     from photogenic.models import build_pipeline
     from photogenic.training.data import read_rows, split_rows
     from photogenic.training.trainer import Trainer, seed_everything
 
-    dataset = training_data(n)
+    dataset = ingested_pool(n)
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml", [
         f"training.pretrain.max_steps={steps}", f"training.pretrain.checkpoint_every={checkpoint_every}",
         # every step at the model's resolution and uniform timesteps, as the plain loop trains
@@ -192,7 +218,7 @@ def main() -> None:
     params = sum(p.numel() for p in pipe.unet.parameters())
     print(f"model: U-Net {params / 1e6:.2f}M parameters, {cfg.training.model.resolution}px {cfg.training.model.space} "
           f"space; batch {recipe.batch_size}, {steps} steps, {recipe.workers} DataLoader worker(s), "
-          f"{recipe.threads or torch.get_num_threads()} torch thread(s); {device}"
+          f"{recipe.threads or compute_threads(recipe.workers)} torch thread(s); {device}"
           f"{' ' + torch.cuda.get_device_name(device) if device.type == 'cuda' else ''}, "
           f"mixed precision {recipe.mixed_precision}")
 
@@ -214,6 +240,16 @@ def main() -> None:
           f"{trained.samples_per_second:.1f} samples/s, {windows.samples_per_second():.1f} in its logged windows; "
           f"peak RSS {peak_rss_mb():.0f} MB{gpu_peak(device)}")
     if args.gpu:
+        from photogenic.training.trainer import mixed_precision
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision(recipe.mixed_precision))
+        flops = training_flops_per_sample(pipe, recipe.batch_size, resolution, device, dtype)
+        achieved = flops * windows.samples_per_second() / 1e12
+        peak = peak_tflops(device, args.peak_tflops)
+        print(f"U-Net forward and backward: {flops / 1e9:.1f} GFLOP a sample; trainer {achieved:.1f} TFLOP/s"
+              + (f", MFU {achieved / peak:.1%} of {peak:.0f} TFLOP/s (dense bf16)" if peak else
+                 " (MFU: pass --peak-tflops for this GPU)"))
+        print(MOSAICML_SD2)
         result("trainer_vs_plain_loop_gpu", windows.samples_per_second() / plain, ">=", 0.9)
     else:
         result("trainer_vs_plain_loop", trained.samples_per_second / plain, ">=", 0.9)

@@ -15,6 +15,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from photogenic.errors import ConfigError
+from photogenic.samplepool import seeds
+from photogenic.safety.secrets import has_userinfo, redact
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -26,8 +28,52 @@ def _dataset_name(value: str) -> str:
     return value
 
 
+def _pool_seed(value: int) -> int:
+    """The pool the models learn from must not be one a judge learnt from (samplepool/seeds.py)."""
+    if value not in seeds.POOLS:
+        raise ValueError(f"must lie in [{seeds.POOLS.start}, {seeds.POOLS.stop}): seed {value} draws the pictures "
+                         f"of {seeds.owner(value) or 'no declared user'}, and the judges' seeds are kept apart")
+    return value
+
+
 #: a dataset name: a folder under <data.root>/datasets, never a path
 DatasetName = Annotated[str, AfterValidator(_dataset_name)]
+
+# dvc.yaml pastes data.root and sample_pool.out into a command that DVC runs through a shell
+# (``$SHELL -c``): only characters no shell gives a meaning to. A URL's ``:`` and ``@`` are fine.
+_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_./:@+=,-]+$")
+
+
+def _shell_safe_path(value: str) -> str:
+    if not _SHELL_SAFE.match(value):
+        raise ValueError("must be a path of letters, digits and _ . / : @ + = , - only (it is pasted into "
+                         "dvc.yaml's commands, which a shell runs; no spaces, quotes, ; $ ` | & or the like)")
+    return value
+
+
+def _relative_folder(value: str) -> str:
+    value = _shell_safe_path(value)
+    parts = value.split("/")
+    if value.startswith("/") or "://" in value or ".." in parts:
+        raise ValueError("must be a folder under data.root (relative, without '..')")
+    return value
+
+
+#: a path that may reach a shell command (absolute, relative or a URL)
+ShellSafePath = Annotated[str, AfterValidator(_shell_safe_path)]
+#: a folder under data.root that may reach a shell command
+DataSubfolder = Annotated[str, AfterValidator(_relative_folder)]
+
+
+def _annotator_name(value: str) -> str:
+    """Annotator names become file names (``batches/<name>.json``, ``simulated-<name>.json``)."""
+    if not _NAME.match(value) or ".." in value:
+        raise ValueError("must be a plain name (letters, digits, '_', '-', '.'; no '/' or '..'): it becomes a "
+                         "file name")
+    return value
+
+
+AnnotatorName = Annotated[str, AfterValidator(_annotator_name)]
 
 
 def _precision_off(value: Any) -> Any:
@@ -45,15 +91,16 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    root: str = Field("data", description="The data folder; relative paths in the config live under it.")
+    root: ShellSafePath = Field("data", description="The data folder; relative paths in the config live under it.")
 
 
 class SamplePoolConfig(_Section):
     """The embedded synthetic pool that `make demo` ingests."""
 
-    out: str = Field("raw/sample-pool", description="Folder under the data root.")
+    out: DataSubfolder = Field("raw/sample-pool", description="Folder under the data root.")
     n: int = Field(4000, ge=1)
-    seed: int = 0
+    seed: Annotated[int, AfterValidator(_pool_seed)] = Field(
+        0, description="Any seed of photogenic.samplepool.seeds.POOLS; the others draw the judges' pictures.")
     shard_size: int = Field(1000, ge=1)
 
 
@@ -330,7 +377,7 @@ class FilterConfig(_Section):
 class CurationStageConfig(_Section):
     """One human curation stage: who annotates, how much overlap, how many samples it keeps."""
 
-    annotators: list[str] = Field(min_length=1, description="Annotator names; tasks are split among them.")
+    annotators: list[AnnotatorName] = Field(min_length=1, description="Annotator names; tasks are split among them.")
     overlap: float = Field(
         0.2, ge=0.0, le=1.0, description="Share of tasks given to `raters_per_overlap` annotators, so that "
         "agreement can be measured; the rest go to one annotator each.")
@@ -361,7 +408,8 @@ class CurationConfig(_Section):
 
     input: DatasetName = Field("candidates", description="The candidate pool the auto-filter wrote.")
     output: DatasetName = Field("curated", description="The stage-2 selection, with every label.")
-    dir: str = Field("curation", description="Tasks, configs, exports and results (under data.root; DVC-tracked).")
+    dir: DataSubfolder = Field("curation", description="Tasks, configs, exports and results (under data.root; "
+                               "DVC-tracked).")
     image_url_prefix: str = Field(
         "/data/local-files/?d=", description="Prefix of task image URLs; the default is Label Studio's local-files "
         "storage, serving <image_root>/<path> (start it with LOCAL_FILES_DOCUMENT_ROOT=<abs data.root>).")
@@ -485,6 +533,19 @@ class EvaluateSamplingConfig(_Section):
     width: int | None = Field(None, ge=8)
 
 
+class RaterPanelConfig(_Section):
+    """The rater panel judge (evaluation/judges/sample_world/rater_panel.py): simulated raters of
+    visual appeal trained on the sample world's ground truth, once per machine."""
+
+    members: int = Field(5, ge=1, description="Raters; each votes A, B or tie, the pair goes by the majority.")
+    train_pool: int = Field(4000, ge=20, description="Samples of the world pool the members learn from.")
+    held_out_pool: int = Field(1000, ge=20, description="Samples of the further pool their agreement is measured on.")
+    epochs: int = Field(15, ge=1)
+    resolution: int = Field(32, ge=8, description="Pixels of the square thumbnail a rater sees (the models' size).")
+    cache: str | None = Field("judges/rater_panel", description="Folder under data.root for the weights, keyed by "
+                              "content hash; empty: trained in memory, once per process.")
+
+
 class EvaluateJudgesConfig(_Section):
     """Automated judges per criterion (photogenic.evaluation.judges); the first of each is its headline."""
 
@@ -498,6 +559,7 @@ class EvaluateJudgesConfig(_Section):
                                        "image embeddings.")
     tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
     device: str = "auto"
+    panel: RaterPanelConfig = Field(default_factory=RaterPanelConfig)
 
 
 class EvaluateFidConfig(_Section):
@@ -633,9 +695,41 @@ class TrainStageConfig(_Section):
     decoded_cache_mb: float = Field(
         512, ge=0, description="Decoded images kept in memory, resized, per data-loading process (each DataLoader "
         "worker has its own), so a set that fits is decoded once, not once per epoch; 0: decode every time.")
-    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: torch's default (one per "
-                                "core). The DataLoader worker's decoding is light (about 1 ms an image at 32 px), so "
-                                "on a 2-core CPU two compute threads beside it train 1.4x faster than one.")
+    threads: int | None = Field(None, ge=1, description="torch compute threads; empty: the CPUs this process really "
+                                "has (cgroup quota, affinity), shared by the node's training processes, less one per "
+                                "DataLoader worker (photogenic/cpu_quota.py), not torch's one per core of the node. On "
+                                "the demo's 2 cores with one worker that is 1 thread: alone, 2 threads train 1.3-1.4x "
+                                "faster (14.5-17.2 against 10.8-13.0 steps/s at 16 px), but beside another busy process "
+                                "they fall to 1.6-3.5 steps/s, spinning for a core, where 1 thread keeps 6.0-9.1 "
+                                "(benchmarks/train_contention.py).")
+    latent_cache: bool = Field(
+        False, description="Encode each training image once per autoencoder and resolution, the first time a batch "
+        "holds it, and keep its latent distribution beside the dataset (<dataset>.cache/latents/), instead of "
+        "running the autoencoder on every batch; a cached image is not even decoded again. Trains the same model "
+        "up to float noise. Disk and memory: 2 x latent channels x (resolution / 8)^2 x 4 bytes an image (128 KiB "
+        "at 256 px with 16 channels), twice that with random_flip. Pixel space has nothing to encode.")
+    text_embedding_cache: bool = Field(
+        False, description="Keep each caption's text-encoder output beside the dataset (<dataset>.cache/text/), so "
+        "a later run with the same encoders never runs them (every run keeps them in memory either way). Disk: "
+        "tokens x width x 4 bytes a caption (32 x 384 for the bundled MiniLM: 48 KiB; 77 x 768 for CLIP ViT-L: "
+        "231 KiB).")
+    random_flip: bool = Field(False, description="Mirror each training image left-right with probability 1/2; "
+                              "the latent cache keeps both variants.")
+    # The speed switches' defaults, measured with benchmarks/vs_reference.py --quick (quality-tuning a
+    # 5.6M-parameter SD-layout U-Net at 64 px, batch 16, fp32, on 2 CPU cores; the trainer's samples/s
+    # over the reference loop's in the same run, whose defaults gave 1.20-1.25 over five runs):
+    # channels_last 1.15; compile=default 1.13 and its first step 2.2x the reference's (10 s against
+    # 4.7 s: compiling); attention=classic 1.21, the same as sdpa within the noise, so sdpa stays, as
+    # it is diffusers' own default and the kernel that gains on GPUs (flash / memory-efficient).
+    # On a GPU, measure them with benchmarks/train_speed.py --gpu --set training.pretrain.KEY=VALUE.
+    channels_last: bool = Field(False, description="Keep the U-Net's weights and activations channels-last "
+                                "(NHWC). Off: slower on the CPU (see the comment above).")
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = Field(
+        "off", description="torch.compile the U-Net for training with this mode; off: eager (compiling lost "
+        "on the CPU, see the comment above).")
+    attention: Literal["sdpa", "classic"] = Field(
+        "sdpa", description="The U-Net's attention: sdpa (torch's scaled_dot_product_attention, fused kernels) or "
+        "classic (matmul, softmax, matmul: diffusers' AttnProcessor).")
     low_resolution: int | None = Field(
         None, ge=8, description="Progressive resolution: train the first low_resolution_share of the steps at this "
         "resolution (square, pixels), the rest at training.model.resolution, as text-to-image pretraining goes from "
@@ -691,9 +785,12 @@ class TrackingConfig(_Section):
 
 
 class TrainingResources(_Section):
-    gpus: int = Field(0, ge=0)
+    gpus: int = Field(0, ge=0, description="GPUs per node: a task (or each node) runs one training process per GPU.")
     cpus: float = Field(2, gt=0)
     memory_gb: int = Field(8, gt=0, description="Memory in GB (whole GB: the ZenML resource setting).")
+    nodes: int = Field(1, ge=1, description="Training nodes. Above 1, the pretrain and quality_tune tasks of the "
+                       "Kubeflow pipeline run as a Kubeflow Trainer TrainJob of this many pods, each with the GPUs, "
+                       "CPUs and memory above (photogenic/kfp/trainjob.py).")
 
 
 class TrainingConfig(_Section):
@@ -712,6 +809,12 @@ class TrainingConfig(_Section):
     #   had not; logit-normal timesteps put most steps mid-schedule, where shapes are decided;
     # - quality-tuning with the objective pretraining used (min-SNR): visual-appeal win rate 0.63
     #   with it, 0.53 with plain MSE; Emu's noise offset 0.1.
+    # The caches (latent_cache, text_embedding_cache) are on for quality-tuning, whose few thousand
+    # images are seen for thousands of steps, and off for pretraining, where they cost disk in
+    # proportion to the pool: 128 KiB an image at 256 px with a 16-channel autoencoder, about 130 GB
+    # for a pool of a million (260 GB with random_flip), plus 231 KiB a caption with CLIP ViT-L
+    # (about 240 GB); on the demo's pool, 3,880 MiniLM captions would be 190 MB, and its pixel-space
+    # model has no latents to cache.
     pretrain: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="ingested", output="pretrained", max_steps=3000, low_resolution=16, low_resolution_share=0.8667,
         batch_size=16, learning_rate=2e-3, snr_gamma=5.0, timestep_sampling="logit_normal", lr_schedule="cosine",
@@ -719,7 +822,8 @@ class TrainingConfig(_Section):
         early_stopping=EarlyStoppingConfig(metric="val_loss")))
     quality_tune: TrainStageConfig = Field(default_factory=lambda: TrainStageConfig(
         input="training_set", output="quality_tuned", init_from="pretrained", max_steps=100, batch_size=32,
-        learning_rate=2e-4, snr_gamma=5.0, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25))
+        learning_rate=2e-4, snr_gamma=5.0, warmup_steps=10, noise_offset=0.1, checkpoint_every=50, validate_every=25,
+        latent_cache=True, text_embedding_cache=True))
     resources: TrainingResources = Field(default_factory=TrainingResources)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
@@ -747,6 +851,31 @@ class RunConfig(_Section):
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in, as plain data (JSON/YAML-safe)."""
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _no_credentials(self):
+        """The config is written to params.yaml (tracked by git), to ZenML's run metadata and to
+        MLflow: credentials in it would leak to all three, and a URI's user part is often one (a
+        token). Credentials come from the environment."""
+        found = [key for key, value in _strings(self.model_dump(mode="json")) if has_userinfo(value)]
+        if found:
+            raise ValueError(
+                f"{', '.join(found)} carries credentials in a URI (user@ or user:password@); the config is written "
+                "to params.yaml, run metadata and logs. Put the URI without them here, and the credentials in the "
+                "environment: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for MLflow, AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY for S3")
+        return self
+
+
+def _strings(tree: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, value) of every string in a resolved config tree."""
+    if isinstance(tree, str):
+        return [(prefix, tree)]
+    if isinstance(tree, dict):
+        return [found for key, value in tree.items() for found in _strings(value, f"{prefix}.{key}".lstrip("."))]
+    if isinstance(tree, list):
+        return [found for index, value in enumerate(tree) for found in _strings(value, f"{prefix}.{index}")]
+    return []
 
 
 def field_annotation(key: str) -> Any:
@@ -868,7 +997,8 @@ def _describe(exc: ValidationError, origin: str) -> str:
             given = err.get("input")
             # a whole section's check (a model validator) names its keys itself: not the section's dump
             lines.append(f"{key}: {err['msg']}" + ("" if isinstance(given, dict) else f" (got {given!r})"))
-    return f"Invalid configuration in {origin}: " + "; ".join(lines) + "."
+    # a value that carries a password must not be echoed back into a terminal or a CI log
+    return redact(f"Invalid configuration in {origin}: " + "; ".join(lines) + ".")
 
 
 def _allowed_keys(loc: tuple) -> list[str]:

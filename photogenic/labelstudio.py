@@ -10,11 +10,11 @@ email, else username, else ``user-<id>``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from photogenic.errors import DataError
+from photogenic.safety.parsing import UntrustedInput, parse_json
 
 
 def tag(kind: str, /, **attributes: Any) -> str:
@@ -57,10 +57,9 @@ def annotator(completed_by: Any) -> str | None:
 def read_tasks(path: str, text: str) -> list[Any]:
     """The task list of a Label Studio JSON export (Export → JSON), or a DataError saying why not."""
     try:
-        tasks = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"Annotation file {path} is not valid JSON ({exc}); expected a Label Studio "
-                        "JSON export (Export → JSON).") from None
+        tasks = parse_json(text, f"Annotation file {path}")
+    except UntrustedInput as exc:
+        raise DataError(f"{exc}; expected a Label Studio JSON export (Export → JSON).") from None
     if not isinstance(tasks, list):
         raise DataError(f"Annotation file {path} holds a JSON {type(tasks).__name__}, not the list of tasks "
                         "of a Label Studio JSON export (Export → JSON; JSON-MIN and COCO are not supported).")

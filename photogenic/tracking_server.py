@@ -9,8 +9,11 @@ naming the server when it gets no answer.
 
 from __future__ import annotations
 
+import base64
+import os
 import urllib.error
 import urllib.request
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from photogenic.errors import DataError
 
@@ -23,14 +26,16 @@ def require_reachable(uri: str, timeout: float = TIMEOUT) -> None:
     local and always there) answers its health check."""
     if not uri.startswith(("http://", "https://")):
         return
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(uri)
-    host = parts.netloc.rsplit("@", 1)[-1]  # credentials never go into a message
+    host = parts.netloc.rsplit("@", 1)[-1]  # credentials never go into a URL urllib sees, nor a message
     shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
-    health = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(urlunsplit((parts.scheme, host, parts.path.rstrip("/") + "/health", "", "")))
+    user = unquote(parts.username or "") or os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+    if user:  # as MLflow's client authenticates: the URI's user:password@, else the environment's
+        password = unquote(parts.password or "") or os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
     try:
-        with urllib.request.urlopen(health, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
             if response.status == 200:
                 return
             problem = f"it answered HTTP {response.status}"

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zenml import log_metadata
 from zenml.client import Client
 
 from photogenic.config import RunConfig
@@ -25,6 +24,7 @@ from pipelines.emu import emu
 from pipelines.evaluation import evaluation
 from pipelines.tracking import ensure_mlflow_stack
 from pipelines.training import training
+from steps.metadata import log_metadata
 
 PIPELINES = {"emu": emu, "data_curation": data_curation, "training": training, "evaluation": evaluation}
 #: the training steps' outputs (photogenic.training.artifact.TrainedModel)

@@ -10,9 +10,9 @@ already has an experiment tracker is left as it is (a cluster stack brings its o
 from __future__ import annotations
 
 import logging
-import os
 
 from photogenic.config import RunConfig
+from photogenic.training.tracking import configured_uri
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def ensure_mlflow_stack(config: RunConfig) -> str:
     tracking = config.training.tracking
     stack = client.active_stack_model
     # the store the commands reading the registry use too (photogenic.runtime sets the default)
-    uri = tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = configured_uri(tracking)  # without credentials: ZenML stores the component's configuration
     configuration = {"tracking_uri": uri} if uri else {}
     existing = client.list_stack_components(type=StackComponentType.EXPERIMENT_TRACKER, name=tracking.zenml_tracker)
     ours = existing.items[0] if existing.items else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Optional
 
-from zenml import log_metadata, step
+from zenml import step
 from zenml.types import HTMLString
 
 from photogenic.config import EvaluateConfig, RunConfig, config_from_dict
@@ -23,6 +23,7 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.training.artifact import TrainedModel, ensure_model
+from steps.metadata import log_metadata
 from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 SPEC = get_stage("evaluate")

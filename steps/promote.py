@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import step
 
 from photogenic.config import EvaluateConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.registry import get_stage
 from photogenic.stages.runner import run_stage
 from photogenic.versioning.restore import ensure_dataset
+from steps.metadata import log_metadata
 from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 SPEC = get_stage("promote")

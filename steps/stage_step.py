@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from zenml import log_metadata
-
 from photogenic.config import config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.stages.runner import run_stage
 from photogenic.stages.spec import StageOutput, StageSpec
 from photogenic.versioning.restore import ensure_dataset
+from steps.metadata import log_metadata
 
 
 def run_dataset_stage(spec: StageSpec, config: dict, dataset: DatasetRef | None = None, progress: bool = True,

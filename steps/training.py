@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import get_step_context, step
 
 from photogenic.config import RunConfig, TrackingConfig, config_from_dict
 from photogenic.dataset.ref import DatasetRef
@@ -21,6 +21,7 @@ from photogenic.stages.registry import get_stage
 from photogenic.stages.training import train_with_lineage
 from photogenic.training.artifact import TrainedModel, ensure_model
 from photogenic.versioning.restore import ensure_dataset
+from steps.metadata import log_metadata
 from steps.settings import EXPERIMENT_TRACKER, tracked_settings
 
 

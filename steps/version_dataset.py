@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from zenml import get_step_context, log_metadata, step
+from zenml import get_step_context, step
 
 from photogenic.config import config_from_dict
 from photogenic.dataset.ref import DatasetRef
 from photogenic.versioning.record import version_output
+from steps.metadata import log_metadata
 
 
 @step(enable_cache=True)

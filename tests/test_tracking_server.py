@@ -40,3 +40,28 @@ def test_a_server_that_answers_its_health_check_passes_and_local_stores_are_not_
         server.shutdown()
     require_reachable(f"sqlite:///{tmp_path / 'mlflow.db'}")
     require_reachable((tmp_path / "mlruns").as_uri())
+
+
+def test_a_server_behind_credentials_is_asked_with_them_never_with_them_in_the_url(monkeypatch):
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's API
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    try:
+        require_reachable(f"http://ana:s3cret@127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bo")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+        require_reachable(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert seen == [("/health", "Basic YW5hOnMzY3JldA=="), ("/health", "Basic Ym86cHc=")]  # ana:s3cret, bo:pw

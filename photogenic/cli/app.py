@@ -14,8 +14,9 @@ import typer
 
 from photogenic.cli import curation, dashboards, data, evaluate, kfp, lineage, recipe
 from photogenic.cli import filter as filtering
-from photogenic.errors import PhotogenicError
+from photogenic.errors import NO_SPACE, PhotogenicError, StorageError
 from photogenic.exiting import exit_now
+from photogenic.safety.secrets import redact, redact_output
 
 app = typer.Typer(
     help="photogenic: curate photogenic images from a large image–text pool and quality-tune a "
@@ -39,6 +40,7 @@ def main() -> None:
     # root handler here would print their lines twice
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    redact_output(handler)  # no URI's user:password@ reaches a terminal or a CI log, nor does a traceback
     logger = logging.getLogger("photogenic")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -46,7 +48,14 @@ def main() -> None:
     try:
         app()
     except PhotogenicError as exc:
-        typer.secho(f"Error: {exc}", fg=typer.colors.RED, err=True)
+        typer.secho(redact(f"Error: {exc}"), fg=typer.colors.RED, err=True)
         # the message is the whole outcome of a user error (pyarrow's pool aborted here once,
         # after a failed import of an annotation file, turning exit code 2 into a SIGABRT)
         exit_now(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in NO_SPACE:
+            raise
+        # a full disk outside the dataset layer (which says which version is intact): a checkpoint, a report
+        typer.secho(redact(f"Error: no space left on the device ({exc}). Free space and run again."),
+                    fg=typer.colors.RED, err=True)
+        exit_now(StorageError.exit_code)

@@ -101,3 +101,28 @@ def evaluate_promote(
     decision = promote(read_results(_evaluation_folder(cfg)), cfg.evaluate.promotion, candidate_version=version)
     verdict = "PROMOTED to @" + decision.alias if decision.promoted else "refused"
     typer.echo(f"{decision.registered_model} v{decision.version}: {verdict}: {decision.reason}")
+
+
+@app.command("ablation")
+def evaluate_ablation(
+    config: ConfigOption = Path("configs/default.yaml"),
+    set_: SetOption = None,
+    size: Annotated[Optional[list[int]], typer.Option(help="Curated-set sizes to tune on besides all of it "
+                                                       "(repeat; default 25, 50, 100).")] = None,
+    guidance: Annotated[Optional[list[float]], typer.Option(help="Guidance scales to compare at besides "
+                                                            "evaluate.sampling.guidance_scale (repeat; default 4).")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Emu's ablations: quality-tune the pretrained model on the curated set, as many random ingested rows,
+    as many auto-filter candidates, and smaller curated sets; compare each with the pretrained model (at two
+    guidance scales for the curated arm) and the curated arm with the others; a report page and MLflow runs."""
+    from photogenic.evaluation.ablation import run_ablation
+
+    cfg = existing_config(config, set_)
+    summary = run_ablation(cfg, sizes=tuple(size or (25, 50, 100)), guidance_scales=tuple(guidance or (4.0,)),
+                           seed=cfg.evaluate.seed, progress=not quiet)
+    for c in summary["comparisons"]:
+        for criterion, row in c["headline"].items():
+            typer.echo(f"{c['candidate']} vs {c['baseline']} (guidance {c['guidance_scale']:g}) {criterion} by "
+                       f"{row['judge']}: win rate {row['win_rate']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]")
+    typer.echo(f"report: {summary['folder']}/report.html")

@@ -25,6 +25,8 @@ from photogenic.curation.labelconfig import label_config
 from photogenic.curation.labels import csv_columns
 from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, write_bytes, write_text
+from photogenic.dataset.commit import settle
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.paths import join, relative_to
@@ -75,8 +77,11 @@ def stage_pool_ids(config: RunConfig, stage: int) -> list[str]:
 
 
 def export_stage(config: RunConfig, stage: int, progress: bool = True) -> ExportResult:
-    return write_tasks(config, stage, candidates(config), stage_pool_ids(config, stage), CurationLayout.of(config),
-                       progress=progress)
+    with data_root_lock(config.data.root, f"curation export, stage {stage}"):
+        layout = CurationLayout.of(config)
+        settle(layout.stage(1))  # stage 1's result, if an import of it was interrupted
+        return write_tasks(config, stage, candidates(config), stage_pool_ids(config, stage), layout,
+                           progress=progress)
 
 
 def write_tasks(config: RunConfig, stage: int, dataset: Dataset, sample_ids: list[str], layout: CurationLayout,

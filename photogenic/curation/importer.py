@@ -40,10 +40,13 @@ from photogenic.curation.submissions import (
     Submission,
     read_export,
 )
-from photogenic.dataset.atomic import filesystem, write_bytes, write_text
+from photogenic.dataset.atomic import filesystem, write_bytes
+from photogenic.dataset.commit import VersionCommit, settle
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.store import parquet_bytes
 from photogenic.errors import ConfigError, DataError
 from photogenic.paths import join
+from photogenic.safety.parsing import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +84,15 @@ def import_stage(config: RunConfig, stage: int, files: list[str] | None = None,
                  skip_bad: bool | None = None) -> StageResult:
     """Import ``files`` (default: every export under the stage's annotations folder)."""
     stage_settings(config, stage)
-    skip_bad = config.curation.skip_bad if skip_bad is None else skip_bad
-    files = annotation_files(config, stage) if files is None else files
+    with data_root_lock(config.data.root, f"curation import, stage {stage}"):
+        return _import_stage(config, stage, files, config.curation.skip_bad if skip_bad is None else skip_bad)
+
+
+def _import_stage(config: RunConfig, stage: int, files: list[str] | None, skip_bad: bool) -> StageResult:
     layout = CurationLayout.of(config)
+    for number in STAGES:
+        settle(layout.stage(number))  # an import a crash interrupted is finished before anything is read
+    files = annotation_files(config, stage) if files is None else files
     if not files:
         raise DataError(
             f"No stage-{stage} annotations under {layout.annotations(stage)}. Annotate "
@@ -256,11 +265,19 @@ def _write(layout: CurationLayout, stage: int, table: pa.Table, bad: list[BadRow
            agreements: dict[str, Agreement], counts: dict[str, int]) -> None:
     quarantine = pa.Table.from_pylist(
         [{"file": b.file, "row": b.row, "field": b.field, "sample_id": b.sample_id, "reason_code": b.reason_code,
-          "reason": b.describe()} for b in bad], schema=QUARANTINE_SCHEMA)
-    write_bytes(layout.quarantine(stage), parquet_bytes(quarantine))
+          "reason": storable_text(b.describe())} for b in bad], schema=QUARANTINE_SCHEMA)
     summary = {"stage": stage, "counts": counts, "agreement": {k: v.as_dict() for k, v in agreements.items()}}
-    write_text(layout.agreement(stage), json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_bytes(layout.result(stage), parquet_bytes(table))
+    # the three change together: a crash between them must not pair one import's result with another's counts
+    commit = VersionCommit(layout.stage(stage))
+    try:
+        for path, data in ((layout.quarantine(stage), parquet_bytes(quarantine)),
+                           (layout.agreement(stage), (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()),
+                           (layout.result(stage), parquet_bytes(table))):
+            commit.add(path.rsplit("/", 1)[-1], data)
+    except BaseException:
+        commit.abort()
+        raise
+    commit.commit(last=layout.result(stage).rsplit("/", 1)[-1])
 
 
 def _fmt(value: float | None) -> str:
@@ -272,6 +289,12 @@ def add_exports(config: RunConfig, files: list[str], stage: int | None = None,
     """``photogenic curation import``: check the files, copy them into their stage's annotations
     folder (a file already there with the same content is not copied again), and re-import the
     stage from the whole folder. Importing the same export twice therefore changes nothing."""
+    with data_root_lock(config.data.root, "curation import"):
+        return _add_exports(config, files, stage, skip_bad)
+
+
+def _add_exports(config: RunConfig, files: list[str], stage: int | None,
+                 skip_bad: bool | None) -> dict[int, StageResult]:
     by_stage: dict[int, list[str]] = defaultdict(list)
     for path in files:
         by_stage[read_export(path, stage).stage].append(path)

@@ -30,6 +30,7 @@ from photogenic.curation.labelconfig import IMAGE
 from photogenic.curation.labels import CRITERIA, KEEP, NO, RATING_MAX, REJECT, STAGE1_CRITERIA_CONTROL, STAGES, YES
 from photogenic.curation.layout import CurationLayout
 from photogenic.dataset.atomic import filesystem, read_text, write_text
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.paths import join, under_root
@@ -97,12 +98,17 @@ def load_truth(config: RunConfig, dataset: Dataset | None = None) -> dict[str, T
             raise DataError(f"Sample {row['sample_id']} (source {row['source']}) has no row in the ground truth "
                             f"{path}: the candidates do not come from this sample pool.")
         original = by_key.get(record["near_duplicate_of"]) if record["near_duplicate_of"] else None
-        seen = original or record
-        defects = frozenset(d for d in seen["defects"] if d in IMAGE_DEFECTS and d not in DUPLICATE_DEFECTS)
-        truth[row["sample_id"]] = Truth(
-            problems=defects | frozenset(seen["weaknesses"]), defects=defects,
-            photogenic=not defects and not seen["weaknesses"], scene_caption=record["scene_caption"])
+        truth[row["sample_id"]] = truth_of(record, original)
     return truth
+
+
+def truth_of(record: dict[str, Any], original: dict[str, Any] | None = None) -> Truth:
+    """What a person looking at the sample sees wrong with it, from its ground-truth row (and its
+    original's, for a near-duplicate, which is judged as its original)."""
+    seen = original or record
+    defects = frozenset(d for d in seen["defects"] if d in IMAGE_DEFECTS and d not in DUPLICATE_DEFECTS)
+    return Truth(problems=defects | frozenset(seen["weaknesses"]), defects=defects,
+                 photogenic=not defects and not seen["weaknesses"], scene_caption=record["scene_caption"])
 
 
 def annotators(config: RunConfig, stage: int) -> list[SimulatedAnnotator]:
@@ -114,6 +120,11 @@ def annotators(config: RunConfig, stage: int) -> list[SimulatedAnnotator]:
 
 def simulate_stage(config: RunConfig, stage: int) -> list[str]:
     """Write one simulated Label Studio export per annotator for the stage's exported tasks."""
+    with data_root_lock(config.data.root, f"curation simulate, stage {stage}"):
+        return _simulate_stage(config, stage)
+
+
+def _simulate_stage(config: RunConfig, stage: int) -> list[str]:
     layout = CurationLayout.of(config)
     fs, tasks_path = filesystem(layout.tasks(stage))
     if not fs.exists(tasks_path):

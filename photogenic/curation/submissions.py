@@ -10,10 +10,9 @@ list, a file of the other stage) raise ``DataError`` at once.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from photogenic.curation.labels import (
 )
 from photogenic.dataset.atomic import filesystem
 from photogenic.errors import DataError
+from photogenic.safety.parsing import csv_records
 
 #: reason codes of bad rows
 UNKNOWN_SAMPLE = "unknown_sample"
@@ -161,10 +161,12 @@ def _label_studio_stages(tasks: list) -> Counter:
         if not isinstance(task, dict):
             continue
         data = task.get("data")
-        if isinstance(data, dict) and isinstance(data.get("stage"), int):
+        if isinstance(data, dict) and data.get("stage") in STAGES and not isinstance(data["stage"], bool):
             seen[data["stage"]] += 1
-        for annotation in task.get("annotations") or []:
-            for item in (annotation.get("result") or []) if isinstance(annotation, dict) else []:
+        annotations = task.get("annotations")
+        for annotation in annotations if isinstance(annotations, list) else []:
+            result = annotation.get("result") if isinstance(annotation, dict) else None
+            for item in result if isinstance(result, list) else []:
                 stage = stage_of_control(str(item.get("from_name", ""))) if isinstance(item, dict) else None
                 if stage is not None:
                     seen[stage] += 1
@@ -250,16 +252,15 @@ def _label_studio_value(stage: int, control: str, value: dict, answers: dict[str
 # -- CSV -------------------------------------------------------------------------------------
 
 def _read_csv(path: str, text: str, expected: int | None) -> ParsedFile:
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    header, rows = csv_records(text, f"Annotation file {path}")
     stages = Counter()
     for number, questions in STAGES.items():
         if set(csv_columns(number)) <= set(header):
             stages[number] += 1
-    rows = list(reader)
     for row in rows:
-        if (row.get("stage") or "").strip().isdigit():
-            stages[int(row["stage"])] += 1
+        stage = _small_int(row.get("stage") if isinstance(row.get("stage"), str) else "")
+        if stage in STAGES:
+            stages[stage] += 1
     if not stages:
         missing = [c for c in csv_columns(expected or 1) if c not in header]
         raise DataError(f"Annotation file {path}: the CSV header lacks the column(s) {missing}; a stage-"
@@ -322,8 +323,19 @@ def _csv_value(question: Question, value: str) -> Any:
             return YES if lowered in _TRUE else NO if lowered in _FALSE else None
         return lowered if lowered in question.choices else None
     if question.kind == "rating":
-        return int(value) if value.isdigit() and 1 <= int(value) <= RATING_MAX else None
+        rating = _small_int(value)
+        return rating if rating is not None and 1 <= rating <= RATING_MAX else None
     return value
+
+
+_DIGITS = re.compile(r"[0-9]{1,6}")
+
+
+def _small_int(text: str) -> int | None:
+    """``text`` as an int when it is a few ASCII digits (``str.isdigit`` also accepts '²', and
+    ``int`` refuses numbers longer than Python's digit limit)."""
+    text = text.strip()
+    return int(text) if _DIGITS.fullmatch(text) else None
 
 
 def _expected(question: Question, value: str) -> str:

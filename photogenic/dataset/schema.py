@@ -51,7 +51,10 @@ CAPTION_NOT_UTF8 = "not_utf8"
 CAPTION_BINARY = "binary"
 #: longer than the configured bound: cut at a word boundary, original bytes kept in caption_raw
 CAPTION_TRUNCATED = "truncated"
-CAPTION_STATUSES = (CAPTION_OK, CAPTION_TRUNCATED, CAPTION_MISSING, CAPTION_EMPTY, CAPTION_NOT_UTF8, CAPTION_BINARY)
+#: larger than a caption can be (photogenic.sources.readers.ReadLimits): never read, nothing kept
+CAPTION_TOO_LARGE = "too_large"
+CAPTION_STATUSES = (CAPTION_OK, CAPTION_TRUNCATED, CAPTION_MISSING, CAPTION_EMPTY, CAPTION_NOT_UTF8, CAPTION_BINARY,
+                    CAPTION_TOO_LARGE)
 #: statuses whose caption is usable text (the column is non-null exactly for these)
 CAPTION_USABLE = (CAPTION_OK, CAPTION_TRUNCATED)
 

@@ -16,7 +16,8 @@ import re
 import tarfile
 from dataclasses import dataclass
 
-from photogenic.dataset.atomic import atomic_open, filesystem
+from photogenic.dataset.atomic import Staged, filesystem, no_space, rename, staged_open
+from photogenic.errors import NO_SPACE
 from photogenic.paths import join
 
 SHARD_PATTERN = re.compile(r"^shard-(\d{6})\.tar$")
@@ -41,8 +42,14 @@ class ShardWriter:
     without a second pass and the result is a standard tar that tarfile and WebDataset read.
     """
 
-    def __init__(self, folder: str, *, first_index: int, max_images: int, max_bytes: int):
+    def __init__(self, folder: str, *, first_index: int, max_images: int, max_bytes: int, staged: bool = False):
+        """``staged``: closed shards stay under temporary names (in ``self.staged``) for a
+        ``Dataset.write`` to make visible with the manifest: what a stage that rebuilds its
+        shards under the names of the previous version's needs, to keep that version whole until
+        the new one is committed."""
         self.folder = folder
+        self.staging = staged
+        self.staged: list[Staged] = []
         self.fs, self._root = filesystem(folder)
         self.fs.makedirs(self._root, exist_ok=True)
         self.max_images = max_images
@@ -77,19 +84,30 @@ class ShardWriter:
         header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
         offset = self._offset + len(header)
         padding = -len(data) % tarfile.BLOCKSIZE
-        self._handle.write(header)
-        self._handle.write(data)
-        self._handle.write(b"\0" * padding)
+        self._write(header, data, b"\0" * padding)
         self._offset = offset + len(data) + padding
         return StoredImage(shard=shard_name(self._index), offset=offset, length=len(data))
+
+    def _write(self, *parts: bytes) -> None:
+        try:
+            for part in parts:
+                self._handle.write(part)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise no_space(join(self.folder, shard_name(self._index)), exc) from None
+            raise
 
     def close_shard(self) -> None:
         """Finish the open shard (end-of-archive blocks) and give it its final name."""
         if self._handle is None:
             return
         end = self._offset + 2 * tarfile.BLOCKSIZE
-        self._handle.write(b"\0" * (end - self._offset + (-end % tarfile.RECORDSIZE)))
-        self._stack.close()  # atomic_open: fsync, then rename to the final name
+        self._write(b"\0" * (end - self._offset + (-end % tarfile.RECORDSIZE)))
+        self._stack.close()  # fsync; then the rename to the final name, now or at the commit
+        if self.staging:
+            self.staged.extend(self._done)
+        else:
+            rename(self._done[0])
         self.closed_shards.append(shard_name(self._index))
         self._handle = None
         self._index += 1
@@ -97,16 +115,20 @@ class ShardWriter:
         self._offset = 0
 
     def abort(self) -> None:
-        """Drop the open shard (its images were never recorded in a manifest)."""
+        """Drop the open shard, and the staged ones (their images were never recorded in a manifest)."""
+        for staged in self.staged:
+            with contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rm(filesystem(staged.tmp)[1])
+        self.staged.clear()
         if self._handle is None:
             return
         aborted = RuntimeError("shard aborted")
-        self._stack.__exit__(type(aborted), aborted, None)  # atomic_open removes the temporary
+        self._stack.__exit__(type(aborted), aborted, None)  # staged_open removes the temporary
         self._handle = None
 
     def _open_shard(self) -> None:
         self._stack = contextlib.ExitStack()
-        self._handle = self._stack.enter_context(atomic_open(join(self.folder, shard_name(self._index))))
+        self._handle, self._done = self._stack.enter_context(staged_open(join(self.folder, shard_name(self._index))))
 
 
 def list_shards(folder: str) -> list[str]:

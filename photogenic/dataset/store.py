@@ -5,9 +5,11 @@
     <folder>/shards/shard-NNNNNN.tar
     <folder>/dataset.json         counts and the parameters of the stage that made it
 
-Manifest and quarantine are written atomically and last, after every shard they reference is
-complete, so a crash leaves the previous version readable. Shards in the folder that no manifest
-references (left by an interrupted run) are removed by ``discard_unreferenced_shards``.
+A version (manifest, quarantine, card and any other tables of the stage) is written after every
+shard it references is complete, and made visible all at once (``photogenic.dataset.commit``),
+so a crash at any moment leaves the previous version or the new one, whole. Shards in the folder
+that no manifest references (left by an interrupted run) are removed by
+``discard_unreferenced_shards``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from photogenic.dataset.atomic import filesystem, remove_stale_temporaries, write_bytes, write_text
+from photogenic.dataset.atomic import Staged, filesystem, remove_stale_temporaries
+from photogenic.dataset.commit import VersionCommit, settle
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
-from photogenic.dataset.shards import list_shards, read_range
+from photogenic.dataset.shards import ShardWriter, list_shards, read_range
 from photogenic.imaging.decode import decode_rgb
 from photogenic.paths import is_url, join
 
@@ -41,6 +44,13 @@ class Dataset:
         self.path = path.rstrip("/")
         self.name = name or self.path.rsplit("/", 1)[-1]
         self.fs, self._root = filesystem(self.path)
+        self._settled = False
+
+    def _settle(self) -> None:
+        """Before the first look: finish a commit that a crash interrupted (once per object)."""
+        if not self._settled:
+            settle(self.path)
+            self._settled = True
 
     # -- locations ---------------------------------------------------------------------------
     @property
@@ -56,28 +66,34 @@ class Dataset:
         return join(self.path, SHARDS)
 
     def exists(self) -> bool:
+        self._settle()
         return self.fs.exists(join(self._root, MANIFEST))
 
     # -- reading -------------------------------------------------------------------------------
     def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
+        self._settle()
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             return pq.read_table(handle, columns=columns)
 
     def manifest_schema(self) -> pa.Schema:
+        self._settle()
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             return pq.read_schema(handle)
 
     def num_rows(self) -> int:
+        self._settle()
         """The manifest's row count, from the Parquet footer alone."""
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             return pq.ParquetFile(handle).metadata.num_rows
 
     def iter_manifest(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         """The manifest in record batches, streamed from the file (never loaded whole)."""
+        self._settle()
         with self.fs.open(join(self._root, MANIFEST), "rb") as handle:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=batch_size)
 
     def read_quarantine(self) -> pa.Table:
+        self._settle()
         path = join(self._root, QUARANTINE)
         if not self.fs.exists(path):
             return QUARANTINE_SCHEMA.empty_table()
@@ -85,6 +101,7 @@ class Dataset:
             return pq.read_table(handle)
 
     def read_card(self) -> dict[str, Any]:
+        self._settle()
         path = join(self._root, CARD)
         if not self.fs.exists(path):
             return {}
@@ -107,12 +124,31 @@ class Dataset:
         return decode_rgb(self.image_bytes(row), max_pixels=max_pixels)
 
     # -- writing -------------------------------------------------------------------------------
-    def write(self, manifest: pa.Table, quarantine: pa.Table, card: dict[str, Any]) -> DatasetRef:
-        """Write the tables and card atomically, manifest last; return the new ref."""
-        write_bytes(join(self.path, QUARANTINE), parquet_bytes(quarantine))
-        write_text(join(self.path, CARD), json.dumps(card, indent=2, sort_keys=True) + "\n")
+    def write(self, manifest: pa.Table, quarantine: pa.Table, card: dict[str, Any], *,
+              files: dict[str, bytes] | None = None, shards: list[Staged] | None = None) -> DatasetRef:
+        """Make a new version visible at once: the tables, the card, ``files`` (name -> bytes,
+        the stage's other tables) and, for a stage that rebuilds its image store
+        (``rebuild_writer``), its staged ``shards``, which then replace every shard the folder
+        had. The manifest comes last. Returns the new ref."""
+        self._settle()
         manifest_bytes = parquet_bytes(manifest)
-        write_bytes(self.manifest_path, manifest_bytes)
+        commit = VersionCommit(self.path)
+        try:
+            commit.add(QUARANTINE, parquet_bytes(quarantine))
+            commit.add(CARD, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            for name, data in (files or {}).items():
+                commit.add(name, data)
+            if shards is not None:
+                commit.add_staged(shards)
+                kept = {s.target.rsplit("/", 1)[-1] for s in shards}
+                for name in list_shards(self.shards_dir):
+                    if name not in kept:
+                        commit.remove(f"{SHARDS}/{name}")
+            commit.add(MANIFEST, manifest_bytes)
+        except BaseException:
+            commit.abort()
+            raise
+        commit.commit(last=MANIFEST)
         return DatasetRef(
             name=self.name,
             path=self.path,
@@ -123,6 +159,7 @@ class Dataset:
         )
 
     def ref(self) -> DatasetRef:
+        self._settle()
         data = self.fs.cat_file(join(self._root, MANIFEST))
         rows = pq.read_metadata(io.BytesIO(data)).num_rows
         return DatasetRef(
@@ -134,9 +171,15 @@ class Dataset:
             quarantined=self.read_quarantine().num_rows,
         )
 
+    def discard_leftovers(self) -> list[str]:
+        """Remove the temporaries an interrupted run left (a commit's staged files are no
+        leftovers: an interrupted commit is finished first)."""
+        self._settle()
+        return remove_stale_temporaries(self.path)
+
     def discard_unreferenced_shards(self, referenced: set[str]) -> list[str]:
         """Remove temporaries and shards no manifest row points at (an interrupted run's)."""
-        removed = remove_stale_temporaries(self.path)
+        removed = self.discard_leftovers()
         for name in list_shards(self.shards_dir):
             if f"{SHARDS}/{name}" not in referenced:
                 self.fs.rm(join(self._root, SHARDS, name))
@@ -165,10 +208,10 @@ def repoint_shards(table: pa.Table, source: Dataset, target: Dataset, column: st
     return table.set_column(table.schema.get_field_index(column), column, pa.array(shards, pa.string()))
 
 
-def discard_version(dataset: Dataset) -> None:
-    """Before a stage that rebuilds ``dataset`` from scratch writes anything: remove its
-    manifest first, then every shard. A run interrupted after this leaves a folder without a
-    manifest (not a dataset), never a manifest that points at missing shards."""
-    if dataset.exists():
-        dataset.fs.rm(join(dataset._root, MANIFEST))
-    dataset.discard_unreferenced_shards(set())
+def rebuild_writer(dataset: Dataset, *, max_images: int, max_bytes: int) -> ShardWriter:
+    """The shard writer of a stage that makes ``dataset``'s image store anew on every run
+    (upsample, package): what an interrupted run left goes first; the new shards are staged,
+    and the previous version keeps its shards, in place and in use, until ``Dataset.write``
+    commits the new ones with the new manifest (``shards=writer.staged``)."""
+    dataset.discard_leftovers()
+    return ShardWriter(dataset.shards_dir, first_index=0, max_images=max_images, max_bytes=max_bytes, staged=True)

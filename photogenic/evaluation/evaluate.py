@@ -27,14 +27,14 @@ import pandas as pd
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_bytes, write_text
+from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import ConfigError
 from photogenic.evaluation.comparisons import ALL, pair_outcomes, win_rate_table
-from photogenic.evaluation.judges.registry import CRITERIA, build_judges, score_all
+from photogenic.evaluation.judges.registry import CRITERIA, build_judges, member_column, score_all, score_members_all
 from photogenic.evaluation.models import ModelRef, raise_if_store_unusable, resolve_model
 from photogenic.evaluation.prompts import Prompt, load_prompts
 from photogenic.evaluation.reference import reference_images
@@ -42,6 +42,7 @@ from photogenic.evaluation.report import write_report
 from photogenic.evaluation.results import COMPARISONS, FORMAT, REPORT, RESULTS, WIN_RATES
 from photogenic.evaluation.sampling import SamplingSettings, decode_png, jobs_for, sample_model
 from photogenic.paths import dataset_dir, join, under_root
+from photogenic.safety.secrets import redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     settings = config.evaluate
     models = resolve_models(config, candidate, baseline)
     prompts = load_prompts(under_root(config.data.root, settings.prompts, "prompt file"), limit=settings.max_prompts)
-    judges = build_judges(settings.judges)
+    judges = build_judges(settings.judges, config.data.root)
     extractor = _fid_extractor(config)
     # the reference set is read before any sampling, so that a missing one fails at once
     reference = _reference(config) if extractor is not None else None
@@ -138,7 +139,9 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
                     "categories": dict(pd.Series([p.category for p in prompts]).value_counts().sort_index())},
         "sampling": sampling.__dict__,
         "judges": [{"name": n, "criterion": c, "tie_margin": m} for n, c, m in judge_info],
-        "headline": headline(table, judge_info),
+        "headline": headline(table, judge_info, comparisons,
+                             {j.name: j.faithful_at for j in judges if hasattr(j, "faithful_at")}),
+        "judge_cards": {j.name: j.card for j in judges if getattr(j, "card", None) is not None},
         "win_rates": json.loads(table.to_json(orient="records")),
         "fid": fid,
         "fid_off": None if extractor is not None else "no feature extractor configured (evaluate.fid.extractor)",
@@ -148,9 +151,9 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     manifest = pa.Table.from_pandas(samples, preserve_index=False)
     card = {"stage": "evaluate", "rows": len(samples), "images_stored": len(stored), "models": results["models"],
             "prompts": results["prompts"], "judges": results["judges"]}
-    write_bytes(join(dataset.path, COMPARISONS), parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)))
-    write_bytes(join(dataset.path, WIN_RATES), parquet_bytes(pa.Table.from_pandas(table, preserve_index=False)))
-    ref = dataset.write(manifest, _empty_quarantine(), card)
+    ref = dataset.write(manifest, _empty_quarantine(), card, files={
+        COMPARISONS: parquet_bytes(pa.Table.from_pandas(comparisons, preserve_index=False)),
+        WIN_RATES: parquet_bytes(pa.Table.from_pandas(table, preserve_index=False))})
     dataset.discard_unreferenced_shards({f"shards/{s.shard}" for s in stored.values()})
     results["dataset"] = ref.model_dump()
 
@@ -165,7 +168,14 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
 def _judge_and_store(batch, model: ModelRef, judges, writer: ShardWriter, stored: dict, extractor, features):
     images = [decode_png(s.png) for s in batch]
     prompts: list[Prompt] = [s.job.prompt for s in batch]
-    scores = {j.name: score_all(j, images, prompts) for j in judges}
+    scores, votes = {}, {}
+    for judge in judges:
+        members = score_members_all(judge, images, prompts)
+        if members is None:
+            scores[judge.name] = score_all(judge, images, prompts)
+        else:  # a panel: its score is the members' mean, each member's kept for its own vote
+            scores[judge.name] = members.mean(axis=1)
+            votes.update({member_column(judge.name, m): members[:, m] for m in range(members.shape[1])})
     if extractor is not None:
         features[model.label].append(extractor.features(images))
     rows = []
@@ -179,12 +189,18 @@ def _judge_and_store(batch, model: ModelRef, judges, writer: ShardWriter, stored
                      "model": model.label, "model_spec": model.spec, "prompt_id": s.job.prompt.prompt_id,
                      "prompt": s.job.prompt.prompt, "category": s.job.prompt.category, "seed": s.job.seed,
                      "replicate": s.job.replicate,
-                     **{f"score_{name}": float(values[i]) for name, values in scores.items()}})
+                     **{f"score_{name}": float(values[i]) for name, values in scores.items()},
+                     **{column: float(values[i]) for column, values in votes.items()}})
     return rows
 
 
-def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]]) -> dict[str, Any]:
-    """Per criterion, the overall win rate of its first judge (the one the config lists first)."""
+def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]], comparisons: pd.DataFrame | None = None,
+             faithful_at: dict[str, float] | None = None) -> dict[str, Any]:
+    """Per criterion, the overall win rate of its first judge (the one the config lists first).
+    For a judge with a score at which a picture shows everything the prompt names (``faithful_at``:
+    Emu's text-faithfulness question), the ties split into the shares of pairs where both
+    pictures do ("both") and where both fall short alike ("neither")."""
+    faithful_at = faithful_at or {}
     out = {}
     for criterion in CRITERIA:
         names = [n for n, c, _ in judge_info if c == criterion]
@@ -193,6 +209,12 @@ def headline(table: pd.DataFrame, judge_info: list[tuple[str, str, float]]) -> d
         row = table[(table["judge"] == names[0]) & (table["category"] == ALL)]
         if len(row):
             out[criterion] = {"judge": names[0], **{k: _plain(v) for k, v in row.iloc[0].to_dict().items()}}
+            if names[0] in faithful_at and comparisons is not None:
+                pairs = comparisons[comparisons["judge"] == names[0]]
+                tie = pairs["outcome"] == 0
+                both = tie & (pairs[["score_a", "score_b"]].min(axis=1) >= faithful_at[names[0]])
+                out[criterion]["both_share"] = float(both.mean()) if len(pairs) else float("nan")
+                out[criterion]["neither_share"] = float((tie & ~both).mean()) if len(pairs) else float("nan")
     return out
 
 
@@ -201,7 +223,12 @@ def headline_lines(results: dict[str, Any]) -> list[str]:
     a, b = results["model_a"], results["model_b"]
     return [f"{criterion} ({row['judge']}): {a} vs {b} win rate {row['win_rate']:.3f} "
             f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}], {row['wins']}/{row['ties']}/{row['losses']} "
-            f"win/tie/loss, sign test p={row['p_value']:.3g}" for criterion, row in results["headline"].items()]
+            f"win/tie/loss{_both_neither(row)}, sign test p={row['p_value']:.3g}"
+            for criterion, row in results["headline"].items()]
+
+
+def _both_neither(row: dict[str, Any]) -> str:
+    return f" (ties: both {row['both_share']:.3f}, neither {row['neither_share']:.3f})" if "both_share" in row else ""
 
 
 def _fid_extractor(config: RunConfig):
@@ -249,13 +276,15 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
             raise
     with (contextlib.nullcontext(active) if active is not None
           else mlflow.start_run(run_name=f"evaluate {a} vs {b}")) as run:
-        mlflow.log_params({"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],
-                           **{f"sampling.{k}": v for k, v in results["sampling"].items()},
-                           **{f"{label}.spec": m["spec"] for label, m in results["models"].items()}})
+        # a model spec may be a URI (a models:/ or s3:// location): its credentials stay out of MLflow
+        params = {"prompts": results["prompts"]["path"], "prompt_count": results["prompts"]["count"],
+                  **{f"sampling.{k}": v for k, v in results["sampling"].items()},
+                  **{f"{label}.spec": m["spec"] for label, m in results["models"].items()}}
+        mlflow.log_params(redact_tree(params))
         for label, m in results["models"].items():
             for key in ("registered_name", "version", "run_id"):
                 if m.get(key):
-                    mlflow.set_tag(f"{label}.{key}", m[key])
+                    mlflow.set_tag(f"{label}.{key}", redact_tree(m[key]))
         for row in results["win_rates"]:
             if row["category"] == ALL:
                 for key in ("win_rate", "ci_low", "ci_high", "p_value", "win_share", "tie_share", "loss_share"):
@@ -266,7 +295,7 @@ def log_to_mlflow(config: RunConfig, results: dict[str, Any], report: str) -> st
                 for key in ("fid", "kid"):
                     mlflow.log_metric(f"{label}.{key}", values[key])
         mlflow.log_artifact(report)
-        mlflow.log_dict(json.loads(json.dumps(results, default=_json_default)), "results.json")
+        mlflow.log_dict(redact_tree(json.loads(json.dumps(results, default=_json_default))), "results.json")
         return run.info.run_id
 
 

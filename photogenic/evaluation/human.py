@@ -25,7 +25,6 @@ know, or comes from another export, is a ``DataError`` naming the file and what 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -48,6 +47,7 @@ from photogenic.evaluation.results import RESULTS, read_results
 from photogenic.evaluation.winrate import LOSS, TIE, WIN
 from photogenic.htmlpage import image_uri
 from photogenic.labelstudio import annotator, choices, element, tag, view
+from photogenic.safety.parsing import UntrustedInput, csv_records, parse_json
 
 PAIRS_FORMAT = "photogenic-human-pairs/1"
 VOTES_FORMAT = "photogenic-votes/1"
@@ -238,14 +238,17 @@ def import_votes(evaluation_folder: str, files: list[str]) -> pd.DataFrame:
 def _read_vote_file(path: Path, export_id: str) -> list[dict[str, str]]:
     if not path.is_file():
         raise DataError(f"The vote file {path} does not exist.")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"The vote file {path} is not UTF-8 text; expected a Label Studio JSON export or a rating "
+                        "page's download.") from None
     if path.suffix.lower() == ".csv":
         return _page_csv(path, text, export_id)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"The vote file {path} is not valid JSON ({exc}); expected a Label Studio JSON export or "
-                        "a rating page's download.") from None
+        data = parse_json(text, f"The vote file {path}")
+    except UntrustedInput as exc:
+        raise DataError(f"{exc}; expected a Label Studio JSON export or a rating page's download.") from None
     if isinstance(data, list):
         return _label_studio(path, data, export_id)
     if isinstance(data, dict) and data.get("format") == VOTES_FORMAT:
@@ -261,7 +264,7 @@ def _check_export(path: Path, found: Any, export_id: str, where: str = "") -> No
 
 
 def _criterion(path: Path, name: Any) -> str:
-    if name not in CHOICES:
+    if not isinstance(name, str) or name not in CHOICES:
         raise DataError(f"{path}: unknown criterion {name!r}; expected one of {', '.join(CHOICES)}.")
     return name
 
@@ -278,20 +281,21 @@ def _page_json(path: Path, data: dict[str, Any], export_id: str) -> list[dict[st
     out = []
     for i, vote in enumerate(votes):
         if not isinstance(vote, dict) or not {"pair_id", "choice"} <= vote.keys():
-            raise DataError(f"{path}: vote {i} must have pair_id and choice, got {vote!r}.")
+            raise DataError(f"{path}: vote {i} must have pair_id and choice, got {vote!r:.200}.")
         out.append({"rater": rater, "criterion": criterion, "pair_id": str(vote["pair_id"]),
                     "choice": str(vote["choice"])})
     return out
 
 
 def _page_csv(path: Path, text: str, export_id: str) -> list[dict[str, str]]:
-    reader = csv.DictReader(io.StringIO(text))
+    header, rows = csv_records(text, f"The vote file {path}")
     need = {"export_id", "criterion", "rater", "pair_id", "choice"}
-    if not reader.fieldnames or not need <= set(reader.fieldnames):
+    if not need <= set(header):
         raise DataError(f"{path}: a votes CSV needs the columns {', '.join(sorted(need))} "
-                        f"(found {', '.join(reader.fieldnames or []) or 'none'}).")
+                        f"(found {', '.join(header) or 'none'}).")
     out = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
+        row = {k: v or "" for k, v in row.items() if k is not None}  # a short row's missing cells are None
         _check_export(path, row["export_id"], export_id, f" line {line}")
         if not (row["rater"] or "").strip() or not row["pair_id"]:
             raise DataError(f"{path} line {line}: rater and pair_id must not be empty.")
@@ -307,21 +311,28 @@ def _label_studio(path: Path, tasks: list[Any], export_id: str) -> list[dict[str
             raise DataError(f"{path}: task {t} has no data.pair_id; expected Label Studio's JSON export of the tasks "
                             "this evaluation exported.")
         _check_export(path, task["data"].get("export_id"), export_id, f" task {t}")
-        for annotation in task.get("annotations") or []:
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list) or not all(isinstance(a, dict) for a in annotations):
+            raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}): annotations must be a list of objects.")
+        for annotation in annotations:
             if annotation.get("was_cancelled"):
                 continue
             rater = annotator(annotation.get("completed_by"))
             if rater is None:
-                raise DataError(f"{path}: task {t} ({task['data']['pair_id']}) has an annotation that does not say "
+                raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}) has an annotation that does not say "
                                 "who made it (completed_by); a vote must have a rater.")
-            for result in annotation.get("result") or []:
-                if result.get("type") != "choices":
+            results = annotation.get("result") or []
+            if not isinstance(results, list):
+                raise DataError(f"{path}: task {t}: an annotation's result must be a list.")
+            for result in results:
+                if not isinstance(result, dict) or result.get("type") != "choices":
                     continue
                 criterion = _criterion(path, result.get("from_name"))
-                choices = (result.get("value") or {}).get("choices") or []
-                if len(choices) != 1:
-                    raise DataError(f"{path}: task {t} ({task['data']['pair_id']}) has {len(choices)} choices for "
-                                    f"{criterion} by {rater}; exactly one is expected.")
+                value = result.get("value")
+                choices = (value.get("choices") if isinstance(value, dict) else None) or []
+                if not isinstance(choices, list) or len(choices) != 1:
+                    raise DataError(f"{path}: task {t} ({task['data']['pair_id']!r}) has {choices!r:.80} as choices "
+                                    f"for {criterion} by {rater}; exactly one is expected.")
                 out.append({"rater": rater, "criterion": criterion, "pair_id": str(task["data"]["pair_id"]),
                             "choice": str(choices[0])})
     return out

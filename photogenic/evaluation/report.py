@@ -68,6 +68,7 @@ def render_report(results: dict[str, Any], dataset: Dataset, samples: pd.DataFra
         _winrate_svg(table),
         _winrate_table(table),
         _human_section(results),
+        _judge_cards_section(results),
         _fid_section(results),
         _curves_section(results),
         _lineage_section(results),
@@ -230,6 +231,23 @@ def _grid(dataset: Dataset, samples: pd.DataFrame, results: dict[str, Any], max_
     more = len(dict.fromkeys(first["prompt_id"])) - len(prompt_ids)
     note = f"<p class=note>{more} more prompts in the evaluation dataset.</p>" if more > 0 else ""
     return "".join(out) + note
+
+
+def _judge_cards_section(results: dict[str, Any]) -> str:
+    """What the judges that learnt were trained on and how well they agree with the truth."""
+    cards = results.get("judge_cards") or {}
+    panel = cards.get("rater_panel")
+    if not panel:
+        return ""
+    held = panel["held_out"]
+    aucs = ", ".join(f"{auc:.3f}" for auc in held["member_auc"])
+    missed = ", ".join(f"{escape(k)} {_pct(v)}" for k, v in held["rejected_per_problem"].items())
+    return ("<h2>The rater panel</h2><p class=note>Simulated raters, a stand-in for people trained on the sample "
+            f"world's ground truth ({panel['training_pictures']} pictures), not the auto-filter; the caption is "
+            "hidden from them. Each votes A, B or tie, the pair goes by the majority. On "
+            f"{held['pictures']} held-out pictures no member saw: ROC AUC per member {aucs}; the majority's "
+            f"accuracy {_pct(held['majority_accuracy'])}; the share it rejects of the pictures with each "
+            f"problem: {missed}.</p>")
 
 
 def _thumb(dataset: Dataset, row: Any, side: int = 160) -> str:

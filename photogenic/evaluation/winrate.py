@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import binomtest
 
 WIN, TIE, LOSS = 1, 0, -1
 
@@ -99,5 +98,7 @@ def win_rate(outcomes: Sequence[int], *, n_boot: int = 2000, level: float = 0.95
                            for start in range(0, n_boot, chunk)])
     low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
     decisive = wins + losses
+    from scipy.stats import binomtest  # here: every command that lists the stages imports this module
+
     p_value = float(binomtest(wins, decisive, 0.5).pvalue) if decisive else 1.0
     return WinRate(wins, ties, losses, rate, float(low), float(high), p_value, level)

@@ -5,7 +5,9 @@ images through ``decode_rgb``, which applies exactly the same rules, so nothing 
 ingest can fail to decode later.
 
 The rules, each deliberate:
-- the decompression-bomb limit is checked from the header, before any pixel is decoded;
+- the decompression-bomb limit is checked from the header, before any pixel is decoded; it is
+  the caller's limit (``ingest.max_pixels``), not Pillow's process-wide one, which is raised to
+  it when lower (Pillow would otherwise refuse, as a bomb, images the config allows);
 - the whole image is decoded, so a truncated file is caught here and not in a training loop;
 - EXIF orientation is applied (width/height are reported after rotation);
 - modes are converted to RGB explicitly: transparency (RGBA, LA, PA, P with a transparent
@@ -52,8 +54,13 @@ class ImageInfo:
 
 def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Fully decode ``data`` as ingest must, and describe it; raise UnusableImage if it can't be."""
-    image, info = _decode(data, max_pixels)
-    to_rgb(image)  # the conversion every reader will do must succeed too
+    try:
+        image, info = _decode(data, max_pixels)
+        to_rgb(image)  # the conversion every reader will do must succeed too
+    except UnusableImage:
+        raise
+    except Exception as exc:  # noqa: BLE001 - hostile bytes find exceptions no list foresees in a decoder
+        raise UnusableImage("decode_error", f"the decoder failed: {type(exc).__name__}: {exc}") from None
     return info
 
 
@@ -63,9 +70,19 @@ def decode_rgb(data: bytes, max_pixels: int | None = None) -> Image.Image:
     return to_rgb(image)
 
 
+def _allow_pixels(max_pixels: int) -> None:
+    """Make Pillow's own bomb check (a warning above ``Image.MAX_IMAGE_PIXELS``, an error above
+    twice that, also while loading GIF frames) no stricter than ``max_pixels``. It is only ever
+    raised: every image the project decodes comes through here and is held to its own limit by
+    the header check below."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
 def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     if not data:
         raise UnusableImage("empty_file", "the file has zero bytes")
+    _allow_pixels(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -73,7 +90,8 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, ImageInfo]:
     except UnidentifiedImageError:
         raise UnusableImage("not_an_image", "the bytes are not an image format Pillow recognises") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UnusableImage("decompression_bomb", str(exc)) from None
+        raise UnusableImage("decompression_bomb", f"over the limit of {max_pixels} pixels (ingest.max_pixels): "
+                                                  f"{exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnusableImage("decode_error", f"cannot open image: {exc}") from None
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 
+from photogenic.errors import ConfigError
+from photogenic.safety.secrets import has_password
+
 SECRET_NAME = "photogenic-s3"
 CONFIG_MAP_NAME = "photogenic-env"
 
@@ -42,5 +45,25 @@ def run_identity() -> dict[str, str]:
 
 def dvc_remote(given: str = "") -> str:
     """The run's DVC remote: the run form's ``dvc_remote``, else the cluster's DVC_REMOTE_URL,
-    else empty (the project's default remote)."""
-    return given or os.environ.get(CONFIG_MAP_ENV["DVC_REMOTE_URL"], "")
+    else empty (the project's default remote). A URL with a password is refused: it would go on
+    DVC's command line and into .dvc/config, and the object store's credentials come from the
+    Secret."""
+    remote = given or os.environ.get(CONFIG_MAP_ENV["DVC_REMOTE_URL"], "")
+    if has_password(remote):
+        where = "the run's dvc_remote parameter" if given else CONFIG_MAP_ENV["DVC_REMOTE_URL"]
+        raise ConfigError(f"The DVC remote URL in {where} carries a password (user:password@). Give the URL without "
+                          f"it, and the credentials through the Secret {SECRET_NAME!r} "
+                          f"({', '.join(SECRET_ENV)}), which the tasks read from their environment.")
+    return remote
+
+
+#: a training task that launches a Kubeflow Trainer job (``training.resources.nodes`` > 1): the
+#: namespace its pod runs in, where it creates the job (the downward API again)
+NAMESPACE_FIELD = {"POD_NAMESPACE": "metadata.namespace"}
+#: ... and the compile options the job is made from (image, Secret and ConfigMap names, GPU node
+#: selector and tolerations, poll interval), as JSON (photogenic.kfp.trainjob_launch.LaunchSettings)
+TRAINJOB_SETTINGS_ENV = "PHOTOGENIC_TRAINJOB"
+#: the service account standalone Kubeflow Pipelines runs every pod of a run under (KFP sets it per
+#: run, not per task: the Create-run form's "Service account" names another);
+#: infra/k8s/trainjob-rbac.yaml lets it create, read and delete TrainJobs
+RUN_SERVICE_ACCOUNT = "pipeline-runner"

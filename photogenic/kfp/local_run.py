@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from photogenic.errors import DataError
+from photogenic.kfp.parameters import parameter_text
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,20 @@ class Cluster:
     python: str = sys.executable
     #: KFP's cache: cache key -> the outputs of the successful run that made it
     cache: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the namespace the pods run in (standalone Kubeflow Pipelines': kubeflow)
+    namespace: str = "kubeflow"
+
+    def value_of(self, kind: str, name: str, key: str, optional: bool = False) -> str | None:
+        """Key ``key`` of Secret (``kind`` "secret") or ConfigMap ``name``, as the kubelet reads
+        it for a container's environment: a missing one fails the pod unless optional."""
+        data = (self.secrets if kind == "secret" else self.config_maps).get(name)
+        if data is not None and key in data:
+            return data[key]
+        if optional:
+            return None
+        if data is None:
+            raise DataError(f"The pod reads {kind} {name!r}, which this cluster does not have.")
+        raise DataError(f"The {kind} {name!r} has no key {key!r}, which the pod reads.")
 
 
 def image_files(context: Path, dockerfile: Path, target: Path) -> Path:
@@ -246,7 +261,8 @@ class _Runner:
             log_path = pod / "task.log"
             with open(log_path, "w", encoding="utf-8") as out:
                 try:
-                    done = subprocess.run(command, cwd=pod / "image", env=self.environment(k8s, pod), stdout=out,
+                    env = {**self.environment(k8s, pod), **{e["name"]: e["value"] for e in container.get("env") or []}}
+                    done = subprocess.run(command, cwd=pod / "image", env=env, stdout=out,
                                           stderr=subprocess.STDOUT, timeout=timeout)
                     code = done.returncode
                 except subprocess.TimeoutExpired:
@@ -263,37 +279,23 @@ class _Runner:
         return result
 
     def pod(self, name: str, attempt: int) -> Path:
-        """A fresh pod: the image's files, an empty home and temp dir."""
-        template = self.workdir / "image"
-        if not template.exists():
-            image_files(self.cluster.context, self.cluster.context / self.cluster.dockerfile, template)
-        pod = self.workdir / f"{name}-{attempt}"
-        if pod.exists():
-            shutil.rmtree(pod)
-        shutil.copytree(template, pod / "image")
-        for folder in ("home", "tmp", "outputs"):
-            (pod / folder).mkdir(parents=True)
-        return pod
+        return fresh_pod(self.cluster, self.workdir, f"{name}-{attempt}")
 
     def environment(self, k8s: dict[str, Any], pod: Path) -> dict[str, str]:
         """What the kubelet gives the container: the image's environment, the named Secrets' and
         ConfigMaps' keys, and fields of the pod's own metadata (the run it belongs to)."""
-        env = {"PATH": os.pathsep.join([str(Path(self.cluster.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-               "HOME": str(pod / "home"), "TMPDIR": str(pod / "tmp"), "LANG": "C.UTF-8",
-               **IMAGE_ENV, **self.cluster.image_env}
-        for kind, names in (("secretAsEnv", self.cluster.secrets), ("configMapAsEnv", self.cluster.config_maps)):
-            for source in k8s.get(kind) or []:
+        env = image_environment(self.cluster, pod)
+        for kind, setting in (("secret", "secretAsEnv"), ("configmap", "configMapAsEnv")):
+            for source in k8s.get(setting) or []:
                 name = source.get("secretName") or source.get("configMapName")
-                data = names.get(name)
-                if data is None and not source.get("optional"):
-                    raise DataError(f"The pipeline reads {kind[:-5]} {name!r}, which this cluster does not have.")
                 for pair in source.get("keyToEnv") or []:
                     key = pair.get("secretKey") or pair.get("configMapKey")
-                    if key not in (data or {}):
-                        raise DataError(f"{kind[:-5]} {name!r} has no key {key!r}, which the pipeline reads.")
-                    env[pair["envVar"]] = data[key]
+                    value = self.cluster.value_of(kind, name, key, optional=bool(source.get("optional")))
+                    if value is not None:
+                        env[pair["envVar"]] = value
         metadata = {"metadata.labels['pipeline/runid']": self.run.run_id,
-                    "metadata.annotations['pipelines.kubeflow.org/run_name']": f"photogenic-{self.run.run_id}"}
+                    "metadata.annotations['pipelines.kubeflow.org/run_name']": f"photogenic-{self.run.run_id}",
+                    "metadata.namespace": self.cluster.namespace}
         for item in k8s.get("fieldPathAsEnv") or []:
             if item["fieldPath"] not in metadata:
                 raise DataError(f"A pod field this runner does not know: {item['fieldPath']!r}.")
@@ -301,20 +303,92 @@ class _Runner:
         return env
 
 
+def fresh_pod(cluster: Cluster, workdir: Path, name: str) -> Path:
+    """A fresh pod under ``workdir/name``: the image's files (``image/``), an empty home, temp dir
+    and outputs folder."""
+    template = workdir / "image"
+    if not template.exists():
+        image_files(cluster.context, cluster.context / cluster.dockerfile, template)
+    pod = workdir / name
+    if pod.exists():
+        shutil.rmtree(pod)
+    shutil.copytree(template, pod / "image")
+    for folder in ("home", "tmp", "outputs"):
+        (pod / folder).mkdir(parents=True)
+    return pod
+
+
+def image_environment(cluster: Cluster, pod: Path) -> dict[str, str]:
+    """A container's environment before its pod spec adds to it: the image's."""
+    return {"PATH": os.pathsep.join([str(Path(cluster.python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": str(pod / "home"), "TMPDIR": str(pod / "tmp"), "LANG": "C.UTF-8", **IMAGE_ENV, **cluster.image_env}
+
+
+def container_env(cluster: Cluster, variables: list[dict[str, Any]]) -> dict[str, str]:
+    """A container spec's ``env`` list as the kubelet resolves it: literal values, and
+    ``valueFrom`` Secret and ConfigMap keys filled from ``cluster``."""
+    env = {}
+    for variable in variables:
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+            continue
+        source = variable["valueFrom"]
+        kind, ref = ("secret", source["secretKeyRef"]) if "secretKeyRef" in source else \
+            ("configmap", source["configMapKeyRef"])
+        value = cluster.value_of(kind, ref["name"], ref["key"], optional=bool(ref.get("optional")))
+        if value is not None:
+            env[variable["name"]] = value
+    return env
+
+
+def run_trainjob(job: dict[str, Any], cluster: Cluster, workdir: Path, timeout_s: float | None = None) -> str | None:
+    """Run a Kubeflow Trainer TrainJob (photogenic.kfp.trainjob) as Trainer's torch runtime would:
+    one pod per node, each a process in a fresh copy of the image's files, with the job's
+    environment (its Secret and ConfigMap keys filled from ``cluster``) and the rendezvous
+    variables the runtime sets (PET_*; the master at 127.0.0.1 instead of node 0's service
+    name). None when every node exits 0, else why the job failed."""
+    import socket
+
+    trainer = job["spec"]["trainer"]
+    with socket.socket() as probe:  # the runtime's port is 29500; any free one stands in here
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nodes = []
+    for rank in range(int(trainer["numNodes"])):
+        pod = fresh_pod(cluster, workdir, f"{job['metadata']['name']}-node-{rank}")
+        env = {**image_environment(cluster, pod), **container_env(cluster, trainer.get("env") or [])}
+        env.update({"PET_NNODES": str(trainer["numNodes"]), "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
+                    "PET_NODE_RANK": str(rank), "PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": str(port)})
+        command = [cluster.python if part == "python" else part for part in trainer["command"]]
+        out = open(pod / "node.log", "w", encoding="utf-8")
+        nodes.append((subprocess.Popen(command, cwd=pod / "image", env=env, stdout=out, stderr=subprocess.STDOUT),
+                      out, pod / "node.log"))
+    failure = None
+    try:
+        for rank, (process, out, log_path) in enumerate(nodes):
+            try:
+                code = process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                code = None
+            out.close()
+            if code != 0 and failure is None:
+                failure = (f"node {rank} " + ("ran past the deadline" if code is None else f"exited with code {code}")
+                           + f": {log_path.read_text(encoding='utf-8')[-2000:]}")
+                for other, _, _ in nodes:  # the job fails as a whole: the other nodes stop
+                    if other.poll() is None:
+                        other.kill()
+    finally:
+        for process, out, _ in nodes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            out.close()
+    return failure
+
+
 def _fill(arg: str, values: dict[str, Any], outputs: dict[str, Path]) -> str:
-    arg = _INPUT.sub(lambda m: _text(values[m.group(1)]), arg)
+    arg = _INPUT.sub(lambda m: parameter_text(values[m.group(1)]), arg)
     return _OUTPUT.sub(lambda m: str(outputs[m.group(1)]), arg)
-
-
-def _text(value: Any) -> str:
-    """A parameter as the KFP launcher puts it on a command line."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
 
 
 def _holds(condition: str, values: dict[str, Any]) -> bool:
@@ -322,7 +396,7 @@ def _holds(condition: str, values: dict[str, Any]) -> bool:
     if match is None:
         raise DataError(f"A condition this runner cannot read: {condition!r}.")
     name, op, expected = match.groups()
-    equal = _text(values[name]) == expected
+    equal = parameter_text(values[name]) == expected
     return equal if op == "==" else not equal
 
 

@@ -59,6 +59,18 @@ STAGE_PARAMETERS = tuple(p for p in PIPELINE_PARAMETERS if not p.decision)
 UNSET = {p.name: p.default for p in PIPELINE_PARAMETERS}
 
 
+def parameter_text(value: Any) -> str:
+    """A parameter's value as KFP's launcher puts it on a task's command line (and a task reads it
+    back, photogenic.kfp.task): booleans lower-case, lists as JSON, whole floats as integers."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
 def parameter_overrides(values: dict[str, Any], sections: tuple[str, ...]) -> list[str]:
     """``--set`` overrides for the pipeline parameter ``values``, applied to ``sections``."""
     overrides: list[str] = []

@@ -17,7 +17,10 @@ What the cluster gives every task:
 - retries with exponential backoff and a timeout, from the stage's declaration;
 - CPU and memory requests from the declared resources, GPU requests
   (``set_accelerator_type``/``set_accelerator_limit``), node selectors and tolerations
-  (kfp-kubernetes) exactly on the stages that declare GPUs.
+  (kfp-kubernetes) exactly on the stages that declare GPUs;
+- a training stage on several nodes (``training.resources.nodes`` > 1) instead gets a small pod
+  that creates a Kubeflow Trainer job of that many nodes and waits for it: the job's image,
+  Secret, ConfigMap, GPU node selector and tolerations in its environment, and its namespace.
 
 ``photogenic.kfp.local_run`` runs the compiled package on this machine, each task as its own
 process in a directory of its own, as pods share nothing.
@@ -32,7 +35,7 @@ from typing import Any
 
 from photogenic.config import RunConfig
 from photogenic.kfp import environment
-from photogenic.kfp.parameters import PIPELINE_PARAMETERS, STAGE_PARAMETERS
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, STAGE_PARAMETERS, parameter_text
 from photogenic.kfp.rayjob import RAY_STAGES
 from photogenic.stages.graph import stage_graph
 from photogenic.stages.registry import STAGES
@@ -61,6 +64,8 @@ class KfpOptions:
     config_map_name: str = environment.CONFIG_MAP_NAME
     #: run the data-plane stages (photogenic.kfp.rayjob.RAY_STAGES) as KubeRay RayJobs
     ray: bool = False
+    #: a multi-node training task reads its TrainJob's status this often (seconds)
+    trainjob_poll_s: float = 30.0
 
 
 def fingerprint_output(stage: str) -> str:
@@ -69,7 +74,7 @@ def fingerprint_output(stage: str) -> str:
 
 
 def _inputs(parameters) -> list[dict[str, Any]]:
-    return [{"name": p.name, "type": _KFP_TYPES[p.type], "default": _default_text(p.default),
+    return [{"name": p.name, "type": _KFP_TYPES[p.type], "default": parameter_text(p.default),
              "description": p.help} for p in parameters]
 
 
@@ -127,12 +132,6 @@ def container_component(spec: StageSpec, n_upstream: int, image: str, ray: bool 
     return components.load_component_from_text(json.dumps(text))
 
 
-def _default_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, list) else str(value)
-
-
 def build_pipeline(config: RunConfig, options: KfpOptions | None = None):
     """The ``@dsl.pipeline`` function for ``config``'s dataset wiring."""
     from kfp import dsl
@@ -166,9 +165,16 @@ def build_pipeline(config: RunConfig, options: KfpOptions | None = None):
                 task.set_caching_options(True)
                 _cluster_environment(task, options)
                 _policies(task, spec)
-                # a RayJob's pods ask for the stage's resources; its launcher only waits
-                _request_resources(task, Resources(cpus=0.5, memory_gb=1) if on_ray else spec.resources_for(config),
-                                   options)
+                resources = spec.resources_for(config)
+                if on_ray:
+                    # a RayJob's pods ask for the stage's resources; its launcher only waits
+                    _request_resources(task, Resources(cpus=0.5, memory_gb=1), options)
+                elif resources.nodes > 1:
+                    _launches_trainjob(task, options)
+                    # it creates the job and waits: the job's nodes get the stage's GPUs, CPUs and memory
+                    _request_resources(task, Resources(cpus=1, memory_gb=2), options)
+                else:
+                    _request_resources(task, resources, options)
                 tasks[name] = task
 
     # the pipeline function's signature is what KFP turns into typed run parameters, and its
@@ -191,6 +197,23 @@ def _cluster_environment(task: Any, options: KfpOptions) -> None:
     kubernetes.use_secret_as_env(task, options.secret_name, environment.SECRET_ENV)
     kubernetes.use_config_map_as_env(task, options.config_map_name, environment.CONFIG_MAP_ENV)
     for name, field_path in environment.RUN_FIELDS.items():
+        kubernetes.use_field_path_as_env(task, name, field_path)
+
+
+def _launches_trainjob(task: Any, options: KfpOptions) -> None:
+    """A training task on several nodes: what it makes the TrainJob from, and its namespace. It
+    runs under the run's service account, which may create TrainJobs there
+    (infra/k8s/trainjob-rbac.yaml; KFP sets service accounts per run, not per task)."""
+    from kfp import kubernetes
+
+    from photogenic.kfp.trainjob_launch import LaunchSettings
+
+    settings = LaunchSettings(image=options.image, secret_name=options.secret_name,
+                              config_map_name=options.config_map_name,
+                              gpu_node_selector=dict(options.gpu_node_selector),
+                              gpu_tolerations=[dict(t) for t in options.gpu_tolerations], poll_s=options.trainjob_poll_s)
+    task.set_env_variable(environment.TRAINJOB_SETTINGS_ENV, settings.to_env())
+    for name, field_path in environment.NAMESPACE_FIELD.items():
         kubernetes.use_field_path_as_env(task, name, field_path)
 
 

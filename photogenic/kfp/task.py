@@ -13,8 +13,14 @@ quality gate), commits and pushes the output, records the version in the remote,
 content only (md5s, rows, paths relative to the project), so an unchanged rerun gives the same
 report and KFP's cache serves the tasks after it.
 
+A training task with ``training.resources.nodes`` above 1 trains nothing itself: it creates a
+Kubeflow Trainer job whose every node runs this module again with ``--train-node`` (pull the
+inputs, then torchrun joins the other nodes), waits for it, and reads the model back from the
+tracking server (photogenic.kfp.trainjob, photogenic.kfp.trainjob_launch).
+
     python -m photogenic.kfp.task --stage ingest --config-file configs/default.yaml ... --output PATH
     python -m photogenic.kfp.task --check --stages ingest,auto_filter ... --output-changed PATH ...
+    python -m photogenic.kfp.task --stage pretrain --train-node ... --training-context JSON
 
 With ``--ray-job IMAGE`` (``photogenic kfp compile --ray``, for the stages on the data plane) the
 task does not run the stage in its own pod: it launches the same command as a KubeRay RayJob of
@@ -44,16 +50,28 @@ from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError, DataError
 from photogenic.kfp import environment
-from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides
+from photogenic.kfp.parameters import PIPELINE_PARAMETERS, parameter_overrides, parameter_text
+from photogenic.kfp.trainjob import job_name, node_command, render_trainjob
+from photogenic.kfp.trainjob_launch import (
+    TRAINJOB_TAG,
+    LaunchSettings,
+    current_namespace,
+    custom_objects_api,
+    submit,
+    tracked_run,
+    wait,
+)
 from photogenic.lineage.retrain import retrain_decision
 from photogenic.lineage.tags import input_md5s
-from photogenic.paths import is_url
+from photogenic.paths import is_url, model_dir
+from photogenic.safety.secrets import redact, redact_output
 from photogenic.stages.registry import STAGES, get_stage
 from photogenic.stages.runner import check_output, run_stage, stage_config
 from photogenic.stages.spec import StageSpec
-from photogenic.stages.training import train_with_lineage
+from photogenic.stages.training import train_node, train_with_lineage, training_context
 from photogenic.tracking_server import require_reachable
-from photogenic.training.artifact import TrainedModel, ensure_model
+from photogenic.training.artifact import TrainedModel, ensure_model, model_from_run
+from photogenic.training.tracking import configured_uri, use_tracking_store
 from photogenic.versioning.dvc import find_project, run_dvc, write_params
 from photogenic.versioning.fingerprint import external_md5s
 from photogenic.versioning.log import read_versions
@@ -73,7 +91,7 @@ def task_config(stage: str | None, values: dict[str, Any]) -> RunConfig:
         try:
             text = read_text(path)
         except Exception as error:  # each fsspec back end raises its own types (botocore's, gcsfs's, ...)
-            raise DataError(f"Could not read the run's config file {path}: {error}") from error
+            raise DataError(redact(f"Could not read the run's config file {path}: {error}")) from error
         local.write_text(text, encoding="utf-8")
         path = str(local)
     sections = get_stage(stage).params if stage else tuple(dict.fromkeys(s for spec in STAGES.values()
@@ -114,12 +132,16 @@ def check_inputs(values: dict[str, Any], stages: list[str]) -> Check:
 
 # -- a stage task ------------------------------------------------------------------------------------
 
-def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: str = "") -> str:
-    """Run ``stage`` in this pod; ``expected``: the fingerprint the check task gave it."""
+def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: str = "",
+             node_context: dict | None = None) -> str:
+    """Run ``stage`` in this pod; ``expected``: the fingerprint the check task gave it.
+    ``node_context``: this pod is a node of the stage's multi-node training job (created by the
+    stage's task, ``_train_on_nodes``), told the run's training context; it pulls the inputs as
+    the task did, trains its share and reports nothing (the task reads the model back)."""
     spec = get_stage(stage)
     config = task_config(stage, values)
     if spec.tracked:
-        require_reachable(config.training.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        require_reachable(configured_uri(config.training.tracking) or "")
     _check_inputs_unchanged(stage, config, expected)
     project = _prepare_dvc(config, environment.dvc_remote(values.get("dvc_remote") or ""))
     if project is not None:
@@ -127,9 +149,14 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
     produced, models = _read_upstream(upstream, project)
     inputs = _pull_inputs(spec, config, produced, project)
     _hand_models(spec, config, models)
+    if node_context is not None:
+        if not spec.model_outputs:
+            raise ConfigError(f"--train-node: stage {stage} trains no model.")
+        train_node(stage, config, node_context)
+        return ""
     run = environment.run_identity()
     if spec.model_outputs:
-        model = _train(stage, config, next(iter(inputs.values())), run)
+        model = _train(stage, config, next(iter(inputs.values())), run, _task_arguments(values, upstream))
         if project is not None:  # a report names no pod's disk
             model = model.model_copy(update={"path": os.path.relpath(Path(model.path).resolve(), project.resolve())})
         return _report(stage, {}, {}, {model.name: model.model_dump()}, project)
@@ -256,27 +283,76 @@ def _version(stage: str, spec: StageSpec, ref: DatasetRef, config: RunConfig, ru
             versioned = version_untracked(stage, ref, config, run=run)
     except DataError as exc:
         # no version record is written: whatever reached the remote is no dataset version
-        raise DataError(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, so "
-                        f"this task made no version of it; a retry pushes it again. {exc}") from None
+        raise DataError(redact(f"Versioning {ref.name} into the DVC remote {remote or '(the default remote)'} failed, "
+                               f"so this task made no version of it; a retry pushes it again. {exc}")) from None
     if remote and config.dvc.push:
         entry = next(v for v in reversed(read_versions(config.data.root)) if v.get("dvc_md5") == versioned.dvc_md5)
-        log.info("version record: %s", publish_version(remote, entry))
+        log.info("version record: %s", redact(publish_version(remote, entry)))
     return versioned
 
 
-def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str]) -> TrainedModel:
-    """A training stage: the model registered with the lineage of ``dataset`` and the run."""
+def _train(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+           arguments: list[str]) -> TrainedModel:
+    """A training stage: the model registered with the lineage of ``dataset`` and the run, trained
+    in this pod or, with ``training.resources.nodes`` above 1, by a Kubeflow Trainer job whose
+    nodes run this task again with ``arguments`` (its own command line's run parameters and
+    upstream reports)."""
     inputs = {}
     if dataset.dvc_md5:  # only a versioned dataset gets lineage tags
         try:
             inputs = input_md5s(config, STAGES)
         except DataError as exc:  # a source this pod cannot read: the datasets' md5s still hold
             log.warning("the lineage tags leave out the input files' md5s: %s", exc)
+    resources = get_stage(stage).resources_for(config)
+    if resources.nodes > 1:
+        return _train_on_nodes(stage, config, dataset, run, inputs, arguments)
     # one process per GPU the pod was given, training one model (torchrun, DDP)
-    processes = max(1, get_stage(stage).resources_for(config).gpus)
+    processes = max(1, resources.gpus)
     model, _ = train_with_lineage(stage, config, dataset, run, inputs, progress=False, processes=processes)
     log.info("%s: model %s at %s (%s)", stage, model.name, model.path, model.uri)
     return model
+
+
+def _train_on_nodes(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+                    inputs: dict[str, str], arguments: list[str]) -> TrainedModel:
+    """Create the stage's TrainJob (N nodes x G GPUs from training.resources), wait for it, and
+    read the model its main process registered back from the tracking server."""
+    spec = get_stage(stage)
+    settings = LaunchSettings.from_env()
+    context = training_context(stage, config, dataset, run, inputs)
+    # stable per run and stage: a retried task finds the job its first attempt created
+    name = job_name(stage, run.get("id") or hashlib.md5(json.dumps(context, sort_keys=True).encode()).hexdigest())  # noqa: S324
+    context["lineage_tags"] = {**context["lineage_tags"], TRAINJOB_TAG: name}
+    resources = config.training.resources
+    namespace = current_namespace()
+    job = render_trainjob(
+        name=name, namespace=namespace, image=settings.image,
+        command=node_command(stage, [*arguments, "--training-context", json.dumps(context, sort_keys=True)]),
+        resources=resources,
+        secret_env={settings.secret_name: environment.SECRET_ENV},
+        config_map_env={settings.config_map_name: environment.CONFIG_MAP_ENV},
+        node_selector=settings.gpu_node_selector if resources.gpus else None,
+        tolerations=settings.gpu_tolerations if resources.gpus else (),
+        active_deadline_s=int(spec.timeout_hours * 3600),
+        labels={"photogenic.io/stage": stage.replace("_", "-")})
+    api = custom_objects_api()
+    submit(api, job)
+    wait(api, namespace, name, timeout_s=spec.timeout_hours * 3600, poll_s=settings.poll_s)
+    output = spec.dataset_names(config, spec.model_outputs)[0]
+    use_tracking_store(config.training.tracking)
+    model = model_from_run(output, model_dir(config.data.root, output), tracked_run(name))
+    log.info("%s: model %s from TrainJob %s/%s (%s)", stage, model.name, namespace, name, model.uri)
+    return model
+
+
+def _task_arguments(values: dict[str, Any], upstream: list[str]) -> list[str]:
+    """This task's own command line (``main``'s options): its run parameters and upstream reports."""
+    arguments: list[str] = []
+    for parameter in PIPELINE_PARAMETERS:
+        arguments += [f"--{parameter.name.replace('_', '-')}", parameter_text(values[parameter.name])]
+    for report in upstream:
+        arguments += ["--upstream", report]
+    return arguments
 
 
 def ref_path(ref: DatasetRef, project: Path | None) -> str:
@@ -369,12 +445,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", help="Where to write this task's output (JSON).")
     parser.add_argument("--ray-job", default="", metavar="IMAGE",
                         help="Run the stage as a KubeRay RayJob of this image, and wait for it.")
+    parser.add_argument("--train-node", action="store_true",
+                        help="Run as a node of the stage's multi-node training job (a Kubeflow Trainer pod).")
+    parser.add_argument("--training-context", default="{}", help="--train-node: the run's training context (JSON).")
     parser.add_argument("--output-changed")
     parser.add_argument("--output-reason")
     parser.add_argument("--output-fingerprint", nargs=2, action="append", default=[], metavar=("STAGE", "PATH"))
     args = parser.parse_args(argv)
     values = _parameter_values(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact_output(*logging.getLogger().handlers)  # a pod's log outlives it: no URI's credentials in it
     _cluster_environment()
     if args.check:
         check = check_inputs(values, [s for s in args.stages.split(",") if s])
@@ -385,6 +465,9 @@ def main(argv: list[str] | None = None) -> None:
         write_text(args.output_reason, check.reason)
         for stage, path in args.output_fingerprint:
             write_text(path, check.fingerprints[stage])
+        return
+    if args.train_node:
+        run_task(args.stage, values, args.upstream, node_context=json.loads(args.training_context))
         return
     if args.ray_job:
         result = run_as_rayjob(args.stage, values, list(argv if argv is not None else sys.argv[1:]), args.ray_job)

@@ -41,14 +41,30 @@ def is_pixel_space(pipe) -> bool:
     return isinstance(pipe.vae, PixelSpace)
 
 
-def to_latents(pipe, pixels: torch.Tensor) -> torch.Tensor:
+def latent_distribution(pipe, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The latent distribution of a batch of images in [-1, 1], scaled to unit variance: the
+    autoencoder's (mean, std), or (the images, None) in pixel space, where there is nothing to draw."""
+    if is_pixel_space(pipe):
+        return pixels, None
+    with torch.no_grad():
+        dist = pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist
+    scale = getattr(pipe.vae.config, "scaling_factor", 1.0)
+    return dist.mean.float() * scale, dist.std.float() * scale
+
+
+def draw_latents(mean: torch.Tensor, std: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw of a latent distribution, its noise from ``generator`` on the CPU (a seed then
+    gives the same draw on any device); the mean itself where there is no spread (pixel space)."""
+    if std is None:
+        return mean
+    noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device="cpu").to(mean.device)
+    return mean + std * noise
+
+
+def to_latents(pipe, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """What the U-Net denoises for a batch of images in [-1, 1]: the images themselves in pixel
     space, else a draw of the autoencoder's latent distribution, scaled to unit variance."""
-    if is_pixel_space(pipe):
-        return pixels
-    with torch.no_grad():
-        latents = pipe.vae.encode(pixels.to(pipe.vae.dtype)).latent_dist.sample().float()
-    return latents * getattr(pipe.vae.config, "scaling_factor", 1.0)
+    return draw_latents(*latent_distribution(pipe, pixels), generator)
 
 
 def build_pipeline(model_cfg) -> Any:

@@ -23,7 +23,6 @@ import pyarrow as pa
 
 from photogenic.config import RunConfig
 from photogenic.dataplane.parts import discard_parts, fingerprint
-from photogenic.dataset.atomic import write_bytes
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes, repoint_shards
@@ -96,7 +95,6 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
     table = repoint_shards(result.table, source, target)
     survivors = table.filter(pa.compute.is_null(table[REJECTED_BY])).drop_columns([REJECTED_BY, REASON])
     rejected = table.filter(pa.compute.is_valid(table[REJECTED_BY]))
-    write_bytes(join(target.path, REJECTED), parquet_bytes(rejected))
     card: dict[str, Any] = {
         "name": target.name,
         "stage": "auto_filter",
@@ -112,7 +110,7 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "params": config.filter.model_dump(mode="json", exclude={"gpus"}),
     }
     # filtering quarantines nothing: a row it cannot use is a rejection, with its reason
-    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card)
+    return target.write(survivors, QUARANTINE_SCHEMA.empty_table(), card, files={REJECTED: parquet_bytes(rejected)})
 
 
 def _log_to_mlflow(report: str) -> None:

@@ -14,8 +14,10 @@ run produces the same dataset as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -32,11 +34,19 @@ from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import SHARDS, Dataset
 from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir
-from photogenic.sources.readers import RawSample, iter_source
+from photogenic.safety.parsing import storable_text
+from photogenic.sources.readers import RawSample, ReadLimits, iter_source
 from photogenic.stages.ingest_worker import ProbeOutcome, ProbeTask, run_probe
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
+from photogenic.text import clean_caption
 
 log = logging.getLogger(__name__)
+
+#: numeric source metadata becomes ``meta_<key>`` columns only for keys of this form, and for at
+#: most MAX_META_COLUMNS keys per dataset (the first met): a sidecar with hundreds of keys must not
+#: give the manifest hundreds of columns. Every value stays in source_meta either way.
+_META_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_META_COLUMNS = 64
 
 _STORED_EXTENSION = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 
@@ -108,8 +118,9 @@ def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
 
 def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats) -> Iterator[RawSample]:
     for source in config.ingest.sources:
-        for sample in iter_source(source, config.data.root):
+        for sample in iter_source(source, config.data.root, ReadLimits.of(config.ingest)):
             stats.seen += 1
+            sample.source = storable_text(sample.source)  # names from a tar or a disk need not be UTF-8
             if sample.source in state.known_sources:
                 stats.skipped_known += 1
                 continue
@@ -123,17 +134,24 @@ def _probe_all(samples: Iterable[RawSample], config: RunConfig) -> Iterator[tupl
     settings = config.ingest
 
     def task(sample: RawSample) -> ProbeTask:
-        return ProbeTask(
-            sample.image, sample.caption, settings.max_pixels, settings.max_image_bytes, settings.max_caption_chars
-        )
+        image = sample.image if sample.problem is None else None  # the source's own verdict stands
+        return ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
+                         settings.max_caption_chars, sample.caption_status)
 
-    return ordered_map(run_probe, samples, task, workers=settings.workers, batch_size=settings.batch_size)
+    def died(sample: RawSample, message: str) -> ProbeOutcome:
+        caption = clean_caption(sample.caption, settings.max_caption_chars)
+        data = sample.image or b""
+        return ProbeOutcome(hashlib.sha256(data).hexdigest() if data else None, len(data), None,
+                            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)
+
+    return ordered_map(run_probe, samples, task, workers=settings.workers, batch_size=settings.batch_size,
+                       on_worker_death=died)
 
 
 def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,
             stats: IngestStats, on_new_shard) -> None:
-    if sample.image is None or outcome.problem is not None:
-        code, message = outcome.problem or sample.problem or ("missing_image", "the source has no image")
+    if sample.image is None or sample.problem is not None or outcome.problem is not None:
+        code, message = sample.problem or outcome.problem or ("missing_image", "the source has no image")
         state.quarantine(sample, outcome, code, message)
         stats.quarantined += 1
         return
@@ -163,6 +181,8 @@ class _ManifestBuilder:
         sources = existing.column("sources").to_pylist() if existing.num_rows else []
         self.known_sources: set[str] = {s for group in sources for s in group}
         self.known_sources.update(quarantine.column("source").to_pylist())
+        self.meta_columns: set[str] = {n for n in existing.schema.names if n.startswith(META_PREFIX)}
+        self.capped = False
 
     @classmethod
     def load(cls, dataset: Dataset) -> _ManifestBuilder:
@@ -199,7 +219,7 @@ class _ManifestBuilder:
             "source_kind": sample.source_kind,
             "source": sample.source,
             "sources": [sample.source],
-            "url": sample.meta.get("url") if isinstance(sample.meta.get("url"), str) else None,
+            "url": storable_text(sample.meta["url"]) if isinstance(sample.meta.get("url"), str) else None,
             "caption": caption.text,
             "caption_source": "source" if caption.text is not None else None,
             "caption_status": caption.status,
@@ -207,21 +227,37 @@ class _ManifestBuilder:
             "source_meta": _meta_json(sample),
         }
         for key, value in sample.meta.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                row[f"{META_PREFIX}{key}"] = float(value)
+            number = _number(value)
+            if number is not None and self._meta_column(f"{META_PREFIX}{key}"):
+                row[f"{META_PREFIX}{key}"] = number
         self.index[outcome.sample_id] = self.existing.num_rows + len(self.new_rows)
         self.new_rows.append(row)
         self.changed = True
+
+    def _meta_column(self, name: str) -> bool:
+        """Whether ``name`` is (or may become) a flattened metadata column."""
+        if name in self.meta_columns:
+            return True
+        if not _META_KEY.match(name[len(META_PREFIX):]):
+            return False
+        if len(self.meta_columns) >= MAX_META_COLUMNS:
+            if not self.capped:  # once a run: a pool with hundreds of keys would say it hundreds of times
+                log.warning("numeric source metadata beyond %d keys (%r, and any later new key) stays in source_meta "
+                            "only, not as a meta_ column", MAX_META_COLUMNS, name[len(META_PREFIX):])
+            self.capped = True
+            return False
+        self.meta_columns.add(name)
+        return True
 
     def quarantine(self, sample: RawSample, outcome: ProbeOutcome, code: str, message: str) -> None:
         self.new_quarantine.append({
             "source_kind": sample.source_kind,
             "source": sample.source,
             "sample_id": outcome.sample_id,
-            "length": outcome.length,
+            "length": outcome.length or sample.size or 0,
             "stage": "ingest",
             "reason_code": code,
-            "reason": message,
+            "reason": storable_text(message),
         })
         self.changed = True
 
@@ -255,11 +291,21 @@ class _ManifestBuilder:
         return pa.concat_tables([existing.select(schema.names).cast(schema), new])
 
 
+def _number(value: Any) -> float | None:
+    """A metadata value as a finite-or-infinite float, when it is a number at all."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float's range: kept in source_meta only
+        return None
+
+
 def _meta_json(sample: RawSample) -> str | None:
     meta = dict(sample.meta)
-    if sample.problem is not None:  # e.g. an unparseable .json sidecar: the image is still fine
-        meta["metadata_error"] = sample.problem[1]
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str) if meta else None
+    if sample.notes:  # e.g. an unparseable .json sidecar: the image is still fine
+        meta["metadata_error"] = "; ".join(sample.notes)
+    return storable_text(json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)) if meta else None
 
 
 def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, config: RunConfig) -> dict[str, Any]:

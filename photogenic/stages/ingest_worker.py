@@ -20,6 +20,8 @@ class ProbeTask:
     max_pixels: int
     max_image_bytes: int
     max_caption_chars: int
+    #: the caption's status when the reader left it unread (too large)
+    caption_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class ProbeOutcome:
 
 
 def run_probe(task: ProbeTask) -> ProbeOutcome:
-    caption = clean_caption(task.caption, task.max_caption_chars)
+    caption = CleanCaption(None, task.caption_status, None) if task.caption_status else \
+        clean_caption(task.caption, task.max_caption_chars)
     if task.image is None:
         return ProbeOutcome(None, 0, None, None, caption)
     data = task.image

@@ -22,11 +22,9 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from photogenic.config import RunConfig
-from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
-from photogenic.dataset.shards import ShardWriter
-from photogenic.dataset.store import SHARDS, Dataset, discard_version
+from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer
 from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import ConfigError, DataError
 from photogenic.packaging.buckets import make_buckets, nearest_bucket
@@ -111,9 +109,7 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
                                "reason": "the row has no training caption (training_caption is empty or null)"})
 
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
-    discard_version(target)
-    writer = ShardWriter(target.shards_dir, first_index=0, max_images=settings.shard_max_images,
-                         max_bytes=settings.shard_max_bytes)
+    writer = rebuild_writer(target, max_images=settings.shard_max_images, max_bytes=settings.shard_max_bytes)
     ext = EXTENSIONS[settings.image_format]
 
     def job(row: dict[str, Any]) -> tuple:
@@ -162,7 +158,6 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     upstream = upstream_entries(source, input_ref)
     card_text = render_card(name=target.name, input_name=source.name, rows=manifest.to_pylist(),
                             quarantined=len(quarantine), upstream=upstream, params=params)
-    write_text(join(target.path, CARD_NAME), card_text)
     splits = {s: out["split"].count(s) for s in ("train", "validation")}
     stats = {"input": len(rows), "packaged": manifest.num_rows, "quarantined": len(quarantine), **splits,
              "upsampled": sum(1 for b in out["upsample_backend"] if b),
@@ -170,7 +165,8 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     card = {"name": target.name, "stage": "package", "input": source.name, "rows": manifest.num_rows,
             "quarantined": len(quarantine), "counts": stats, "buckets": [b.name for b in buckets],
             "upstream": upstream, "params": params}
-    ref = target.write(manifest, quarantine_table, card)
+    ref = target.write(manifest, quarantine_table, card, files={CARD_NAME: card_text.encode("utf-8")},
+                       shards=writer.staged)
     log.info("package %s → %s: %d rows in, %d packaged (%d train, %d validation), %d quarantined",
              settings.input, settings.output, len(rows), manifest.num_rows, splits["train"], splits["validation"],
              len(quarantine))

@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 from photogenic.config import RunConfig
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.store import Dataset
-from photogenic.stages.registry import get_stage
-from photogenic.stages.spec import StageOutput
+from photogenic.errors import ConfigError
+from photogenic.stages.registry import STAGES, get_stage
+from photogenic.stages.spec import StageOutput, StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,26 @@ def stage_config_keys(stage: str) -> tuple[str, ...]:
 
 
 def run_stage(name: str, config: RunConfig, progress: bool = True, **options) -> StageOutput:
-    """Run stage ``name``; ``options`` go to stages that take them: ``inputs`` (input key -> the
-    DatasetRef a runner hands over), ``resume=True`` for resumable ones."""
-    return get_stage(name).run(config, progress, **options)
+    """Run stage ``name``, holding the data folder's lock; ``options`` go to stages that take
+    them: ``inputs`` (input key -> the DatasetRef a runner hands over), ``resume=True`` for
+    resumable ones."""
+    spec = get_stage(name)
+    check_own_outputs(spec, config)
+    with data_root_lock(config.data.root, f"stage {name}"):
+        return spec.run(config, progress, **options)
+
+
+def check_own_outputs(spec: StageSpec, config: RunConfig) -> None:
+    """Refuse a stage whose output dataset is another stage's: replacing it would drop the
+    shards that every dataset derived from that one points into (``package.output=ingested``)."""
+    for key in spec.outputs:
+        name = spec.dataset_names(config, (key,))[0]
+        for other in STAGES.values():
+            clash = [k for k in other.outputs if k != key and other.dataset_names(config, (k,))[0] == name]
+            if clash:
+                raise ConfigError(f"{key} is {name!r}, the dataset {clash[0]} names: every stage writes a dataset of "
+                                  f"its own (writing {name!r} would replace the {other.name} stage's dataset, and "
+                                  "with it the images the datasets made from it point into). Choose another name.")
 
 
 def quality_dir(ref: DatasetRef) -> str:

@@ -19,7 +19,11 @@ from photogenic.dataset.ref import DatasetRef
 class Resources:
     cpus: float = 1.0
     memory_gb: float = 2.0
+    #: per node
     gpus: int = 0
+    #: above 1, the stage runs on that many pods (a KFP training task launches a Kubeflow Trainer
+    #: job of them and asks for no more than it needs to wait for it)
+    nodes: int = 1
 
 
 @dataclass

@@ -49,7 +49,7 @@ def _runner(recipe: str) -> Callable[..., StageOutput]:
 def resources(config: RunConfig | None = None) -> Resources:
     """From training.resources (the defaults when no config is at hand, as at import time)."""
     res = config.training.resources if config is not None else TrainingResources()
-    return Resources(cpus=res.cpus, memory_gb=res.memory_gb, gpus=res.gpus)
+    return Resources(cpus=res.cpus, memory_gb=res.memory_gb, gpus=res.gpus, nodes=res.nodes)
 
 
 PRETRAIN = StageSpec(
@@ -92,43 +92,70 @@ QUALITY_TUNE = StageSpec(
 SPECS = {spec.name: spec for spec in (PRETRAIN, QUALITY_TUNE)}
 
 
-def train_with_lineage(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
-                       inputs: dict[str, str], progress: bool = True, resume: bool = False,
-                       processes: int = 1) -> tuple[TrainedModel, StageOutput]:
-    """Run training stage ``stage`` on ``dataset`` (versioned by the runner). ``run``: the runner,
-    id and name of the pipeline run; ``inputs``: the external inputs' md5s the lineage records;
-    ``processes``: how many processes train the one model (one per GPU a pod was given), launched
-    with torchrun on this machine."""
+def training_context(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+                     inputs: dict[str, str], resume: bool = False) -> dict:
+    """What a recipe is told besides its config: the lineage of ``dataset`` (versioned by the
+    runner) and of the pipeline run (``run``: its runner, id and name; ``inputs``: the external
+    inputs' md5s), as ``photogenic step --lineage-file`` reads it."""
     lineage = {}
     if dataset.dvc_md5:  # an unversioned dataset (dvc.enabled=false) has no lineage to record
         lineage = model_version_tags(config, lineage_datasets(dataset), run, inputs=inputs)
+    return {"resume": resume, "zenml_run_id": run.get("id") if run.get("runner") == "zenml" else None,
+            "input_dvc_md5": dataset.dvc_md5, "lineage_tags": lineage}
+
+
+def train_with_lineage(stage: str, config: RunConfig, dataset: DatasetRef, run: dict[str, str],
+                       inputs: dict[str, str], progress: bool = True, resume: bool = False,
+                       processes: int = 1) -> tuple[TrainedModel, StageOutput]:
+    """Run training stage ``stage`` on ``dataset`` with its lineage (``training_context``);
+    ``processes``: how many processes train the one model (one per GPU a pod was given),
+    launched with torchrun on this machine."""
     spec = SPECS[stage]
-    context = {"resume": resume, "zenml_run_id": run.get("id") if run.get("runner") == "zenml" else None,
-               "input_dvc_md5": dataset.dvc_md5, "lineage_tags": lineage}
+    context = training_context(stage, config, dataset, run, inputs, resume)
     if processes > 1:
-        output = _launch(stage, config, processes, context)
+        output = _launch(stage, config, context, processes)
     else:
         output = spec.run(config, progress, **context)
     name = spec.dataset_names(config, spec.model_outputs)[0]
     return trained_model(name, output.model, output.stats), output
 
 
-def _launch(stage: str, config: RunConfig, processes: int, context: dict) -> StageOutput:
-    """``photogenic step <stage>`` in ``processes`` processes on this machine (torchrun), handed
-    the config and the run's lineage in files; the main process's summary is the run's."""
+def train_node(stage: str, config: RunConfig, context: dict) -> StageOutput | None:
+    """One node of a multi-node training job (a Kubeflow Trainer pod): torchrun joins the job's
+    other nodes at the rendezvous the operator set in this pod's environment (``PET_NNODES``,
+    ``PET_NODE_RANK``, ``PET_MASTER_ADDR``, ...) and starts ``PET_NPROC_PER_NODE`` processes.
+    The node that holds the job's main process returns its output; the others None."""
+    return _launch(stage, config, context, None)
+
+
+def launch_command(stage: str, config_file: str, lineage_file: str, processes: int | None) -> list[str]:
+    """``photogenic step <stage>`` under torchrun: ``processes`` on this machine alone
+    (``--standalone``), or, with None, as one node of a job whose rendezvous torchrun reads from
+    the ``PET_*`` variables."""
+    rendezvous = ["--standalone", f"--nproc_per_node={processes}"] if processes else []
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous, "-m", "photogenic.cli", "step", stage,
+            "--quiet", "--config", config_file, "--lineage-file", lineage_file]
+
+
+def _launch(stage: str, config: RunConfig, context: dict, processes: int | None) -> StageOutput | None:
+    """``launch_command``, handed the config and the run's lineage in files; the main process's
+    summary is the run's (None on a node that does not hold the main process)."""
+    spec = SPECS[stage]
+    output = model_dir(config.data.root, spec.dataset_names(config, spec.model_outputs)[0])
+    summary_file = Path(f"{output}.json")
+    summary_file.unlink(missing_ok=True)  # this launch's summary, not an earlier one's
     with tempfile.TemporaryDirectory(prefix="photogenic-launch-") as folder:
         config_file, lineage_file = Path(folder) / "config.yaml", Path(folder) / "lineage.json"
         config_file.write_text(dump_config(config), encoding="utf-8")
         lineage_file.write_text(json.dumps(context), encoding="utf-8")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                   "-m", "photogenic.cli", "step", stage, "--quiet", "--config", str(config_file),
-                   "--lineage-file", str(lineage_file)]
-        log.info("%s: training in %d processes: %s", stage, processes, " ".join(command))
+        command = launch_command(stage, str(config_file), str(lineage_file), processes)
+        where = f"{processes} processes" if processes else "this node's share of a multi-node job"
+        log.info("%s: training in %s: %s", stage, where, " ".join(command))
         done = subprocess.run(command)
         if done.returncode != 0:
-            raise DataError(f"Training {stage} in {processes} processes (torchrun) failed with exit code "
+            raise DataError(f"Training {stage} in {where} (torchrun) failed with exit code "
                             f"{done.returncode}; its processes' messages are above.")
-    spec = SPECS[stage]
-    output = model_dir(config.data.root, spec.dataset_names(config, spec.model_outputs)[0])
-    summary = json.loads(Path(f"{output}.json").read_text(encoding="utf-8"))
+    if processes is None and not summary_file.exists():
+        return None
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
     return StageOutput(ref=None, stats=summary, model=summary["model_dir"])

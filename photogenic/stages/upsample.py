@@ -27,8 +27,7 @@ from tqdm.auto import tqdm
 from photogenic.config import RunConfig
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
-from photogenic.dataset.shards import ShardWriter
-from photogenic.dataset.store import SHARDS, Dataset, discard_version, repoint_shards
+from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer, repoint_shards
 from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import DataError
 from photogenic.parallel import ordered_map
@@ -69,12 +68,10 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     log.info("upsample %s: %d rows, %d with short side < %d px (%s)", settings.input, len(rows), len(todo),
              settings.min_short_side, settings.backend)
 
-    # load the model before anything is removed: a bad checkpoint leaves the last version intact
+    # load the model first: a bad checkpoint fails the stage before any image is made
     upscaler = _load_upscaler(config) if settings.backend == "diffusion" and todo else None
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
-    discard_version(target)
-    writer = ShardWriter(target.shards_dir, first_index=0, max_images=settings.shard_max_images,
-                         max_bytes=settings.shard_max_bytes)
+    writer = rebuild_writer(target, max_images=settings.shard_max_images, max_bytes=settings.shard_max_bytes)
     columns: dict[str, list] = {name: [None] * len(rows) for name in UPSAMPLE_COLUMNS}
     stored: dict[str, Any] = {}  # sha256 -> StoredImage: identical new images are stored once
     try:
@@ -107,7 +104,7 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
             "upstream": upstream_entries(source, input_ref),
             "params": settings.model_dump(mode="json")}
-    ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card)
+    ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card, shards=writer.staged)
     log.info("upsample %s → %s: %d rows, %d upsampled", settings.input, settings.output, len(rows), len(todo))
     return UpsampleResult(ref=ref, stats=stats)
 

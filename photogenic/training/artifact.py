@@ -71,28 +71,50 @@ def ensure_model(model: TrainedModel) -> str:
         raise DataError(f"Model {model.name!r} at {model.path} is missing or another version than the one this run "
                         "refers to, and no MLflow run logged it. Rerun without the step cache "
                         "(`photogenic run --no-cache`).")
-    import mlflow.artifacts
-
-    staging = f"{model.path}.restoring"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        downloaded = mlflow.artifacts.download_artifacts(run_id=model.mlflow_run_id, artifact_path="model",
-                                                         dst_path=staging)
-    except Exception as exc:  # noqa: BLE001 - any store failure means the same to the user
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DataError(f"Model {model.name!r} at {model.path} is missing or another version, and downloading it "
-                        f"from MLflow run {model.mlflow_run_id} failed: {exc}") from None
-    if folder_hash(downloaded) != model.content_hash:
-        shutil.rmtree(staging, ignore_errors=True)
+    staging = _download(model.name, model.path, model.mlflow_run_id)
+    if folder_hash(staging) != model.content_hash:
+        shutil.rmtree(f"{model.path}.restoring", ignore_errors=True)
         raise DataError(f"The model logged by MLflow run {model.mlflow_run_id} is not the one this run refers to "
                         f"(content sha256 {model.content_hash}).")
-    # the whole folder swaps in at once
-    backup = f"{model.path}.replaced"
-    shutil.rmtree(backup, ignore_errors=True)
-    if os.path.exists(model.path):
-        os.rename(model.path, backup)
-    os.rename(downloaded, model.path)
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(backup, ignore_errors=True)
+    _swap_in(staging, model.path)
     log.info("restored model %s from MLflow run %s", model.name, model.mlflow_run_id)
     return "restored"
+
+
+def model_from_run(name: str, path: str, run_id: str) -> TrainedModel:
+    """The model MLflow run ``run_id`` logged, downloaded to ``path``, with the registry version
+    made from that run: what a task that had the model trained elsewhere (a Kubeflow Trainer
+    job's nodes) hands on."""
+    from mlflow import MlflowClient
+
+    _swap_in(_download(name, path, run_id), path)
+    versions = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+    version = max(versions, key=lambda v: int(v.version)) if versions else None
+    return TrainedModel(name=name, path=path, content_hash=folder_hash(path), mlflow_run_id=run_id,
+                        registered_model=version.name if version else None,
+                        model_version=str(version.version) if version else None)
+
+
+def _download(name: str, path: str, run_id: str) -> str:
+    """Run ``run_id``'s ``model`` artifact in a folder beside ``path``; DataError on failure."""
+    import mlflow.artifacts
+
+    staging = f"{path}.restoring"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model", dst_path=staging)
+    except Exception as exc:  # noqa: BLE001 - any store failure means the same to the user
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"Model {name!r}: downloading it from MLflow run {run_id} failed: {exc}") from None
+
+
+def _swap_in(downloaded: str, path: str) -> None:
+    """``downloaded`` becomes ``path``, the whole folder at once."""
+    backup = f"{path}.replaced"
+    shutil.rmtree(backup, ignore_errors=True)
+    if os.path.exists(path):
+        os.rename(path, backup)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.rename(downloaded, path)
+    shutil.rmtree(f"{path}.restoring", ignore_errors=True)
+    shutil.rmtree(backup, ignore_errors=True)

@@ -23,6 +23,7 @@ from torch.utils.data import Sampler
 
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
+from photogenic.imaging.decode import decode_rgb
 
 log = logging.getLogger(__name__)
 
@@ -90,37 +91,61 @@ class CaptionedImages(TorchDataset):
     on 2 CPU cores is a tenth of a low-resolution training step. The crop is deterministic, so a
     cached image is the same pixels a fresh decode gives. 0 turns the cache off; a pool larger
     than the budget caches the images it met first and streams the rest.
+
+    ``keyed``: each item also carries ``key``, the sha256 of the image bytes read, which names it
+    in the latent cache (``photogenic.training.latents``); an image whose key is in ``skip`` (its
+    latents are cached) is read and hashed but not decoded, and its item has no pixels.
     """
 
-    def __init__(self, dataset_path: str, rows: list[dict], resolution: int, cache_mb: float = 0):
+    def __init__(self, dataset_path: str, rows: list[dict], resolution: int, cache_mb: float = 0,
+                 keyed: bool = False, skip: frozenset[str] = frozenset()):
         self.dataset_path = dataset_path
         self.rows = rows
         self.resolution = resolution
+        self.keyed = keyed
+        self.skip = skip
         self._dataset: Dataset | None = None  # opened per worker process
         self._cache_left = int(cache_mb * 2**20)
         self._cache: dict[int, np.ndarray] = {}  # per process: each DataLoader worker fills its own
+        self._keys: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
+        item = {"caption": row["caption"], "index": index, "size": self.resolution, "pixels": None,
+                "key": self._keys.get(index)}
+        if item["key"] in self.skip:
+            return item
         pixels = self._cache.get(index)
         if pixels is None:
             if self._dataset is None:
                 self._dataset = Dataset(self.dataset_path)
-            pixels = square_pixels(self._dataset.load_image(row), self.resolution)
+            data = self._dataset.image_bytes(row)
+            if self.keyed:
+                item["key"] = self._keys[index] = hashlib.sha256(data).hexdigest()
+                if item["key"] in self.skip:
+                    return item
+            pixels = square_pixels(decode_rgb(data), self.resolution)
             if pixels.nbytes <= self._cache_left:
                 self._cache[index] = pixels
                 self._cache_left -= pixels.nbytes
-        return {"pixels": pixels_to_tensor(pixels), "caption": row["caption"], "index": index}
+        item["pixels"] = pixels_to_tensor(pixels)
+        return item
 
 
 def collate(items: list[dict]) -> dict:
+    """A batch: ``pixels`` stacks the items that have pixels (all of them unless the latent cache
+    let the loader skip some; ``has_pixels`` says which), in batch order."""
+    with_pixels = [i["pixels"] for i in items if i["pixels"] is not None]
     return {
-        "pixels": torch.stack([i["pixels"] for i in items]),
+        "pixels": torch.stack(with_pixels) if with_pixels else None,
+        "has_pixels": torch.tensor([i["pixels"] is not None for i in items]),
         "caption": [i["caption"] for i in items],
+        "key": [i["key"] for i in items],
         "index": torch.tensor([i["index"] for i in items]),
+        "size": items[0]["size"],
     }
 
 

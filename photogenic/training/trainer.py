@@ -22,14 +22,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from photogenic.cpu_quota import compute_threads
 from photogenic.errors import ConfigError
-from photogenic.models import save_pipeline, to_latents
+from photogenic.models import save_pipeline
 from photogenic.training import checkpoint as ckpt
-from photogenic.training.conditioning import Conditioner
+from photogenic.training.caches import text_store
+from photogenic.training.conditioning import Conditioner, text_fingerprint
 from photogenic.training.data import CaptionedImages, ResumableSampler, collate
 from photogenic.training.diffusion import diffusion_loss, loss_weights, sample_noise, sample_timesteps, target_for
 from photogenic.training.distributed import accelerator
+from photogenic.training.latents import Latents
 from photogenic.training.samples import draw_samples, grid, sample_quality
+from photogenic.training.speedups import compiled, prepare_unet
 from photogenic.training.tracking import NullTracker
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,12 @@ class TrainResult:
     validation_seconds: float = 0.0
     #: training processes (DDP); each step took batch_size x grad_accum samples in each
     processes: int = 1
+    #: seconds from the start of the process to the end of this run's first step (imports, model
+    #: and data set-up, tracking, the first batch): what a user waits before training is under way
+    seconds_to_first_step: float | None = None
+    #: images the autoencoder encoded in this run, and batch items read from the latent cache
+    latents_encoded: int = 0
+    latents_from_cache: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -90,14 +100,18 @@ class Trainer:
         if self.accelerator.num_processes > 1:
             log.info("process %d of %d (%s, %s)", self.accelerator.process_index, self.accelerator.num_processes,
                      self.accelerator.distributed_type, self.device)
+        # the latent cache of each resolution trained at (progressive resolution has two)
+        self.latents = {res: Latents(pipe, self.device, dataset_path, res, cfg.latent_cache, cfg.random_flip)
+                        for res in dict.fromkeys(r for r in (resolution, cfg.low_resolution) if r is not None)}
+        keyed = self.latents[resolution].keyed
         cache = cfg.decoded_cache_mb
-        self.train_data = CaptionedImages(dataset_path, train_rows, resolution, cache)
+        self.train_data = CaptionedImages(dataset_path, train_rows, resolution, cache, keyed=keyed)
         # progressive resolution: the first low_resolution_share of the steps read the same rows smaller
         self.low_data = None
         if cfg.low_resolution is not None:  # the config sets it only with low_resolution_share
             self._check_resolution(pipe, cfg.low_resolution)
-            self.low_data = CaptionedImages(dataset_path, train_rows, cfg.low_resolution, cache)
-        self.validation_data = (CaptionedImages(dataset_path, validation_rows, resolution, cache)
+            self.low_data = CaptionedImages(dataset_path, train_rows, cfg.low_resolution, cache, keyed=keyed)
+        self.validation_data = (CaptionedImages(dataset_path, validation_rows, resolution, cache, keyed=keyed)
                                 if validation_rows else None)
 
         from diffusers import DDPMScheduler
@@ -108,7 +122,8 @@ class Trainer:
             module = getattr(pipe, name, None)
             if isinstance(module, torch.nn.Module):
                 module.requires_grad_(False)
-        self.conditioner = Conditioner(pipe, resolution, self.device)
+        store = text_store(dataset_path, text_fingerprint(pipe)) if cfg.text_embedding_cache else None
+        self.conditioner = Conditioner(pipe, resolution, self.device, store=store)
 
     # -- set-up ---------------------------------------------------------------------------------
     @staticmethod
@@ -128,6 +143,7 @@ class Trainer:
         cfg = self.cfg
         unet = self.pipe.unet
         unet.train()
+        prepare_unet(unet, cfg)  # attention kernels and memory format, before the optimizer holds the weights
         optimizer = adamw(unet.parameters(), cfg.learning_rate, cfg.weight_decay, self.device)
         # stepped by hand once per optimizer step (not prepared: accelerate would step it once per process)
         lr_scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
@@ -140,9 +156,13 @@ class Trainer:
             ema = EMAModel(unet.parameters(), decay=cfg.ema_decay, model_cls=type(unet), model_config=unet.config,
                            foreach=True)
         unet, optimizer = self.accelerator.prepare(unet, optimizer)
-        return unet, optimizer, lr_scheduler, ema
+        # what the training steps call: the prepared U-Net, compiled where configured (checkpoints,
+        # EMA and validation keep using the module itself)
+        forward = compiled(unet, cfg)
+        return unet, forward, optimizer, lr_scheduler, ema
 
     def _loader(self, data: CaptionedImages, start: int) -> DataLoader:
+        data.skip = self.latents[data.resolution].cached_keys()  # before the workers copy it
         sampler = ResumableSampler(len(data), self.cfg.seed, start=start,
                                    rank=self.accelerator.process_index, world=self.accelerator.num_processes)
         return DataLoader(data, batch_size=self.cfg.batch_size, sampler=sampler, collate_fn=collate,
@@ -152,8 +172,9 @@ class Trainer:
     # -- one micro-batch ------------------------------------------------------------------------
     def loss(self, unet, batch: dict, generator: torch.Generator, train: bool = True) -> torch.Tensor:
         cfg = self.cfg
-        latents = to_latents(self.pipe, batch["pixels"].to(self.device))
-        n = latents.shape[0]
+        n = len(batch["caption"])
+        flip = torch.rand(n, generator=generator) < 0.5 if train and cfg.random_flip else None
+        latents = self.latents[batch["size"]](batch, generator, flip)
         captions = list(batch["caption"])
         if train and cfg.caption_dropout > 0:
             drop = torch.rand(n, generator=generator) < cfg.caption_dropout
@@ -164,10 +185,18 @@ class Trainer:
                                      cfg.timestep_sampling if train else "uniform", cfg.logit_mean, cfg.logit_std)
         timesteps = timesteps.to(self.device)
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+        if cfg.channels_last:
+            noisy = noisy.contiguous(memory_format=torch.channels_last)
         with self.accelerator.autocast():
-            prediction = unet(noisy, timesteps, **self.conditioner(captions, batch["pixels"].shape[-1])).sample
+            prediction = unet(noisy, timesteps, **self.conditioner(captions, batch["size"])).sample
         target = target_for(self.noise_scheduler, latents, noise, timesteps)
         return diffusion_loss(prediction, target, loss_weights(self.noise_scheduler, timesteps, cfg.snr_gamma))
+
+    def _flush_caches(self) -> None:
+        """Write the latents and caption embeddings this process encoded since the last flush."""
+        for latents in self.latents.values():
+            latents.flush()
+        self.conditioner.flush()
 
     def _generator(self, micro_step: int) -> torch.Generator:
         return torch.Generator("cpu").manual_seed(
@@ -180,9 +209,10 @@ class Trainer:
         cfg = self.cfg
         acc = self.accelerator
         seed_everything(cfg.seed + acc.process_index)
-        if cfg.threads is not None:
-            torch.set_num_threads(cfg.threads)
-        unet, optimizer, lr_scheduler, ema = self._build_optimisation()
+        # unset: the CPUs this process really has (cgroup quota, affinity) less the DataLoader
+        # workers, not torch's default of one thread per core of the node (photogenic.cpu_quota)
+        torch.set_num_threads(cfg.threads or compute_threads(cfg.workers))
+        unet, forward, optimizer, lr_scheduler, ema = self._build_optimisation()
         checkpoints = os.path.join(self.work_dir, "checkpoints")
         state = {"step": 0, "best_metric": None, "best_step": None, "since_best": 0, "validations": [], "grids": []}
         resumed_from = None
@@ -209,6 +239,7 @@ class Trainer:
         window_start, window_samples = started, 0
         stopped_early = False
         validation_seconds = 0.0
+        first_step = None
         bar = tqdm(total=cfg.max_steps, initial=step, desc="train", disable=not (self.progress and acc.is_main_process))
         while step < cfg.max_steps and not stopped_early:
             if self._phase_data(step) is not data:  # low resolution done: the same sample sequence, full size
@@ -218,19 +249,24 @@ class Trainer:
             for _ in range(cfg.grad_accum):
                 batch = next(loader)
                 with acc.accumulate(unet):
-                    loss = self.loss(unet, batch, self._generator(micro))
+                    loss = self.loss(forward, batch, self._generator(micro))
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm is not None:
                         acc.clip_grad_norm_(unet.parameters(), cfg.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                 micro += 1
-                window_samples += batch["pixels"].shape[0] * acc.num_processes
+                window_samples += len(batch["caption"]) * acc.num_processes
             lr_scheduler.step()
             if ema is not None:
                 ema.step(acc.unwrap_model(unet).parameters())
             step += 1
             state["step"] = step
+            if first_step is None:
+                first_step = time.time() - process_started()
+                log.info("first step done %.1f s after the process started", first_step)
+                if acc.is_main_process:  # (the first metric: a tracker that starts lazily starts now)
+                    self.tracker.log_metrics({"seconds_to_first_step": first_step}, step)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.max_steps:
                 now = time.perf_counter()
@@ -246,6 +282,7 @@ class Trainer:
                 validation_seconds += time.perf_counter() - validation_started
                 window_start = time.perf_counter()  # throughput measures training only
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or stopped_early:
+                self._flush_caches()  # every process writes what it encoded
                 if acc.is_main_process:
                     ckpt.save_checkpoint(checkpoints, step, self._state(state, unet, optimizer, lr_scheduler, ema),
                                          keep=cfg.keep_checkpoints)
@@ -261,7 +298,9 @@ class Trainer:
             samples_per_second=trained / max(seconds - validation_seconds, 1e-9),
             stopped_early=stopped_early, best_step=state["best_step"], best_metric=state["best_metric"],
             validations=state["validations"], grids=state["grids"], resumed_from=resumed_from,
-            processes=acc.num_processes)
+            processes=acc.num_processes, seconds_to_first_step=first_step,
+            latents_encoded=sum(latents.encoded for latents in self.latents.values()),
+            latents_from_cache=sum(latents.hits for latents in self.latents.values()))
 
     # -- validation -----------------------------------------------------------------------------
     def _validate(self, unet, ema, step: int, state: dict) -> bool:
@@ -320,6 +359,7 @@ class Trainer:
     def _validation_loss(self, model) -> float:
         """Mean loss on the first held-out batches, with fixed noise and timesteps, so values
         from different steps compare the model and nothing else."""
+        self.validation_data.skip = self.latents[self.resolution].cached_keys()
         loader = DataLoader(self.validation_data, batch_size=self.cfg.batch_size, shuffle=False, collate_fn=collate,
                             num_workers=0)
         losses = []
@@ -375,6 +415,13 @@ class Trainer:
         save_pipeline(self.pipe, self.output_dir)
         if ema is not None:
             ema.restore(model.parameters())
+
+
+def process_started() -> float:
+    """When this process started (seconds since the epoch)."""
+    import psutil  # accelerate's dependency
+
+    return psutil.Process().create_time()
 
 
 def seed_everything(seed: int) -> None:

@@ -10,7 +10,9 @@ public interface, with the interpreter that runs photogenic.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import yaml
 
 from photogenic.dataset.atomic import write_text
 from photogenic.errors import DataError
+from photogenic.safety.secrets import redact, redact_tree
 
 LOCK_FILE = "dvc.lock"
 PARAMS_FILE = "params.yaml"
@@ -52,16 +55,43 @@ def require_project(start: str | Path = ".") -> Path:
     return project
 
 
+#: commands that talk to a remote, and how long they may take (seconds); ``PHOTOGENIC_DVC_TIMEOUT``
+#: sets it for a slow link or a large push. Every other command works on local files.
+TRANSFERS = ("push", "pull", "fetch")
+TRANSFER_TIMEOUT = 3600
+LOCAL_TIMEOUT = 600
+
+
+def command_timeout(args: tuple[str, ...]) -> float:
+    if args and args[0] in TRANSFERS:
+        value = os.environ.get("PHOTOGENIC_DVC_TIMEOUT", "")
+        try:
+            return float(value) if value else TRANSFER_TIMEOUT
+        except ValueError:
+            raise DataError(f"PHOTOGENIC_DVC_TIMEOUT is {value!r}; set it to a number of seconds.") from None
+    return LOCAL_TIMEOUT
+
+
 def run_dvc(project: Path, *args: str) -> str:
-    """Run one DVC command in ``project``; a failure is a DataError carrying DVC's message."""
+    """Run one DVC command in ``project``; a failure is a DataError carrying DVC's message, with
+    any credentials in the remote's URL redacted; a command past its time limit is stopped."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip()
-        raise DataError(f"`dvc {' '.join(args)}` failed in {project}: {message}")
-    return done.stdout
+    timeout = command_timeout(args)
+    # its own process group, so that stopping it stops whatever it started too
+    process = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=project, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise DataError(redact(f"`dvc {' '.join(args)}` did not finish in {timeout:g} s in {project} and was "
+                               "stopped; check the remote is reachable, or set PHOTOGENIC_DVC_TIMEOUT (seconds) for "
+                               "a slow transfer.")) from None
+    if process.returncode != 0:
+        raise DataError(redact(f"`dvc {' '.join(args)}` failed in {project}: {(stderr or stdout).strip()}"))
+    return stdout
 
 
 def commit_stage(project: Path, stage: str, push: bool, allow_missing_deps: bool = False) -> list[OutputVersion]:
@@ -143,11 +173,13 @@ def write_params(project: Path, resolved: dict) -> bool:
 
     Like ``dvc exp run --set-param``, a run with another config or overrides updates
     params.yaml, so dvc.lock always records the parameters the outputs were really made with.
+    params.yaml is tracked by git: a URI's credentials never reach it (the config refuses them;
+    this is the last line).
     """
 
     path = project / PARAMS_FILE
     text = "# The resolved config of the last `photogenic run`; dvc.yaml reads its parameters here.\n"
-    text += yaml.safe_dump(resolved, sort_keys=False)
+    text += yaml.safe_dump(redact_tree(resolved), sort_keys=False)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     write_text(str(path), text)

@@ -3,7 +3,8 @@
 DVC's lock file knows the current md5 of every output; this log keeps the history and ties each
 version to the run that produced it (runner, run id and name, git commit), which is what
 ``photogenic data ls`` shows and what lineage queries start from. One JSON object per line in
-``<data root>/versions.jsonl``; the file is rewritten atomically on every record.
+``<data root>/versions.jsonl``; the file is rewritten atomically on every record, under the data
+folder's lock, so that two runs recording at once both keep their entries.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from photogenic.dataset.atomic import filesystem, write_text
+from photogenic.dataset.lock import data_root_lock
 from photogenic.dataset.ref import DatasetRef
 from photogenic.paths import join
 
 LOG_NAME = "versions.jsonl"
+RECORD_WAIT = 30.0
 
 
 def log_path(data_root: str) -> str:
@@ -47,9 +50,11 @@ def record_version(data_root: str, ref: DatasetRef, stage: str, run: dict[str, A
         "git_commit": git_commit(),
         "recorded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    lines = [json.dumps(v, sort_keys=True) for v in read_versions(data_root)]
-    lines.append(json.dumps(entry, sort_keys=True))
-    write_text(log_path(data_root), "\n".join(lines) + "\n")
+    # a moment's wait: another run may be recording its own version just now
+    with data_root_lock(data_root, f"recording a version of {ref.name}", wait=RECORD_WAIT):
+        lines = [json.dumps(v, sort_keys=True) for v in read_versions(data_root)]
+        lines.append(json.dumps(entry, sort_keys=True))
+        write_text(log_path(data_root), "\n".join(lines) + "\n")
     return entry
 
 

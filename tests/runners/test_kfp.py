@@ -127,6 +127,39 @@ def test_the_gpu_recipe_compiles_for_a_cluster(tmp_path):
     assert "check-inputs-changed" in condition["triggerPolicy"]["condition"]
 
 
+def test_multi_node_training_tasks_launch_a_trainjob(tmp_path):
+    """With training.resources.nodes > 1 the training tasks are small pods that create the
+    TrainJob: its image, Secret, ConfigMap, GPU placement and poll interval in their environment,
+    their namespace from the downward API; the GPUs go to the job's nodes, not to them."""
+    from photogenic.kfp import environment
+    from photogenic.kfp.trainjob_launch import LaunchSettings
+
+    out = tmp_path / "p.yaml"
+    done = subprocess.run([sys.executable, "-m", "photogenic.cli", "kfp", "compile", "--config",
+                           str(REPO / "configs/gpu-training.yaml"), "--set", "training.resources.nodes=4",
+                           "--out", str(out), "--image", "registry.example/photogenic:abc", "--secret", "team-s3",
+                           "--config-map", "team-env"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ir, platform = list(yaml.safe_load_all(out.read_text()))
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for stage in STAGES:
+        executor = _executor(ir, stage)
+        env = {e["name"]: e["value"] for e in executor["container"].get("env") or []}
+        fields = {f["name"]: f["fieldPath"] for f in k8s[f"exec-{stage.replace('_', '-')}"].get("fieldPathAsEnv") or []}
+        if stage not in ("pretrain", "quality_tune"):
+            assert environment.TRAINJOB_SETTINGS_ENV not in env and "POD_NAMESPACE" not in fields, stage
+            continue
+        settings = LaunchSettings(**json.loads(env[environment.TRAINJOB_SETTINGS_ENV]))
+        assert settings.image == "registry.example/photogenic:abc"
+        assert (settings.secret_name, settings.config_map_name) == ("team-s3", "team-env")
+        assert settings.gpu_node_selector == {"nvidia.com/gpu.present": "true"} and settings.gpu_tolerations
+        assert fields["POD_NAMESPACE"] == "metadata.namespace"
+        resources = executor["container"]["resources"]
+        assert "accelerator" not in resources and resources["resourceCpuLimit"] == "1", stage
+        assert "nodeSelector" not in k8s[f"exec-{stage.replace('_', '-')}"]
+    assert _executor(ir, "evaluate")["container"]["resources"]["accelerator"]["resourceCount"] == "1"
+
+
 def test_stage_graph_follows_the_declared_datasets_and_models():
     config = load_config(None)
     data = [("ingest", []), ("auto_filter", ["ingest"]), ("pretrain", ["ingest"]), ("curation", ["auto_filter"]),

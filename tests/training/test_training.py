@@ -127,7 +127,7 @@ def test_progressive_resolution_trains_small_first_and_resumes_in_its_phase(tmp_
 
     def recording(self, unet, batch, generator, train=True):
         if train:
-            sizes.append(batch["pixels"].shape[-1])
+            sizes.append(batch["size"])
         return original(self, unet, batch, generator, train)
 
     monkeypatch.setattr(Trainer, "loss", recording)
@@ -217,9 +217,9 @@ def test_decoded_images_are_cached_once_within_the_budget_and_match_a_fresh_deco
     dataset = write_dataset(tmp_path, "ingested", n=6)
     rows = read_rows(dataset, "caption")
     decodes = []
-    load_image = Dataset.load_image
-    monkeypatch.setattr(Dataset, "load_image", lambda self, row, **kw: decodes.append(row["sample_id"])
-                        or load_image(self, row, **kw))
+    image_bytes = Dataset.image_bytes
+    monkeypatch.setattr(Dataset, "image_bytes", lambda self, row: decodes.append(row["sample_id"])
+                        or image_bytes(self, row))
 
     fresh = CaptionedImages(dataset.path, rows, 16)
     cached = CaptionedImages(dataset.path, rows, 16, cache_mb=1)
@@ -262,7 +262,7 @@ def test_ema_is_the_exponential_average_of_the_trained_weights(tmp_path):
     """Checkpoint every step (each holds the raw weights and the EMA), then recompute the EMA
     by hand with diffusers' warm-up decay min(decay, (1 + k) / (10 + k))."""
     from photogenic.stages.runner import run_stage
-    from photogenic.training.checkpoint import checkpoint_dirs
+    from photogenic.training.checkpoint import checkpoint_dirs, load_checkpoint
 
     write_dataset(tmp_path, "ingested", n=12)
     steps = 4
@@ -270,7 +270,7 @@ def test_ema_is_the_exponential_average_of_the_trained_weights(tmp_path):
         "training.pretrain.checkpoint_every": 1, "training.pretrain.keep_checkpoints": 10,
         "training.pretrain.ema_decay": 0.2}))
     out = run_stage("pretrain", cfg, progress=False)
-    states = [torch.load(Path(p) / "state.pt", weights_only=False) for _, p in
+    states = [load_checkpoint(p) for _, p in
               checkpoint_dirs(str(tmp_path / "models" / "pretrained.work" / "checkpoints"))]
     assert len(states) == steps
     names = list(states[0]["unet"])
@@ -380,7 +380,7 @@ def test_damaged_last_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
     for step in (2, 4, 6):
         save_checkpoint(folder, step, {"step": step, "w": torch.full((3,), float(step))}, keep=2)
     assert sorted(os.listdir(folder)) == ["step-00000004", "step-00000006"]
-    state = Path(folder) / "step-00000006" / "state.pt"
+    state = Path(folder) / "step-00000006" / "tensors.safetensors"
     state.write_bytes(state.read_bytes()[:-10])  # truncated by a crash or a bad disk
     with caplog.at_level(logging.WARNING, logger="photogenic.training.checkpoint"):
         found = load_latest(folder)

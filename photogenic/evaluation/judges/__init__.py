@@ -27,5 +27,17 @@ subject_kind       text_faithfulness  the probability that the subject is the ki
                                       (``sample_world/kind_check.py``)
 clip_score         text_faithfulness  100 · cos(CLIP image, CLIP text), floored at 0
                                       (needs ``clip_model``)
+rater_panel        visual_appeal      five simulated raters trained on the sample world's
+                                      ground truth, caption hidden; each votes, the pair
+                                      goes by the majority (``sample_world/rater_panel.py``)
+text_match         text_faithfulness  the scene and kind checkers combined, each attribute
+                                      saturating once shown; pairs are A, B, both or
+                                      neither (``sample_world/text_match.py``)
 =================  =================  ======================================================
+
+A judge that is a panel of raters also has ``score_members(images, prompts)`` (images ×
+members): each member then votes on a pair by itself and the majority decides
+(``comparisons.panel_outcomes``). A judge with ``faithful_at`` (the score at which a picture
+shows everything its prompt names) has its ties reported as both and neither. A judge with a ``card`` (what it was trained
+on and how well it agrees with the truth) has it copied into every evaluation's results.
 """

@@ -15,6 +15,7 @@ from PIL import Image
 from photogenic.errors import ConfigError
 from photogenic.evaluation import judges as _package
 from photogenic.evaluation.prompts import Prompt
+from photogenic.paths import under_root
 
 VISUAL_APPEAL = "visual_appeal"
 TEXT_FAITHFULNESS = "text_faithfulness"
@@ -53,9 +54,13 @@ def tie_margin(settings: Any, name: str, default: float) -> float:
     return float(settings.tie_margins.get(name, default))
 
 
-def build_judges(settings: Any) -> list[Judge]:
-    """The judges named in ``settings.visual_appeal`` and ``settings.text_faithfulness``, in order."""
+def build_judges(settings: Any, data_root: str | None = None) -> list[Judge]:
+    """The judges named in ``settings.visual_appeal`` and ``settings.text_faithfulness``, in order.
+
+    Judges that learn keep their weights under ``data_root`` (``panel.cache``); without a root
+    they learn in memory, once per process, and write nothing."""
     judges, known = [], known_judges()
+    settings = _rooted(settings, data_root)
     for criterion in CRITERIA:
         for name in getattr(settings, criterion):
             if name not in known:
@@ -69,8 +74,28 @@ def build_judges(settings: Any) -> list[Judge]:
     return judges
 
 
+def _rooted(settings: Any, data_root: str | None) -> Any:
+    panel = getattr(settings, "panel", None)
+    if panel is None or panel.cache is None:
+        return settings
+    cache = under_root(data_root, panel.cache, "evaluate.judges.panel.cache") if data_root is not None else None
+    return settings.model_copy(update={"panel": panel.model_copy(update={"cache": cache})})
+
+
 def score_all(judge: Judge, images: list[Image.Image], prompts: list[Prompt], batch_size: int = 16) -> np.ndarray:
     out: list[float] = []
     for start in range(0, len(images), batch_size):
         out.extend(judge.score(images[start:start + batch_size], prompts[start:start + batch_size]))
     return np.asarray(out, dtype=np.float64)
+
+
+def member_column(judge: str, member: int) -> str:
+    """The manifest column of one member's score, for a judge that is a panel of raters."""
+    return f"score_{judge}__member{member}"
+
+
+def score_members_all(judge: Judge, images: list[Image.Image], prompts: list[Prompt]) -> np.ndarray | None:
+    """Images × members for a panel judge (one with ``score_members``), else None: each member
+    then votes on a pair by itself, and the pair goes by the majority."""
+    score_members = getattr(judge, "score_members", None)
+    return None if score_members is None else np.asarray(score_members(images, prompts), dtype=np.float64)

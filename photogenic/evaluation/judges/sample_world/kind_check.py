@@ -13,8 +13,8 @@ the kind of each, so it needs no weights from anywhere:
   "which kind?" is asked of any image. Pictures like the ones models learn from make a checker
   that credits a model's rough but recognisable subject: one trained on clean renders only
   named far fewer of the same samples (0.13 against 0.28 for the same model);
-- **the network**: five convolutions in three stages and a linear head (about 140k weights), trained
-  for ``EPOCHS`` epochs with a fixed seed, so a given world and seed give the same checker;
+- **the network**: ``fit.network``, five convolutions in three stages and a linear head (about 140k
+  weights), trained for ``EPOCHS`` epochs with a fixed seed, so a given world and seed give the same checker;
   building the pool and training take about two minutes on two CPU cores, once per process;
 - **the score** of an image for a prompt is the probability the checker gives the kind the
   prompt names: near 1 for a legible subject of that kind, near 1/9 or below for a blob. A
@@ -36,7 +36,9 @@ import torch
 from PIL import Image
 
 from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, register_judge, tie_margin
+from photogenic.evaluation.judges.sample_world.fit import fit
 from photogenic.evaluation.prompts import Prompt
+from photogenic.samplepool import seeds
 from photogenic.samplepool.sample import PoolContext, build_sample
 from photogenic.samplepool.spec import SamplePoolSpec
 from photogenic.samplepool.world import KINDS
@@ -47,7 +49,9 @@ log = logging.getLogger(__name__)
 WORK = 32
 POOL_SIZE = 4000
 #: not the demo pool's seed (0): the checker learns from other pictures than the models did
-POOL_SEED = 7919
+POOL_SEED = seeds.KIND_CHECKER.start
+#: a pool it never saw, for measuring it
+HELD_OUT_SEED = seeds.KIND_CHECKER_HELD_OUT.start
 EPOCHS = 20
 
 
@@ -81,42 +85,13 @@ def training_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels)
 
 
-def _network(classes: int) -> torch.nn.Module:
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.GELU(), nn.Conv2d(32, 32, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.GELU(), nn.Conv2d(64, 64, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
-        nn.Linear(128, classes))
-
-
 def train_classifier(n: int = POOL_SIZE, epochs: int = EPOCHS, seed: int = POOL_SEED,
                      batch_size: int = 64) -> torch.nn.Module:
     """A kind classifier trained on a fresh world pool; the same arguments give the same weights."""
     x, y = training_images(n, seed)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    # enable_grad: the first score, under kind_probabilities' no_grad, is what trains the default
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(seed)
-        net = _network(len(kinds()))
-        optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-        steps = epochs * math.ceil(len(x) / batch_size)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps)
-        net.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(x))
-            for start in range(0, len(x), batch_size):
-                batch = order[start:start + batch_size]
-                images = x[batch]
-                # mirror half the batch: the world draws no kind facing one way only
-                flip = torch.rand(len(batch)) < 0.5
-                images[flip] = images[flip].flip(-1)
-                loss = torch.nn.functional.cross_entropy(net(images), y[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-    return net.eval()
+    return fit(len(kinds()), x, lambda logits, batch: torch.nn.functional.cross_entropy(logits, y[batch]),
+               epochs=epochs, seed=seed, batch_size=batch_size)
 
 
 @lru_cache(maxsize=1)

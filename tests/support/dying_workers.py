@@ -1,0 +1,49 @@
+"""Functions that decode workers import by name (spawned processes cannot see monkeypatches):
+they end their own process, as the out-of-memory killer would, on chosen items."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from photogenic.stages.ingest_worker import run_probe
+
+#: a caption that makes the probe below kill its worker, every time
+KILL_CAPTION = b"this caption kills the decode worker"
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def square_or_die(item: int) -> int:
+    """``item ** 2``, but the worker dies on every negative item."""
+    if item < 0:
+        die()
+    return item * item
+
+
+def square_or_die_once(task: tuple[int, str]) -> int:
+    """``item ** 2``; the first worker to meet the item whose marker file does not exist yet
+    creates it and dies (a death the item did not cause: its retry succeeds)."""
+    item, marker = task
+    if marker and not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        die()
+    return item * item
+
+
+def probe_or_die(task):
+    """Ingest's probe, except on the sample whose caption is KILL_CAPTION."""
+    if task.caption == KILL_CAPTION:
+        die()
+    return run_probe(task)
+
+
+def slow_probe(task):
+    """Ingest's probe, 50 ms slower: an ingest that holds its lock long enough to be met."""
+    import time
+
+    time.sleep(0.05)
+    return run_probe(task)
