@@ -32,6 +32,9 @@ from photogenic.samplepool.world import KINDS, sample_scene
 
 #: the purpose number of the held-out stream; the pool's own streams use 0-5
 HELD_OUT_STREAM = 101
+#: the held-out stream's seed for choosing things (judges' thresholds, the quality-tuning recipe);
+#: the evaluation's prompts are its seed 0
+TUNING_PROMPT_SEED = 1
 
 
 def training_captions(pool_n: int, pool_seed: int, spec: SamplePoolSpec | None = None) -> set[str]:
@@ -63,3 +66,10 @@ def sample_world_prompts(n: int, *, seed: int = 0, pool_n: int = 4000, pool_seed
     # round-robin over kinds so that any prefix of the file is balanced too
     ordered = [p for group in zip(*(by_kind[k] for k in KINDS)) for p in group]
     return ordered[:n]
+
+
+def tuning_prompts(n: int, evaluation: set[str], *, pool_n: int = 4000, pool_seed: int = 0) -> list[Prompt]:
+    """``n`` held-out prompts to choose settings on: the stream drawn with ``TUNING_PROMPT_SEED``,
+    without any prompt text of ``evaluation`` (the two seeds' draws may meet by chance)."""
+    drawn = sample_world_prompts(n + len(evaluation), seed=TUNING_PROMPT_SEED, pool_n=pool_n, pool_seed=pool_seed)
+    return [p for p in drawn if p.prompt not in evaluation][:n]

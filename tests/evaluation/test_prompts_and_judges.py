@@ -13,7 +13,7 @@ from photogenic.errors import ConfigError, DataError
 from photogenic.evaluation.judges.registry import build_judges
 from photogenic.evaluation.judges.sample_world.scene_check import attribute_terms, scene_attribute_score
 from photogenic.evaluation.prompts import Prompt, load_prompts, write_prompts
-from photogenic.evaluation.world_prompts import sample_world_prompts, training_captions
+from photogenic.evaluation.world_prompts import sample_world_prompts, training_captions, tuning_prompts
 from photogenic.samplepool.captions import scene_caption
 from photogenic.samplepool.render import render_scene
 from photogenic.samplepool.world import Scene
@@ -36,6 +36,18 @@ def test_committed_prompt_set_is_held_out_from_the_default_pool():
     assert len(prompts) >= 100
     assert not {p.prompt for p in prompts} & training_captions(4000, 0)
     assert all(p.attributes.keys() == {"kind", "colour", "placement", "background"} for p in prompts)
+
+
+def test_tuning_prompts_share_no_prompt_with_the_evaluation():
+    evaluation = sample_world_prompts(36, pool_n=600, pool_seed=0)
+    texts = {p.prompt for p in evaluation}
+    # a tuning set's own draws (seed 1) may meet the evaluation's by chance: plant one to see it go
+    planted = sample_world_prompts(1, seed=1, pool_n=600, pool_seed=0)[0].prompt
+    tuning = tuning_prompts(36, texts | {planted}, pool_n=600, pool_seed=0)
+    assert len(tuning) == 36 and len({p.prompt for p in tuning}) == 36
+    assert not {p.prompt for p in tuning} & (texts | {planted})
+    assert not {p.prompt for p in tuning} & training_captions(600, 0)
+    assert tuning == tuning_prompts(36, texts | {planted}, pool_n=600, pool_seed=0)
 
 
 def test_user_prompt_files(tmp_path):

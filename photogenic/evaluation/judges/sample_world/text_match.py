@@ -16,7 +16,7 @@ checker (``scene_check``: the colour, placement and background the prompt names,
   reported beside it (``evaluate.headline``).
 
 The thresholds were chosen on renders of a tuning prompt set (the held-out stream drawn with
-seed ``TUNING_PROMPT_SEED``), never on the evaluation's prompts: the named scene composed with
+seed ``world_prompts.TUNING_PROMPT_SEED``), never on the evaluation's prompts: the named scene composed with
 care against the same scene with one attribute changed (agreement 0.861 there) and against the
 same scene flat and defective (win rate 0.5 + 0.164: the appeal it still sees, mostly through
 faded or noisy colour). ``benchmarks/judge_validity.py`` measures the result on the evaluation's
@@ -39,8 +39,6 @@ from photogenic.evaluation.prompts import Prompt
 TERM_MIN = {"colour": 0.6, "placement": 0.5, "background": 0.2}
 #: the least probability of the named kind (chance is 1/9)
 KIND_MIN = 0.3
-#: the held-out prompt stream's seed the thresholds were chosen on (the evaluation's is 0)
-TUNING_PROMPT_SEED = 1
 #: a score at or above this shows everything the prompt names
 FAITHFUL = 1.0
 
