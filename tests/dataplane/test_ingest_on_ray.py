@@ -60,7 +60,8 @@ def test_a_killed_decode_worker_costs_a_retry_and_the_sample_that_kills_it_twice
     assert not (roots["ray"] / "datasets" / "ingested" / PARTS).exists()
 
     # the same pool without the culprit, in this process where nothing dies: the same rows and
-    # image store, the victim of the single death included
+    # image store (through Ray as in one process, over chunk boundaries), the victim of the
+    # single death included
     write_tar(roots["here"] / "raw" / "00000.tar", [m for m in members if not m[0].startswith("005.")])
     monkeypatch.setattr(stage, "run_probe", run_probe)
     stage.ingest(config_for(roots["here"], *overrides), progress=False)

@@ -241,15 +241,6 @@ def test_orphan_shards_from_a_killed_run_are_removed(tmp_path):
     assert sorted(p.name for p in shards.iterdir()) == ["shard-000000.tar"]
 
 
-def test_parallel_workers_give_the_same_dataset_as_in_process(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for root in (a, b):
-        _shard(root, "p.tar", range(12))
-    serial = ingest(config_for(a, "ingest.sources.0.uri=raw/p.tar"), progress=False)
-    parallel = ingest(config_for(b, "ingest.sources.0.uri=raw/p.tar", "ingest.workers=2", "ingest.batch_size=5"), progress=False)
-    assert serial.ref.content_hash == parallel.ref.content_hash
-
-
 def test_truncated_tar_keeps_what_was_readable_and_quarantines_the_rest(tmp_path):
     root = tmp_path / "data"
     path = _shard(root, "p.tar", range(4))
