@@ -130,9 +130,11 @@ def compare(config: RunConfig, comparison: Comparison, progress: bool) -> Compar
     eval_config.evaluate.experiment = EXPERIMENT
     eval_config.evaluate.sampling.guidance_scale = comparison.guidance_scale
     eval_config.evaluate.candidate_label, eval_config.evaluate.baseline_label = comparison.candidate, comparison.baseline
+    # models by name (folders under <data.root>/models): a folder path would be read as relative
+    # to the data root, which a relative data.root (the demo's "data") would then name twice
     models = {"pretrained": config.training.quality_tune.init_from}
-    candidate = models.get(comparison.candidate) or model_dir(config.data.root, f"{PREFIX}-{comparison.candidate}")
-    baseline = models.get(comparison.baseline) or model_dir(config.data.root, f"{PREFIX}-{comparison.baseline}")
+    candidate = models.get(comparison.candidate) or f"{PREFIX}-{comparison.candidate}"
+    baseline = models.get(comparison.baseline) or f"{PREFIX}-{comparison.baseline}"
     comparison.results = run_evaluation(eval_config, candidate=candidate, baseline=baseline, progress=progress).results
     return comparison
 

@@ -5,6 +5,7 @@ prompts and seeds, the summary page and MLflow runs written, and the command pri
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pyarrow.parquet as pq
@@ -42,7 +43,9 @@ def test_the_arms_have_the_curated_sets_size_and_share_no_row_with_it(tmp_path):
 def test_ablation_end_to_end(tmp_path, monkeypatch):
     from photogenic.stages.runner import run_stage
 
-    config = _config(tmp_path)
+    # a relative data root, as the demo's ("data"): the arms' models must not be looked for under it twice
+    monkeypatch.chdir(tmp_path.parent)
+    config = _config(Path(tmp_path.name))
     run_stage("pretrain", config, progress=False)
     summary = run_ablation(config, sizes=(4,), guidance_scales=(4.0,), progress=False)
 
