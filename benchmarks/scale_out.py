@@ -1,5 +1,6 @@
-"""The auto-filter on Ray Data: throughput with 2 workers over 1, the driver's peak memory at
-two pool sizes, and the shards a killed run scores again when it is started once more.
+"""The data plane on Ray Data: the auto-filter's throughput with 2 workers over 1, the driver's
+peak memory at two pool sizes, the shards a killed run scores again when it is started once more,
+and ingest's throughput against plain decoding.
 
 - ``filter_scaling_2_workers``: rows/s of the default cascade (size, technical quality, NSFW,
   OCR, near-duplicates, concepts) with 2 Ray workers on 2 cores over 1 worker on 1 core (the
@@ -9,7 +10,13 @@ two pool sizes, and the shards a killed run scores again when it is started once
 - ``driver_peak_rss_growth_1k_to_4k``: the driver's peak RSS filtering 4,000 samples over
   1,000 (each in its own process; the model scorers off, which live in the workers anyway);
 - ``resume_rework_shards``: a filter run SIGKILLed when half its input shards have their
-  parts, then run again: the shards both runs started (at most the shards in flight).
+  parts, then run again: the shards both runs started (at most the shards in flight);
+- ``ingest_vs_decode``: ingest's images/s over plain decoding's, both through the same Ray Data
+  path (the same reader on the driver, the same workers, chunks and windows), on the same pool,
+  in one run, on one local Ray started (and warmed up) before either is timed: what ingest adds
+  to decoding (hashing, the probe's checks, caption cleaning, deduplication, its parts, writing
+  the image store), its Ray start-up and its manifest write at the end outside. The best of two
+  interleaved repeats of each.
 
 It also prints the cost model the README quotes: each scorer's measured cost per image on one
 core here, the rows each scorer saw on the sample pool, and node-hours for 100M and 1B images
@@ -36,6 +43,7 @@ from benchmarks._common import OUT, result, run_benchmark, sample_pool  # noqa: 
 
 WORKERS = 2
 SHARD = 100  # ingested rows per shard: the unit of parts and of resume
+BATCH = 64  # ingest's chunk of samples (ingest.batch_size's default)
 
 
 def ingested(n: int) -> Path:
@@ -146,6 +154,64 @@ def resume_rework(root: Path) -> tuple[int, int, dict]:
     return len(started_first & started_second), finished, second
 
 
+def decode_rate(pool: Path, limit: int | None = None) -> float:
+    """Images/s of reading the pool's shards on the driver and fully decoding every image on the
+    data plane, nothing else: ingest's reader, workers, chunks and windows."""
+    import itertools
+
+    from benchmarks._scale_out_work import DecodeChunk
+    from photogenic.config import SourceConfig
+    from photogenic.dataplane.pipeline import Chunk, Step, run_ordered
+    from photogenic.sources.readers import iter_source
+
+    started = time.perf_counter()
+    samples = itertools.islice(iter_source(SourceConfig(kind="webdataset", uri=f"{pool}/*.tar"), str(pool)), limit)
+    chunks = (Chunk(batch[0].unit, len(batch), [s.image for s in batch]) for batch in _batched(samples, BATCH))
+    step = Step(name="decode", make=DecodeChunk, workers=WORKERS)
+    seen = sum(chunk.rows for chunk in run_ordered(chunks, [step], workers=WORKERS, desc="decode", progress=False))
+    return seen / (time.perf_counter() - started)
+
+
+def ingest_rate(pool: Path, data_root: Path) -> float:
+    """Images/s of ingest (``IngestStats``: from its first read to its last shard, the manifest
+    write after it outside) into a fresh data root, on the Ray already running."""
+    import shutil
+
+    from photogenic.config import load_config
+    from photogenic.stages.ingest import ingest
+
+    shutil.rmtree(data_root, ignore_errors=True)
+    config = load_config(None, [f"data.root={data_root}", f"ingest.sources.0.uri={pool}/*.tar",
+                                f"ingest.workers={WORKERS}", f"ingest.batch_size={BATCH}"])
+    stats = ingest(config, progress=False).stats
+    return stats.seen / stats.seconds
+
+
+def ingest_vs_decode(pool: Path) -> tuple[float, float]:
+    """The best of two interleaved repeats of each, on one local Ray of WORKERS CPUs, started and
+    warmed up (its workers up, Pillow imported in them) before the first timing."""
+    from photogenic.dataplane.session import ray_session
+
+    decode_rates, ingest_rates = [], []
+    with ray_session(cpus=WORKERS):
+        decode_rate(pool, limit=4 * WORKERS * BATCH)
+        for _ in range(2):
+            decode_rates.append(decode_rate(pool))
+            ingest_rates.append(ingest_rate(pool, OUT / "scale-out-ingest"))
+    print(f"ingest vs decode, {WORKERS} Ray workers, {sum(1 for _ in pool.glob('*.tar'))} shards: decode-only "
+          + ", ".join(f"{r:.0f}" for r in decode_rates) + " img/s; ingest " + ", ".join(f"{r:.0f}" for r in ingest_rates)
+          + " img/s")
+    return max(decode_rates), max(ingest_rates)
+
+
+def _batched(items, size: int):
+    import itertools
+
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
 def _shards(root: Path) -> list[str]:
     from photogenic.dataset.store import Dataset
 
@@ -213,7 +279,13 @@ def cost_model(root: Path, funnel: list[tuple[str, int]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller pools, under a minute")
+    parser.add_argument("--ingest-only", action="store_true", help="ingest_vs_decode alone")
     args = parser.parse_args()
+    pool = 1000 if args.quick else 4000
+    if args.ingest_only:
+        decoded, ingested_rate = ingest_vs_decode(sample_pool(pool))
+        result("ingest_vs_decode", ingested_rate / decoded, ">=", 0.7)
+        return
 
     small, large = (250, 1000) if args.quick else (1000, 4000)
     scaling_pool = 300 if args.quick else 1000
@@ -225,9 +297,11 @@ def main() -> None:
     print(f"driver peak RSS: {small} samples {rss_small['rss_mb']:.0f} MB ({rss_small['seconds']:.1f} s), "
           f"{large} samples {rss_large['rss_mb']:.0f} MB ({rss_large['seconds']:.1f} s)")
     rework, _, _ = resume_rework(high if not args.quick else low)
+    decoded, ingested_rate = ingest_vs_decode(sample_pool(pool))
     result("filter_scaling_2_workers", two / one, ">=", 1.7)
     result("driver_peak_rss_growth_1k_to_4k", rss_large["rss_mb"] / rss_small["rss_mb"], "<=", 1.2)
     result("resume_rework_shards", rework, "<=", WORKERS)
+    result("ingest_vs_decode", ingested_rate / decoded, ">=", 0.7)
 
 
 if __name__ == "__main__":

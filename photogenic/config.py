@@ -129,8 +129,9 @@ class IngestConfig(_Section):
         default_factory=lambda: [SourceConfig(kind="webdataset", uri="raw/sample-pool/*.tar")]
     )
     output: DatasetName = Field("ingested", description="Dataset name; written to <data.root>/datasets/<output>.")
-    workers: int = Field(2, ge=0, description="Decode processes; 0 decodes in the main process.")
-    batch_size: int = Field(64, ge=1, description="Samples sent to the decode workers at a time.")
+    workers: int = Field(2, ge=0, description="Ray workers that decode (tasks at once); 0 decodes in the main "
+                         "process, without Ray.")
+    batch_size: int = Field(64, ge=1, description="Samples of one input shard sent to a decode worker at a time.")
     max_pixels: int = Field(
         64_000_000, ge=1, description="Decompression-bomb limit: images with more pixels are quarantined."
     )

@@ -1,8 +1,9 @@
 """Ordered, bounded parallel map over a stream, for per-item CPU work such as decoding.
 
 Items are sent to worker processes in batches, several batches in flight, and results come back
-in input order; memory holds at most ``inflight`` batches, however long the stream. This is
-what lets ingest decode a pool far larger than memory on every core.
+in input order; memory holds at most ``inflight`` batches, however long the stream. Packaging
+and upsampling run on it (ingest's and the auto-filter's per-row work is on the data plane,
+``photogenic.dataplane``, on Ray).
 
 A worker can die under an item (the out-of-memory killer, a crash in a native decoder). The
 pool notices (``concurrent.futures`` marks it broken, where ``multiprocessing.Pool`` waited

@@ -21,6 +21,8 @@ from photogenic.dataset.store import parquet_bytes
 from photogenic.paths import join
 
 RUN = "run.json"
+#: where a stage keeps the parts of a run in progress, under its output dataset's folder
+PARTS = "parts"
 
 
 class ShardParts:
@@ -54,7 +56,6 @@ class ShardParts:
 
     def read(self, key: str) -> pa.Table:
         return pq.read_table(io.BytesIO(self.fs.cat_file(join(self._root, self.file_name(key)))))
-
 
 
 def discard_parts(folder: str) -> None:

@@ -8,24 +8,38 @@ shard is complete. A step is a function of a payload returning the next payload:
 - a step that holds a model runs in stateful actors (``map_batches`` with a callable class, an
   actor pool of 1 to ``workers``, ``num_gpus`` each): the model loads once per actor.
 
+``run_steps`` takes every chunk at once and yields them as they finish (the auto-filter, whose
+chunks are rows of a manifest); ``run_ordered`` reads a stream of chunks window by window and
+yields them in input order (ingest, whose chunks carry the image bytes the driver read).
+
 A worker that dies (OOM, SIGKILL) costs a retry of the chunk it held, up to ``RETRIES`` times:
 an actor is restarted, a task re-run; a chunk that kills its worker every time fails the stage
-instead of hanging it. With ``workers=0`` the steps run here, in order, without Ray (tests, and
-machines where a Ray would cost more than the work).
+instead of hanging it (``run_ordered`` can instead retry a lost chunk row by row and give the
+row that kills its worker every time a verdict of the caller's). With ``workers=0`` the steps
+run here, in order, without Ray (tests, and machines where a Ray would cost more than the work).
 """
 
 from __future__ import annotations
 
+import itertools
 import pickle
+import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from photogenic.errors import WorkerDied
+
 #: how often a chunk is retried after its worker died
 RETRIES = 3
+#: tries a row gets alone, after the chunk it was in lost its worker, before it counts as the
+#: row that kills its worker
+ITEM_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -73,39 +87,153 @@ def _local(chunks: list[Chunk], steps: list[Step]) -> Iterator[Chunk]:
 
 
 def _on_ray(chunks: list[Chunk], steps: list[Step]) -> Iterator[Chunk]:
-    import ray.data
-
     if not chunks:
         return
-    items = [{"key": c.key, "rows": c.rows, "payload": pickle.dumps(c.payload, protocol=5)} for c in chunks]
-    data = ray.data.from_items(items, override_num_blocks=len(items))
-    # every step can hold its whole pool at once, whatever the others hold (an actor keeps its
-    # CPU while it lives: steps asking for a whole CPU each would starve one another on a small
-    # machine); a busy step's worker then shares its core with the next step's
-    share = 1.0 / len(steps)
-    for step in steps:
-        if step.holds_model:
-            data = data.map_batches(
-                _ActorStep, fn_constructor_args=(step.make,), batch_size=1, batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(min_size=1, max_size=step.workers, initial_size=step.workers),
-                num_cpus=step.num_cpus * share, num_gpus=step.num_gpus or None, zero_copy_batch=True,
-                udf_modifying_row_count=False, max_restarts=RETRIES, max_task_retries=RETRIES, **step.extra)
-        else:
-            data = data.map_batches(
-                _task_step, fn_kwargs={"make": step.make}, batch_size=1, batch_format="pyarrow",
-                compute=ray.data.TaskPoolStrategy(size=step.workers), num_cpus=step.num_cpus * share,
-                udf_modifying_row_count=False, max_retries=RETRIES, **step.extra)
-    for row in data.iter_rows():
+    for row in _planned(chunks, steps, RETRIES).iter_rows():
         yield Chunk(row["key"], row["rows"], pickle.loads(row["payload"]))
 
 
-def _apply(function: Callable[[Any], Any], batch: pa.Table) -> pa.Table:
-    payloads = [pickle.dumps(function(pickle.loads(p)), protocol=5) for p in batch.column("payload").to_pylist()]
+def _planned(chunks: list[Chunk], steps: list[Step], retries: int, lost_ok: bool = False):
+    """The Ray Data plan of ``chunks`` through ``steps`` (each chunk's position in ``seq``); a
+    chunk whose worker died is tried ``retries`` more times, then fails the stage, or, with
+    ``lost_ok``, is missing from the output (the caller sees which; an exception of a step's
+    own then comes back as its payload, so that only a lost worker loses a chunk)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    errored = context.max_errored_blocks
+    context.max_errored_blocks = -1 if lost_ok else errored  # sealed into the plan when it is made
+    try:
+        items = [{"seq": i, "key": c.key, "rows": c.rows, "payload": pickle.dumps(c.payload, protocol=5)}
+                 for i, c in enumerate(chunks)]
+        data = ray.data.from_items(items, override_num_blocks=len(items))
+        # every step can hold its whole pool at once, whatever the others hold (an actor keeps its
+        # CPU while it lives: steps asking for a whole CPU each would starve one another on a small
+        # machine); a busy step's worker then shares its core with the next step's
+        share = 1.0 / len(steps)
+        for step in steps:
+            if step.holds_model:
+                data = data.map_batches(
+                    _ActorStep, fn_constructor_args=(step.make,), batch_size=1, batch_format="pyarrow",
+                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=step.workers, initial_size=step.workers),
+                    num_cpus=step.num_cpus * share, num_gpus=step.num_gpus or None, zero_copy_batch=True,
+                    udf_modifying_row_count=False, max_restarts=retries, max_task_retries=retries, **step.extra)
+            else:
+                data = data.map_batches(
+                    _task_step, fn_kwargs={"make": step.make, "report": lost_ok}, batch_size=1, batch_format="pyarrow",
+                    compute=ray.data.TaskPoolStrategy(size=step.workers), num_cpus=step.num_cpus * share,
+                    udf_modifying_row_count=False, max_retries=retries, **step.extra)
+        return data
+    finally:
+        context.max_errored_blocks = errored
+
+
+def run_ordered(chunks: Iterable[Chunk], steps: list[Step], *, workers: int, desc: str, progress: bool = True,
+                window: int | None = None, split: Callable[[Chunk], list[Chunk]] | None = None,
+                died: Callable[[Chunk, str], Chunk] | None = None) -> Iterator[Chunk]:
+    """Every chunk through every step, yielded in input order, ``chunks`` read as the work
+    goes: ``window`` chunks (default: 4 per worker) make one Ray Data run, two runs are in flight
+    while the next window is read, so memory holds about three windows, however long the stream.
+
+    A worker that dies under a chunk (OOM, SIGKILL) costs a retry of the chunk, row by row:
+    ``split`` cuts it into chunks of one row, each tried alone ``ITEM_TRIES`` times; a row that
+    kills its worker every time is the culprit and gets ``died(chunk, message)`` (without it the
+    stage fails with ``WorkerDied`` naming the row); one that survives a try was the victim of
+    something else, and its result is used. A lost chunk yields its rows' chunks, one by one."""
+    with tqdm(desc=desc, unit="row", unit_scale=False, disable=not progress, smoothing=0.1) as bar:
+        if workers == 0:
+            functions = [step.make() for step in steps]
+            for chunk in chunks:
+                payload = chunk.payload
+                for function in functions:
+                    payload = function(payload)
+                bar.update(chunk.rows)
+                yield Chunk(chunk.key, chunk.rows, payload)
+            return
+        # a lost chunk is retried row by row when it can be split, else as a whole
+        retries = 0 if split is not None else RETRIES
+        with ThreadPoolExecutor(2, thread_name_prefix="dataplane-window") as runs:
+            inflight: deque[tuple[list[Chunk], Future]] = deque()
+            for window_chunks in _batched(chunks, window or 4 * workers):
+                # planned here (the plan seals the global DataContext), run in the background
+                plan = _planned(window_chunks, steps, retries, lost_ok=True)
+                inflight.append((window_chunks, runs.submit(_collect, plan)))
+                if len(inflight) >= 2:
+                    for chunk in _in_order(*inflight.popleft(), steps, split, died):
+                        bar.update(chunk.rows)
+                        yield chunk
+            while inflight:
+                for chunk in _in_order(*inflight.popleft(), steps, split, died):
+                    bar.update(chunk.rows)
+                    yield chunk
+
+
+def _collect(plan) -> dict[int, Chunk]:
+    """Run a window's plan: its finished chunks by position."""
+    finished = {}
+    for row in plan.iter_rows():
+        payload = pickle.loads(row["payload"])
+        if isinstance(payload, _Raised):
+            raise RuntimeError(f"a step raised on a chunk of {row['key']!r:.200}:\n{payload.traceback}")
+        finished[row["seq"]] = Chunk(row["key"], row["rows"], payload)
+    return finished
+
+
+def _in_order(chunks: list[Chunk], run: Future, steps: list[Step], split, died) -> Iterator[Chunk]:
+    finished = run.result()
+    for seq, chunk in enumerate(chunks):
+        if seq in finished:
+            yield finished[seq]
+            continue
+        if split is None:
+            raise WorkerDied(f"a worker died {RETRIES} times under a chunk of {chunk.key!r:.200}: give the "
+                             "workers more memory")
+        rows = split(chunk)
+        # each row alone, with its tries: a row that survives one was not the culprit
+        alone = _collect(_planned(rows, steps, ITEM_TRIES - 1, lost_ok=True))
+        for row_seq, row in enumerate(rows):
+            if row_seq in alone:
+                yield alone[row_seq]
+                continue
+            message = (f"a worker died {ITEM_TRIES} times while processing this row alone (killed, e.g. by "
+                       "the out-of-memory killer, or crashed in native code)")
+            if died is None:
+                raise WorkerDied(f"{message}: in {row.key!r:.200}. Give the workers more memory, or remove the row.")
+            yield died(row, message)
+
+
+def _batched(items: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """What a step raised, as its payload: the driver raises it (see ``_planned``)."""
+
+    traceback: str
+
+
+def _apply(function: Callable[[Any], Any], batch: pa.Table, report: bool = False) -> pa.Table:
+    payloads = [pickle.dumps(_call(function, pickle.loads(p), report), protocol=5)
+                for p in batch.column("payload").to_pylist()]
     return batch.set_column(batch.schema.get_field_index("payload"), "payload", pa.array(payloads, pa.binary()))
 
 
-def _task_step(batch: pa.Table, make: Callable[[], Callable[[Any], Any]]) -> pa.Table:
-    return _apply(make(), batch)
+def _call(function: Callable[[Any], Any], payload: Any, report: bool) -> Any:
+    if isinstance(payload, _Raised):
+        return payload
+    if not report:
+        return function(payload)
+    try:
+        return function(payload)
+    except Exception:  # noqa: BLE001 - handed to the driver, which raises it
+        return _Raised(traceback.format_exc())
+
+
+def _task_step(batch: pa.Table, make: Callable[[], Callable[[Any], Any]], report: bool = False) -> pa.Table:
+    return _apply(make(), batch, report)
 
 
 class _ActorStep:

@@ -75,9 +75,11 @@ def _temp_dir() -> tuple[str, str | None]:
 
 
 def _quiet_data_context() -> None:
-    """Ray Data's own progress bars and execution banners off: each stage shows one bar, in rows/s."""
+    """Ray Data's own progress bars, execution banners and notes off: each stage shows one bar, in rows/s."""
     from ray.data import DataContext
 
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+    # nor a line per execution (ingest runs one per window of chunks); warnings still show
+    logging.getLogger("ray.data").setLevel(logging.WARNING)

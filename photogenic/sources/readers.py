@@ -90,11 +90,16 @@ class RawSample:
     caption_status: str | None = None
     #: problems that leave the sample usable (unreadable metadata), kept in its source_meta
     notes: list[str] = field(default_factory=list)
+    #: the input shard the sample came from (a tar; a table or a folder is one): ingest's unit
+    #: of output and of resume
+    unit: str = ""
 
 
 def iter_source(config: SourceConfig, root: str, limits: ReadLimits = ReadLimits()) -> Iterator[RawSample]:
     readers = {"webdataset": _iter_webdataset, "folder": _iter_folder, "table": _iter_table}
-    yield from readers[config.kind](config, root, limits)
+    for sample in readers[config.kind](config, root, limits):
+        sample.unit = sample.unit or config.uri
+        yield sample
 
 
 def expand_uri(uri: str, root: str) -> list[str]:
@@ -136,7 +141,10 @@ def _too_large(what: str, size: int, limit: int, key: str) -> str:
 
 def _iter_webdataset(config: SourceConfig, root: str, limits: ReadLimits) -> Iterator[RawSample]:
     for path in expand_uri(config.uri, root):
-        yield from iter_tar(path, display_name(path, root), limits)
+        name = display_name(path, root)
+        for sample in iter_tar(path, name, limits):
+            sample.unit = name
+            yield sample
 
 
 def iter_tar(path: str, name: str, limits: ReadLimits = ReadLimits()) -> Iterator[RawSample]:

@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from photogenic.config import RunConfig
-from photogenic.dataplane.parts import discard_parts, fingerprint
+from photogenic.dataplane.parts import PARTS, discard_parts, fingerprint
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes, repoint_shards
@@ -38,8 +38,6 @@ from photogenic.stages.spec import Resources, StageOutput, StageSpec
 log = logging.getLogger(__name__)
 
 REJECTED = "rejected.parquet"
-#: the per-shard parts of a run in progress, under the output dataset's folder
-PARTS = "parts"
 
 
 @dataclass

@@ -1,44 +1,52 @@
 """Ingest: turn image–text sources into a dataset (manifest + image store + quarantine).
 
-Every image is fully decoded once here (in worker processes), so later stages can trust that
-every manifest row decodes. Exact duplicates (same sha256) collapse into one row that keeps all
-of their sources. Unusable samples go to the quarantine table with a reason code.
+Every image is fully decoded once here, so later stages can trust that every manifest row
+decodes. The sources are read here, in order; the per-sample work (decode, probe, hash) runs on
+the data plane (Ray tasks, ``ingest.workers`` at once; in this process with 0), and its results
+come back in input order. Exact duplicates (same sha256) collapse into one row that keeps all of
+their sources. Unusable samples go to the quarantine table with a reason code.
 
 Ingest is incremental and idempotent: sources already in the manifest or the quarantine are
 skipped before decoding, so re-ingesting the same shards adds nothing and adding a shard adds
-only its samples. New images go into new shards; existing shards are never touched. The
-manifest is checkpointed whenever a shard is closed, so an interrupted run resumes from the
-last closed shard, and since shard boundaries fall at the same samples either way, a resumed
-run produces the same dataset as an uninterrupted one.
+only its samples. New images go into new shards; existing shards are never touched. Each input
+shard's outcomes (columns, no pixels) become a Parquet part under ``<output>/parts/`` once
+every sample of it is recorded; the manifest is written once, at the end. A run killed at any
+point and started again decodes only the input shards without a part (it reads every source
+again, and writes the image store anew from the bytes it read), and since the outcomes, their
+order and the shard boundaries are the same, it writes the same dataset as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import re
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from photogenic.config import RunConfig
+from photogenic.dataplane.parts import PARTS, ShardParts, discard_parts, fingerprint
+from photogenic.dataplane.pipeline import Chunk, Step, run_ordered
+from photogenic.dataplane.session import ray_session
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import META_PREFIX, QUARANTINE_SCHEMA, manifest_schema
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import SHARDS, Dataset
-from photogenic.parallel import ordered_map
-from photogenic.paths import dataset_dir
+from photogenic.imaging.decode import ImageInfo
+from photogenic.paths import dataset_dir, join
 from photogenic.safety.parsing import storable_text
 from photogenic.sources.readers import RawSample, ReadLimits, iter_source
-from photogenic.stages.ingest_worker import ProbeOutcome, ProbeTask, run_probe
+from photogenic.stages.ingest_worker import ProbeChunk, ProbeOutcome, ProbeTask, run_probe
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
-from photogenic.text import clean_caption
+from photogenic.text import CleanCaption, clean_caption
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,8 @@ def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
     removed = dataset.discard_unreferenced_shards(state.referenced_shards())
     if removed:
         log.warning("Removed %d files an interrupted run left in %s: %s", len(removed), dataset.path, removed)
+    parts_dir = join(dataset.path, PARTS)
+    parts = _InputShards(ShardParts(parts_dir, parts_fingerprint(dataset, config)))
 
     writer = ShardWriter(
         dataset.shards_dir,
@@ -93,21 +103,23 @@ def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
     )
     stats = IngestStats()
     started = time.perf_counter()
-    samples = _new_samples(config, state, stats)
-    bar = tqdm(samples, desc=f"ingest → {settings.output}", unit="img", disable=not progress, smoothing=0.1)
     try:
-        for sample, outcome in _probe_all(bar, config):
-            _record(sample, outcome, state, writer, stats, on_new_shard=lambda: state.checkpoint(dataset, config))
+        with contextlib.closing(_probe_all(_new_samples(config, state, stats), config, parts, progress)) as results:
+            for sample, outcome in results:
+                parts.record(sample, outcome)
+                _record(sample, outcome, state, writer, stats)
+        parts.finish()
         writer.close_shard()
     except BaseException:
         writer.abort()
         raise
-    finally:
-        bar.close()
     stats.shards_written = len(writer.closed_shards)
     stats.seconds = time.perf_counter() - started
     # an unchanged dataset is left byte for byte as it was; a new one is written even if empty
     ref = state.checkpoint(dataset, config) if state.changed or not dataset.exists() else dataset.ref()
+    discard_parts(parts_dir)
+    if parts.reused:
+        log.info("ingest: %d input shards decoded by an interrupted run were not decoded again", parts.reused)
     log.info(
         "ingest %s: %d seen, %d already known, %d added, %d duplicates, %d quarantined (%.0f img/s); dataset has %d rows",
         settings.output, stats.seen, stats.skipped_known, stats.added, stats.duplicates, stats.quarantined,
@@ -116,8 +128,16 @@ def ingest(config: RunConfig, progress: bool = True) -> IngestResult:
     return IngestResult(ref=ref, stats=stats)
 
 
+def parts_fingerprint(dataset: Dataset, config: RunConfig) -> str:
+    """What the parts depend on: the dataset they add to, the sources and the settings that
+    decide an outcome (not the workers or the chunk size, which change how, not what)."""
+    base = dataset.ref().content_hash if dataset.exists() else None
+    params = config.ingest.model_dump(mode="json", exclude={"workers", "batch_size", "gate"})
+    return fingerprint("ingest", base, config.data.root, params)
+
+
 def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats) -> Iterator[RawSample]:
-    for source in config.ingest.sources:
+    for index, source in enumerate(config.ingest.sources):
         for sample in iter_source(source, config.data.root, ReadLimits.of(config.ingest)):
             stats.seen += 1
             sample.source = storable_text(sample.source)  # names from a tar or a disk need not be UTF-8
@@ -126,30 +146,154 @@ def _new_samples(config: RunConfig, state: _ManifestBuilder, stats: IngestStats)
                 continue
             # known from now on, so a source listed twice (overlapping patterns) counts once
             state.known_sources.add(sample.source)
+            sample.unit = f"{index}\t{sample.unit}"  # the same shard under two sources: two units
             yield sample
 
 
-def _probe_all(samples: Iterable[RawSample], config: RunConfig) -> Iterator[tuple[RawSample, ProbeOutcome]]:
-    """Decode and check samples in worker processes, results in input order."""
+def _probe_all(samples: Iterator[RawSample], config: RunConfig, parts: _InputShards,
+               progress: bool) -> Iterator[tuple[RawSample, ProbeOutcome]]:
+    """Decode and check samples on the data plane, results in input order. A sample of an input
+    shard an interrupted run finished takes its outcome from that shard's part instead."""
     settings = config.ingest
+    waiting: deque[RawSample] = deque()  # read, sent, not yet back: a few windows of chunks
 
-    def task(sample: RawSample) -> ProbeTask:
-        image = sample.image if sample.problem is None else None  # the source's own verdict stands
-        return ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
-                         settings.max_caption_chars, sample.caption_status)
+    def chunks() -> Iterator[Chunk]:
+        batch: list[ProbeTask | ProbeOutcome] = []
+        for sample in samples:
+            if batch and (len(batch) == settings.batch_size or sample.unit != waiting[-1].unit):
+                yield Chunk(waiting[-1].unit, len(batch), batch)
+                batch = []
+            image = sample.image if sample.problem is None else None  # the source's own verdict stands
+            task = ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
+                             settings.max_caption_chars, sample.caption_status)
+            batch.append(parts.known(sample, task) or task)
+            waiting.append(sample)
+        if batch:
+            yield Chunk(waiting[-1].unit, len(batch), batch)
 
-    def died(sample: RawSample, message: str) -> ProbeOutcome:
-        caption = clean_caption(sample.caption, settings.max_caption_chars)
-        data = sample.image or b""
-        return ProbeOutcome(hashlib.sha256(data).hexdigest() if data else None, len(data), None,
-                            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)
+    def died(chunk: Chunk, message: str) -> Chunk:
+        [task] = chunk.payload
+        caption = clean_caption(task.caption, settings.max_caption_chars)
+        data = task.image or b""
+        return Chunk(chunk.key, 1, [ProbeOutcome(
+            hashlib.sha256(data).hexdigest() if data else None, len(data), None,
+            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)])
 
-    return ordered_map(run_probe, samples, task, workers=settings.workers, batch_size=settings.batch_size,
-                       on_worker_death=died)
+    stream = chunks()
+    first = next(stream, None)
+    if first is None:  # nothing new: no Ray to start
+        return
+    # the probe is looked up here, when the stage runs (tests replace it); workers import it by name
+    step = Step(name="probe", make=functools.partial(ProbeChunk, run_probe), workers=settings.workers)
+    with ray_session() if settings.workers else contextlib.nullcontext():
+        for chunk in run_ordered(_chained(first, stream), [step], workers=settings.workers,
+                                 desc=f"ingest → {settings.output}", progress=progress, split=_one_by_one, died=died):
+            for outcome in chunk.payload:
+                yield waiting.popleft(), outcome
+
+
+def _chained(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield first
+    yield from rest
+
+
+def _one_by_one(chunk: Chunk) -> list[Chunk]:
+    return [Chunk(chunk.key, 1, [item]) for item in chunk.payload]
+
+
+#: an input shard's part: each new sample's outcome, what it was computed from (to tell that the
+#: source still holds the same sample), never its pixels
+PART_SCHEMA = pa.schema([
+    ("source", pa.string()), ("caption_in", pa.binary()), ("caption_status_in", pa.string()),
+    ("sample_id", pa.string()), ("length", pa.int64()),
+    ("format", pa.string()), ("width", pa.int64()), ("height", pa.int64()), ("mode", pa.string()),
+    ("orientation", pa.int64()), ("problem_code", pa.string()), ("problem", pa.string()),
+    ("caption", pa.string()), ("caption_status", pa.string()), ("caption_raw", pa.binary()),
+])
+
+
+class _InputShards:
+    """Ingest's parts: an input shard's outcomes are written when its last sample is recorded,
+    and read back by a run that meets the shard again with the same fingerprint. Reading runs a
+    few windows ahead of recording, so each keeps its own place."""
+
+    def __init__(self, parts: ShardParts):
+        self.parts = parts
+        self.reused = 0
+        self._reading: dict[str, _StoredPart] = {}  # input shard -> its part as read, if it has one
+        self._unit: str | None = None  # the input shard being recorded, and its rows so far
+        self._rows: list[dict[str, Any]] = []
+
+    def known(self, sample: RawSample, task: ProbeTask) -> ProbeOutcome | None:
+        """The outcome an interrupted run recorded for this sample, if it finished its shard
+        and the shard still holds the same sample there (same source, bytes and caption)."""
+        if sample.unit not in self._reading:
+            done = self.parts.done(sample.unit)
+            self._reading[sample.unit] = _StoredPart(self.parts.read(sample.unit).to_pylist() if done else None)
+        return self._reading[sample.unit].next(sample, task)
+
+    def record(self, sample: RawSample, outcome: ProbeOutcome) -> None:
+        if sample.unit != self._unit:
+            self.finish()
+            self._unit = sample.unit
+        self._rows.append(_part_row(sample, outcome))
+
+    def finish(self) -> None:
+        """The input shard being recorded is complete: its part, unless it came from one whole."""
+        if self._unit is None:
+            return
+        stored = self._reading.pop(self._unit, None)
+        if stored is not None and stored.whole():
+            self.reused += 1
+        else:
+            self.parts.write(self._unit, pa.Table.from_pylist(self._rows, schema=PART_SCHEMA))
+        self._unit, self._rows = None, []
+
+
+class _StoredPart:
+    def __init__(self, rows: list[dict[str, Any]] | None):
+        self.rows, self.position = rows, 0
+
+    def next(self, sample: RawSample, task: ProbeTask) -> ProbeOutcome | None:
+        if self.rows is None or self.position >= len(self.rows):
+            self.rows = None
+            return None
+        row = self.rows[self.position]
+        self.position += 1
+        sample_id = hashlib.sha256(task.image).hexdigest() if task.image is not None else None
+        if (row["source"], row["sample_id"], row["caption_in"], row["caption_status_in"]) != \
+                (sample.source, sample_id, task.caption, task.caption_status):
+            self.rows = None  # the source changed since: decode the rest of the shard
+            return None
+        return _outcome(row)
+
+    def whole(self) -> bool:
+        """Every sample of the shard came from the part, and the part had no other."""
+        return self.rows is not None and self.position == len(self.rows)
+
+
+def _part_row(sample: RawSample, outcome: ProbeOutcome) -> dict[str, Any]:
+    info, problem, caption = outcome.info, outcome.problem, outcome.caption
+    return {
+        "source": sample.source, "caption_in": sample.caption, "caption_status_in": sample.caption_status,
+        "sample_id": outcome.sample_id, "length": outcome.length,
+        "format": info and info.format, "width": info and info.width, "height": info and info.height,
+        "mode": info and info.mode, "orientation": info and info.orientation,
+        "problem_code": problem and problem[0], "problem": problem and problem[1],
+        "caption": caption.text, "caption_status": caption.status, "caption_raw": caption.raw,
+    }
+
+
+def _outcome(row: dict[str, Any]) -> ProbeOutcome:
+    info = ImageInfo(row["format"], row["width"], row["height"], row["mode"], row["orientation"]) \
+        if row["format"] is not None else None
+    problem = (row["problem_code"], row["problem"]) if row["problem_code"] is not None else None
+    return ProbeOutcome(row["sample_id"], row["length"], info, problem,
+                        CleanCaption(row["caption"], row["caption_status"], row["caption_raw"]))
 
 
 def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,
-            stats: IngestStats, on_new_shard) -> None:
+            stats: IngestStats) -> None:
     if sample.image is None or sample.problem is not None or outcome.problem is not None:
         code, message = sample.problem or outcome.problem or ("missing_image", "the source has no image")
         state.quarantine(sample, outcome, code, message)
@@ -158,10 +302,7 @@ def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, w
     if state.add_duplicate_source(outcome.sample_id, sample.source):
         stats.duplicates += 1
         return
-    closed_before = len(writer.closed_shards)
     stored = writer.add(outcome.sample_id, _STORED_EXTENSION[outcome.info.format], sample.image)
-    if len(writer.closed_shards) > closed_before:
-        on_new_shard()  # every row recorded so far lives in a closed shard: safe to checkpoint
     state.add_row(sample, outcome, shard=f"{SHARDS}/{stored.shard}", offset=stored.offset)
     stats.added += 1
 

@@ -1,12 +1,13 @@
-"""The per-sample work of ingest that runs in decode worker processes.
+"""The per-sample work of ingest that runs on the data plane's workers (decode, probe, hash).
 
-Kept in its own small module so that spawned workers import only what they need (Pillow,
-numpy), not the config or orchestration layers.
+Kept in its own small module so that workers import only what they need (Pillow, numpy), not
+the config or orchestration layers.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from photogenic.imaging.decode import ImageInfo, UnusableImage, probe
@@ -49,3 +50,14 @@ def run_probe(task: ProbeTask) -> ProbeOutcome:
     except UnusableImage as exc:
         return ProbeOutcome(sample_id, len(data), None, (exc.code, str(exc)), caption)
     return ProbeOutcome(sample_id, len(data), info, None, caption)
+
+
+@dataclass(frozen=True)
+class ProbeChunk:
+    """The data plane's step: ``probe`` on each task of a chunk; an outcome already known (an
+    interrupted run's, from its part) passes through."""
+
+    probe: Callable[[ProbeTask], ProbeOutcome] = run_probe
+
+    def __call__(self, items: list[ProbeTask | ProbeOutcome]) -> list[ProbeOutcome]:
+        return [item if isinstance(item, ProbeOutcome) else self.probe(item) for item in items]

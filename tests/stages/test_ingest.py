@@ -5,13 +5,18 @@ import io
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from photogenic.dataplane.parts import PARTS, ShardParts
 from photogenic.dataset.store import Dataset
 from photogenic.errors import DataError
-from photogenic.stages.ingest import ingest
+from photogenic.sources.readers import iter_source
+from photogenic.stages.ingest import PART_SCHEMA, ingest
+from photogenic.stages.ingest import parts_fingerprint as stage_fingerprint
+from photogenic.stages.ingest_worker import run_probe
 from tests.conftest import config_for, image_bytes, wds_members, write_tar
 
 
@@ -173,36 +178,55 @@ def test_reingest_adds_nothing_and_a_new_shard_adds_only_its_samples(tmp_path):
     assert first_row["sources"] == ["raw/p-0.tar#000000000", "raw/p-1.tar#000000006"]
 
 
-def test_interrupted_run_resumes_to_the_same_dataset(tmp_path, monkeypatch):
-    root = tmp_path / "data"
-    _shard(root, "p.tar", range(10))
-    overrides = ("ingest.sources.0.uri=raw/p.tar", "ingest.shard_max_images=3")
-    clean_root = tmp_path / "clean"
-    _shard(clean_root, "p.tar", range(10))
+def test_interrupted_run_resumes_from_its_finished_input_shards_to_the_same_dataset(tmp_path, monkeypatch):
+    root, clean_root = tmp_path / "data", tmp_path / "clean"
+    for folder in (root, clean_root):
+        for n in range(3):
+            _shard(folder, f"p-{n}.tar", range(4 * n, 4 * n + 4))
+    overrides = ("ingest.sources.0.uri=raw/p-*.tar", "ingest.shard_max_images=3")
     clean = ingest(config_for(clean_root, *overrides), progress=False)
 
     import photogenic.stages.ingest as stage
 
     real_record, calls = stage._record, {"n": 0}
 
-    def crash_after_seven(*args, **kwargs):
+    def crash_in_the_third_input_shard(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 8:
+        if calls["n"] == 10:
             raise KeyboardInterrupt("simulated kill")
         return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(stage, "_record", crash_after_seven)
+    monkeypatch.setattr(stage, "_record", crash_in_the_third_input_shard)
     with pytest.raises(KeyboardInterrupt):
         ingest(config_for(root, *overrides), progress=False)
     monkeypatch.setattr(stage, "_record", real_record)
-    partial = _dataset(root).read_manifest()
-    assert partial.num_rows == 6  # checkpointed at the last closed shard
-    assert not list((root / "datasets" / "ingested").rglob("*.tmp-*"))
+    folder = root / "datasets" / "ingested"
+    assert not (folder / "manifest.parquet").exists()  # the manifest is written once, at the end
+    assert len(list((folder / PARTS).glob("part-*.parquet"))) == 2  # the two finished input shards
+    assert not list(folder.rglob("*.tmp-*"))
 
+    probed = []
+    monkeypatch.setattr(stage, "run_probe", lambda task: probed.append(task) or run_probe(task))
     resumed = ingest(config_for(root, *overrides), progress=False)
-    assert resumed.stats.skipped_known == 6 and resumed.ref.content_hash == clean.ref.content_hash
+    assert len(probed) == 4  # only the third input shard is decoded again
+    assert resumed.ref.content_hash == clean.ref.content_hash and not (folder / PARTS).exists()
     for name in ("shard-000000.tar", "shard-000001.tar", "shard-000002.tar", "shard-000003.tar"):
-        assert (root / "datasets/ingested/shards" / name).read_bytes() == (clean_root / "datasets/ingested/shards" / name).read_bytes()
+        assert (folder / "shards" / name).read_bytes() == (clean_root / "datasets/ingested/shards" / name).read_bytes()
+    for name in ("manifest.parquet", "quarantine.parquet", "dataset.json"):
+        assert (folder / name).read_bytes() == (clean_root / "datasets/ingested" / name).read_bytes()
+
+
+def test_a_part_whose_input_shard_changed_since_is_not_used(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    _shard(root, "p-0.tar", range(4))
+    config = config_for(root, "ingest.sources.0.uri=raw/p-*.tar")
+    parts = ShardParts(str(root / "datasets" / "ingested" / PARTS), stage_fingerprint(_dataset(root), config))
+    _shard(root, "p-0.tar", range(4), seed_of=lambda k: k + 50)  # other images under the same keys
+    [sample, *_] = iter_source(config.ingest.sources[0], str(root))
+    stale = {"source": sample.source, "sample_id": "0" * 64, "length": 1, "caption_status": "ok"}
+    parts.write(f"0\t{sample.unit}", pa.Table.from_pylist([stale] * 4, schema=PART_SCHEMA))
+    result = ingest(config, progress=False)
+    assert result.ref.rows == 4 and "0" * 64 not in _dataset(root).read_manifest()["sample_id"].to_pylist()
 
 
 def test_orphan_shards_from_a_killed_run_are_removed(tmp_path):
@@ -215,15 +239,6 @@ def test_orphan_shards_from_a_killed_run_are_removed(tmp_path):
     (shards / "shard-000002.tar.tmp-writing").write_bytes(b"temp")
     ingest(config, progress=False)
     assert sorted(p.name for p in shards.iterdir()) == ["shard-000000.tar"]
-
-
-def test_parallel_workers_give_the_same_dataset_as_in_process(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for root in (a, b):
-        _shard(root, "p.tar", range(12))
-    serial = ingest(config_for(a, "ingest.sources.0.uri=raw/p.tar"), progress=False)
-    parallel = ingest(config_for(b, "ingest.sources.0.uri=raw/p.tar", "ingest.workers=2", "ingest.batch_size=5"), progress=False)
-    assert serial.ref.content_hash == parallel.ref.content_hash
 
 
 def test_truncated_tar_keeps_what_was_readable_and_quarantines_the_rest(tmp_path):

@@ -10,6 +10,10 @@ from photogenic.stages.ingest_worker import run_probe
 
 #: a caption that makes the probe below kill its worker, every time
 KILL_CAPTION = b"this caption kills the decode worker"
+#: a caption whose sample's first decode worker dies (a death the sample did not cause), once the
+#: file named by the env var DIE_ONCE_ENV does not exist yet
+DIE_ONCE_CAPTION = b"the decode worker dies under this one, once"
+DIE_ONCE_ENV = "PHOTOGENIC_TEST_DIE_ONCE"
 
 
 def die() -> None:
@@ -35,15 +39,26 @@ def square_or_die_once(task: tuple[int, str]) -> int:
 
 
 def probe_or_die(task):
-    """Ingest's probe, except on the sample whose caption is KILL_CAPTION."""
+    """Ingest's probe, except on the sample whose caption is KILL_CAPTION (and, once, on the one
+    whose caption is DIE_ONCE_CAPTION)."""
     if task.caption == KILL_CAPTION:
+        die()
+    marker = os.environ.get(DIE_ONCE_ENV)
+    if task.caption == DIE_ONCE_CAPTION and marker and not os.path.exists(marker):
+        with open(marker, "w") as handle:
+            handle.write(str(os.getpid()))
         die()
     return run_probe(task)
 
 
-def slow_probe(task):
+def slow_probe(task, seconds: float = 0.05):
     """Ingest's probe, 50 ms slower: an ingest that holds its lock long enough to be met."""
     import time
 
-    time.sleep(0.05)
+    time.sleep(seconds)
     return run_probe(task)
+
+
+def slower_probe(task):
+    """Ingest's probe, 100 ms slower: an ingest slow enough to be killed in the middle."""
+    return slow_probe(task, 0.1)
