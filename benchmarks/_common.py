@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent / "out"
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
@@ -26,6 +27,13 @@ def result(metric: str, value: float, op: str, target: float) -> str:
     line = f"RESULT {metric}={value:.3f} target{op}{target} {verdict}"
     print(line, flush=True)
     return line
+
+
+def data_root(config) -> Path:
+    """The config's ``data.root`` as the project's commands see it: a relative one is under the
+    project folder, whatever folder the benchmark was started from."""
+    root = Path(config.data.root)
+    return root if root.is_absolute() else REPO / root
 
 
 def sample_pool(n: int, seed: int = 0) -> Path:

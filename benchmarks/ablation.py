@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result, run_benchmark  # noqa: E402
+from benchmarks._common import data_root, result, run_benchmark  # noqa: E402
 
 TARGETS = (("curated_vs_random_win_rate", "curated-vs-random", ">=", 0.7),
            ("curated_vs_candidates_win_rate", "curated-vs-candidates", ">", 0.5))
@@ -41,8 +41,7 @@ def main() -> None:
     if args.run:
         summary = run_ablation(config)
     else:
-        root = Path(config.data.root)
-        path = args.results or (root if root.is_absolute() else REPO / root) / "datasets" / "ablation" / "results.json"
+        path = args.results or data_root(config) / "datasets" / "ablation" / "results.json"
         if not path.is_file():
             print(f"No ablation at {path}: run `photogenic evaluate ablation` after `make demo`, or pass --run.",
                   flush=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result, run_benchmark  # noqa: E402
+from benchmarks._common import data_root, result, run_benchmark  # noqa: E402
 
 SIZE = 256
 
@@ -68,8 +68,7 @@ def main() -> None:
         wrong.append(render_scene(off, np.random.default_rng(1000 + i)).image)
 
     config = load_config(REPO / "configs" / "default.yaml")
-    root = Path(config.data.root)
-    judges = build_judges(config.evaluate.judges, str(root if root.is_absolute() else REPO / root))
+    judges = build_judges(config.evaluate.judges, str(data_root(config)))
     appeal = [j for j in judges if j.criterion == VISUAL_APPEAL]
     faith = [j for j in judges if j.criterion == TEXT_FAITHFULNESS]
     stats = {}

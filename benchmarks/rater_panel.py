@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import OUT, result, run_benchmark  # noqa: E402
+from benchmarks._common import OUT, data_root, result, run_benchmark  # noqa: E402
 
 AUC_TARGET = 0.9
 
@@ -47,8 +47,7 @@ def main() -> None:
         cache = str(OUT / "rater-panel")
         shutil.rmtree(cache, ignore_errors=True)
     else:
-        root = Path(config.data.root)
-        cache = under_root(str(root if root.is_absolute() else REPO / root), section.cache or "judges/rater_panel")
+        cache = under_root(str(data_root(config)), section.cache or "judges/rater_panel")
     started = time.perf_counter()
     panel = load_or_train(settings, cache)
     took = time.perf_counter() - started

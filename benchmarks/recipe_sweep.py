@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result, run_benchmark  # noqa: E402
+from benchmarks._common import data_root, result, run_benchmark  # noqa: E402
 
 #: name -> training.quality_tune overrides; "demo" is the recipe as configured
 VARIANTS = {
@@ -63,6 +63,7 @@ def write_tuning_prompts(config, root: Path) -> str:
 
 
 def run_sweep(config, root: Path, variants: dict[str, dict]) -> dict:
+    from photogenic.dataset.atomic import write_text
     from photogenic.evaluation.ablation import Comparison, compare, tune
 
     base = config.model_copy(deep=True)
@@ -87,7 +88,7 @@ def run_sweep(config, root: Path, variants: dict[str, dict]) -> dict:
                      "text_faithfulness": headline.get("text_faithfulness", {})})
         _print(rows[-1])
     summary = {"prompts": base.evaluate.prompts, "sampling_seed": base.evaluate.sampling.seed, "variants": rows}
-    (root / "datasets" / "ablation-sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(str(root / "datasets" / "ablation-sweep.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -111,8 +112,8 @@ def main() -> None:
     from photogenic.config import load_config
 
     config = load_config(args.config)
-    root = Path(config.data.root)
-    root = root if root.is_absolute() else REPO / root
+    root = data_root(config)
+    config.data.root = str(root)  # the stages the sweep runs read it too, from whatever folder
     if args.run:
         variants = dict(_parse_variant(v) for v in args.variant) or VARIANTS
         summary = run_sweep(config, root, variants)

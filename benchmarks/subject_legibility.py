@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks._common import result, run_benchmark  # noqa: E402
+from benchmarks._common import data_root, result, run_benchmark  # noqa: E402
 
 STAGES = ("pretrained", "quality_tuned")
 TOP1_TARGET = 0.5
@@ -93,8 +93,7 @@ def _parse(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
 
 
 def _demo_models(config) -> dict[str, str]:
-    root = Path(config.data.root)
-    root = root if root.is_absolute() else REPO / root
+    root = data_root(config)
     return {stage: str(root / "models" / stage) for stage in STAGES
             if (root / "models" / stage / "model_index.json").is_file()}
 
