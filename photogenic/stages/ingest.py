@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,8 +34,7 @@ import pyarrow as pa
 
 from photogenic.config import RunConfig
 from photogenic.dataplane.parts import PARTS, ShardParts, discard_parts, fingerprint
-from photogenic.dataplane.pipeline import Chunk, Step, run_ordered
-from photogenic.dataplane.session import ray_session
+from photogenic.dataplane.pipeline import Step, map_rows
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import META_PREFIX, QUARANTINE_SCHEMA, manifest_schema
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
@@ -155,50 +154,23 @@ def _probe_all(samples: Iterator[RawSample], config: RunConfig, parts: _InputSha
     """Decode and check samples on the data plane, results in input order. A sample of an input
     shard an interrupted run finished takes its outcome from that shard's part instead."""
     settings = config.ingest
-    waiting: deque[RawSample] = deque()  # read, sent, not yet back: a few windows of chunks
 
-    def chunks() -> Iterator[Chunk]:
-        batch: list[ProbeTask | ProbeOutcome] = []
-        for sample in samples:
-            if batch and (len(batch) == settings.batch_size or sample.unit != waiting[-1].unit):
-                yield Chunk(waiting[-1].unit, len(batch), batch)
-                batch = []
-            image = sample.image if sample.problem is None else None  # the source's own verdict stands
-            task = ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
-                             settings.max_caption_chars, sample.caption_status)
-            batch.append(parts.known(sample, task) or task)
-            waiting.append(sample)
-        if batch:
-            yield Chunk(waiting[-1].unit, len(batch), batch)
+    def task(sample: RawSample) -> ProbeTask | ProbeOutcome:
+        image = sample.image if sample.problem is None else None  # the source's own verdict stands
+        task = ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
+                         settings.max_caption_chars, sample.caption_status)
+        return parts.known(sample, task) or task
 
-    def died(chunk: Chunk, message: str) -> Chunk:
-        [task] = chunk.payload
-        caption = clean_caption(task.caption, settings.max_caption_chars)
-        data = task.image or b""
-        return Chunk(chunk.key, 1, [ProbeOutcome(
-            hashlib.sha256(data).hexdigest() if data else None, len(data), None,
-            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)])
+    def died(sample: RawSample, message: str) -> ProbeOutcome:
+        caption = clean_caption(sample.caption, settings.max_caption_chars)
+        data = (sample.image if sample.problem is None else None) or b""
+        return ProbeOutcome(hashlib.sha256(data).hexdigest() if data else None, len(data), None,
+                            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)
 
-    stream = chunks()
-    first = next(stream, None)
-    if first is None:  # nothing new: no Ray to start
-        return
     # the probe is looked up here, when the stage runs (tests replace it); workers import it by name
     step = Step(name="probe", make=functools.partial(ProbeChunk, run_probe), workers=settings.workers)
-    with ray_session() if settings.workers else contextlib.nullcontext():
-        for chunk in run_ordered(_chained(first, stream), [step], workers=settings.workers,
-                                 desc=f"ingest → {settings.output}", progress=progress, split=_one_by_one, died=died):
-            for outcome in chunk.payload:
-                yield waiting.popleft(), outcome
-
-
-def _chained(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield first
-    yield from rest
-
-
-def _one_by_one(chunk: Chunk) -> list[Chunk]:
-    return [Chunk(chunk.key, 1, [item]) for item in chunk.payload]
+    yield from map_rows(samples, task, step, key=lambda sample: sample.unit, batch_size=settings.batch_size,
+                        desc=f"ingest → {settings.output}", progress=progress, on_death=died)
 
 
 #: an input shard's part: each new sample's outcome, what it was computed from (to tell that the
