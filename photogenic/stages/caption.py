@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from photogenic.config import CaptionModelConfig, RunConfig
 from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, QUARANTINED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, repoint_shards
@@ -95,6 +96,8 @@ def caption(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     card = {"name": target.name, "stage": "caption", "input": source.name, "rows": table.num_rows,
             "upstream": upstream_entries(source, input_ref),
             "quarantined": quarantine.num_rows, "caption_sources": dict(sorted(sources.items())),
+            CARD_KEY: count_by_shard((row["shard"], KEPT if pick is not None else QUARANTINED)
+                                     for row, pick in zip(rows, chosen)),
             # what decided, not where it ran
             "params": settings.model_dump(mode="json", exclude={"model": {"workers", "gpus"}})}
     ref = target.write(table, quarantine, card)

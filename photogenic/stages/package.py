@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from photogenic.config import RunConfig
 from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, QUARANTINED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer
@@ -157,6 +158,7 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     quarantine_table = pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA) if quarantine \
         else QUARANTINE_SCHEMA.empty_table()
     params = settings.model_dump(mode="json")
+    dropped = {q["sample_id"] for q in quarantine}
     upstream = upstream_entries(source, input_ref)
     card_text = render_card(name=target.name, input_name=source.name, rows=manifest.to_pylist(),
                             quarantined=len(quarantine), upstream=upstream, params=params)
@@ -166,6 +168,8 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
              "buckets": {b: out["bucket"].count(b) for b in sorted(set(out["bucket"]))}}
     card = {"name": target.name, "stage": "package", "input": source.name, "rows": manifest.num_rows,
             "quarantined": len(quarantine), "counts": stats, "buckets": [b.name for b in buckets],
+            CARD_KEY: count_by_shard((row["shard"], QUARANTINED if row["sample_id"] in dropped else KEPT)
+                                     for row in rows),
             "upstream": upstream, "params": params}
     ref = target.write(manifest, quarantine_table, card, files={CARD_NAME: card_text.encode("utf-8")},
                        shards=writer.staged)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from photogenic.config import DiffusionUpsampleConfig, RunConfig
 from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer, repoint_shards
@@ -103,6 +104,7 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
              "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
     card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
+            CARD_KEY: count_by_shard((row["shard"], KEPT) for row in rows),  # upsampling drops no row
             "upstream": upstream_entries(source, input_ref),
             "params": settings.model_dump(mode="json")}
     ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card, shards=writer.staged)
