@@ -213,17 +213,21 @@ def map_rows(items: Iterable[T], to_arg: Callable[[T], Any], step: Step, *, key:
     with ray_session() if step.workers else contextlib.nullcontext():
         if step.workers and step.holds_model:
             step = dataclasses.replace(step, num_gpus=model_gpus(step.num_gpus))
-        for chunk in run_ordered(itertools.chain([first], stream), [step], workers=step.workers, desc=desc,
-                                 progress=progress, total=total, split=None if step.holds_model else one_by_one,
-                                 died=lambda chunk, message: Chunk(chunk.key, 1, [_Died(message)])):
-            for result in chunk.payload:
-                item = waiting.popleft()
-                if isinstance(result, _Died):
-                    if on_death is None:
-                        raise WorkerDied(f"{result.message}: {item!r:.300} (in {chunk.key!r:.200}). Give the "
-                                         "workers more memory, or remove it.")
-                    result = on_death(item, result.message)
-                yield item, result
+        # closed before the session ends, whatever ends the loop (a WorkerDied, the caller's
+        # error): the windows still in flight finish with the Ray they started on
+        with contextlib.closing(run_ordered(
+                itertools.chain([first], stream), [step], workers=step.workers, desc=desc, progress=progress,
+                total=total, split=None if step.holds_model else one_by_one,
+                died=lambda chunk, message: Chunk(chunk.key, 1, [_Died(message)]))) as finished:
+            for chunk in finished:
+                for result in chunk.payload:
+                    item = waiting.popleft()
+                    if isinstance(result, _Died):
+                        if on_death is None:
+                            raise WorkerDied(f"{result.message}: {item!r:.300} (in {chunk.key!r:.200}). Give "
+                                             "the workers more memory, or remove it.")
+                        result = on_death(item, result.message)
+                    yield item, result
 
 
 def one_by_one(chunk: Chunk) -> list[Chunk]:
