@@ -7,6 +7,8 @@ stage with its own error."""
 from __future__ import annotations
 
 import functools
+import shutil
+import tempfile
 
 import pytest
 
@@ -18,9 +20,18 @@ from tests.support.dying_workers import BatchSizes, UnloadableModel, square_or_d
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray():
-    with ray_session(cpus=2):  # one Ray for the module: each map_rows uses it as it is
-        yield
+def one_ray():
+    """One local Ray for the module, which every map_rows here uses as it is: Ray started and
+    stopped again and again in one process, with workers dying under it, has lost track of its
+    own objects (an "owner unknown" error from Ray Data). Set up as each test's Ray would be
+    (tests/conftest.py): session files in a short temp dir, token auth off."""
+    folder = tempfile.mkdtemp(prefix="ray-")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_TMPDIR", folder)
+        env.setenv("RAY_AUTH_MODE", "disabled")
+        with ray_session(cpus=2):
+            yield
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _squares(function, items, to_arg=lambda item: item, **kwargs):
