@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from photogenic.kfp.rayjob import RayJobFailed, RayJobOptions, job_name, rayjob_manifest, submit_and_wait
+from photogenic.kfp.rayjob import RAY_STAGES, RayJobFailed, RayJobOptions, job_name, rayjob_manifest, submit_and_wait
 from photogenic.stages.registry import STAGES
 from tests.conftest import config_for
 
@@ -56,6 +56,27 @@ def test_gpus_in_the_config_add_a_gpu_worker_group(tmp_path):
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
+@pytest.mark.parametrize("stage", RAY_STAGES)
+def test_every_data_plane_stage_renders_a_valid_rayjob_with_its_gpus(tmp_path, stage):
+    # GPUs declared for every model the stages hold: the upscaler, the captioner, the scorers
+    config = config_for(tmp_path, "upsample.backend=diffusion", "upsample.diffusion.checkpoint=x/y",
+                        "upsample.diffusion.gpus=2", "caption.model.checkpoint=x/y", "caption.model.gpus=1",
+                        "filter.gpus=1")
+    manifest = rayjob_manifest(STAGES[stage], config, ["true"], job_name(stage, "x"))
+    _validate(manifest)
+    groups = {g["groupName"]: g for g in manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]}
+    declared = STAGES[stage].resources_for(config).gpus
+    assert declared == {"ingest": 0, "package": 0, "upsample": 2, "caption": 1, "auto_filter": 2}[stage]
+    assert set(groups) == ({"cpu", "gpu"} if declared else {"cpu"})
+    if declared:
+        assert groups["gpu"]["replicas"] == declared
+
+
+def test_ray_stages_are_the_stages_on_the_data_plane():
+    assert set(RAY_STAGES) <= set(STAGES)
+    assert set(RAY_STAGES) == {"ingest", "auto_filter", "caption", "upsample", "package"}
+
+
 def test_the_schema_catches_a_broken_manifest(tmp_path):
     manifest = rayjob_manifest(STAGES["auto_filter"], config_for(tmp_path), ["true"], "photogenic-auto-filter-x")
     manifest["spec"]["shutdownAfterJobFinishes"] = "yes"
@@ -97,7 +118,7 @@ def test_the_launcher_waits_for_the_job_and_reports_a_failure():
                         clock=lambda: next(ticks))
 
 
-def test_compile_ray_runs_the_filter_task_as_a_rayjob(tmp_path):
+def test_compile_ray_runs_the_data_plane_stages_as_rayjobs(tmp_path):
     from photogenic.config import load_config
     from photogenic.kfp.pipeline import KfpOptions, compile_pipeline
     import yaml
@@ -110,11 +131,13 @@ def test_compile_ray_runs_the_filter_task_as_a_rayjob(tmp_path):
 
     plain, ray = executors(False), executors(True)
     launched = {label for label, c in ray.items() if "--ray-job" in c["args"]}
-    assert launched == {"exec-auto-filter"} and not any("--ray-job" in c["args"] for c in plain.values())
-    args = ray["exec-auto-filter"]["args"]
-    assert args[args.index("--ray-job") + 1] == "registry.example/p:1"
-    # the launcher pod only waits: the RayJob's pods carry the stage's resources
-    assert float(ray["exec-auto-filter"]["resources"]["cpuLimit"]) < float(plain["exec-auto-filter"]["resources"]["cpuLimit"])
+    assert launched == {f"exec-{stage.replace('_', '-')}" for stage in RAY_STAGES}
+    assert not any("--ray-job" in c["args"] for c in plain.values())
+    for label in launched:
+        args = ray[label]["args"]
+        assert args[args.index("--ray-job") + 1] == "registry.example/p:1"
+        # the launcher pod only waits: the RayJob's pods carry the stage's resources
+        assert float(ray[label]["resources"]["cpuLimit"]) < float(plain[label]["resources"]["cpuLimit"])
 
 
 def test_a_ray_job_task_launches_its_own_command_and_hands_on_the_job_s_report(tmp_path, monkeypatch):
