@@ -57,6 +57,34 @@ def test_lanczos_upsamples_the_small_rows_into_new_shards_and_keeps_the_original
     assert card["counts"]["upsampled"] == 3 and card["input"] == "captioned"
 
 
+def test_an_error_while_writing_ends_the_stage_s_ray_session_at_once(tmp_path, monkeypatch):
+    """The images come from a generator over the data plane; an error in the loop that writes
+    them closes it, so the stage's Ray ends before the error leaves the stage (not when the
+    traceback holding the stage's frame is dropped)."""
+    import ray
+
+    import photogenic.stages.upsample as stage
+
+    config = make_captioned(tmp_path / "data")
+    config.upsample.workers = 2  # on the data plane
+    made = stage.rebuild_writer
+
+    def failing_writer(*args, **kwargs):
+        writer = made(*args, **kwargs)
+
+        def add(*_, **__):
+            assert ray.is_initialized()  # the images came from the stage's own Ray
+            raise OSError("No space left on device")
+
+        writer.add = add
+        return writer
+
+    monkeypatch.setattr(stage, "rebuild_writer", failing_writer)
+    with pytest.raises(OSError, match="No space left") as raised:
+        upsample(config, progress=False)
+    assert raised.traceback and not ray.is_initialized()
+
+
 def test_the_gate_refuses_rows_left_under_the_target(tmp_path):
     config = make_captioned(tmp_path / "data")
     result = upsample(config, progress=False)
