@@ -23,9 +23,11 @@ from steps.upsample import upsample
 from steps.version_dataset import version_dataset
 
 
-def curation_chain(config: dict, md5s: dict, progress: bool = True) -> dict:
+def curation_chain(config: dict, md5s: dict, progress: bool = True, ray_job: str = "") -> dict:
     """The data curation steps, composed; returns dataset name -> its versioned artifact (what the
-    training chain reads when the emu pipeline runs both). ``md5s``: ``external_md5s_by_stage``."""
+    training chain reads when the emu pipeline runs both). ``md5s``: ``external_md5s_by_stage``.
+    ``ray_job``: an image; the data-plane stages (photogenic.kfp.rayjob.RAY_STAGES) then run as
+    KubeRay RayJobs of it."""
     # each step takes its stage's config sections only, so it re-runs when they change, not others
     versioned = {}
 
@@ -41,7 +43,8 @@ def curation_chain(config: dict, md5s: dict, progress: bool = True) -> dict:
     if cfg.filter.calibrate.enabled:
         # thresholds fitted from people's verdicts, for the next run (this one filters with its own)
         filter_calibration(versioned[cfg.ingest.output], config=filter_config, progress=progress)
-    candidates, _ = auto_filter(versioned[cfg.ingest.output], config=filter_config, progress=progress)
+    candidates, _ = auto_filter(versioned[cfg.ingest.output], config=filter_config, progress=progress,
+                                ray_job=ray_job)
     versioned[cfg.filter.output] = gate_and_version(candidates, "auto_filter", filter_config)
     curation_config = stage_config("curation", config)
     curated = curation(versioned[cfg.filter.output], config=curation_config,
@@ -62,5 +65,5 @@ def curation_chain(config: dict, md5s: dict, progress: bool = True) -> dict:
 
 
 @pipeline(enable_cache=True)
-def data_curation(config: dict, progress: bool = True) -> None:
-    curation_chain(config, external_md5s_by_stage(config), progress)
+def data_curation(config: dict, progress: bool = True, ray_job: str = "") -> None:
+    curation_chain(config, external_md5s_by_stage(config), progress, ray_job)
