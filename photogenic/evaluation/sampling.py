@@ -154,6 +154,7 @@ def sample_jobs(name: str, jobs: list[Job], batch_size: int, make: Callable[[], 
                 bar.update(len(batch))
         return
     chunks = [Chunk(f"{name}#{index}", len(batch), batch) for index, batch in enumerate(batches)]
+    actors = min(actors, max(len(chunks), 1))  # an actor without a batch would only load the model
     step = Step(name=f"sample {name}", make=make, holds_model=True, workers=actors, num_gpus=1.0 if gpus else 0.0)
     finished: dict[int, list[Sample]] = {}
     following = 0
