@@ -92,7 +92,8 @@ def main() -> None:
 
 
 def _demo_models(root: Path, config) -> dict[str, str]:
-    found = {name: str(root / "models" / name) for name in STAGES if (root / "models" / name / "model_index.json").exists()}
+    found = {name: str(root / "models" / name) for name in STAGES
+             if (root / "models" / name / "model_index.json").exists()}
     if found:
         return found
     from photogenic.models.factory import build_pipeline

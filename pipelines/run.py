@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,9 @@ from steps.metadata import log_metadata
 PIPELINES = {"emu": emu, "data_curation": data_curation, "training": training, "evaluation": evaluation}
 #: the training steps' outputs (photogenic.training.artifact.TrainedModel)
 MODEL_OUTPUTS = ("pretrained_model", "quality_tuned_model")
-#: pipelines with data-plane stages, which take ``ray_job``
-RAY_JOB_PIPELINES = ("emu", "data_curation")
+#: pipelines with data-plane stages: they take ``ray_job``
+RAY_JOB_PIPELINES = tuple(name for name, pipeline in PIPELINES.items()
+                          if "ray_job" in inspect.signature(pipeline.entrypoint).parameters)
 #: pipelines whose steps log into ZenML's MLflow experiment tracker
 TRACKED = {"emu", "training", "evaluation"}
 

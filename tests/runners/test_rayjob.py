@@ -224,7 +224,8 @@ def test_a_zenml_step_runs_its_stage_as_a_rayjob_and_returns_the_job_s_output(tm
     assert "s3cr3t" not in read_text(api.entry[api.entry.index("--config-file") + 1])
     # the step's output: the dataset the job made, on this disk, with the version the job reported
     candidates = project / "data" / "datasets" / "candidates"
-    assert output.ref == Dataset(str(candidates), "candidates").ref().with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
+    made = Dataset(str(candidates), "candidates").ref()
+    assert output.ref == made.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
     assert output.stats["ray_job"] == body["metadata"]["name"] and "funnel" in output.stats
     assert output.reports["funnel_report"].startswith(f"memory://bucket/dvc/rayjobs/{body['metadata']['name']}/")
     assert "<html" in read_text(output.reports["funnel_report"]).lower()
