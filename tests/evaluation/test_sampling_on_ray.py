@@ -22,15 +22,6 @@ def model(tmp_path_factory) -> str:
     return str(tiny_sd_pipeline(tmp_path_factory.mktemp("models") / "model", seed=3))
 
 
-@pytest.fixture(scope="module")
-def ray():
-    """One local Ray for the module's tests (the sampling uses a Ray already started as it is)."""
-    from photogenic.dataplane.session import ray_session
-
-    with ray_session(cpus=2):
-        yield
-
-
 def _drawn(samples) -> list[tuple[str, int, int, bytes]]:
     return [(s.job.prompt.prompt_id, s.job.seed, s.job.replicate, s.png) for s in samples]
 
@@ -49,7 +40,7 @@ class DieOnce(ModelSampler):
         return super().__call__(batch)
 
 
-def test_ray_actors_draw_the_same_bytes_in_the_same_order(model, ray):
+def test_ray_actors_draw_the_same_bytes_in_the_same_order(model):
     import torch
 
     jobs = jobs_for(PROMPTS, SETTINGS)
@@ -66,7 +57,7 @@ def test_ray_actors_draw_the_same_bytes_in_the_same_order(model, ray):
         torch.set_num_threads(threads)
 
 
-def test_a_killed_sampling_actor_costs_a_retry_not_an_image(model, ray, tmp_path):
+def test_a_killed_sampling_actor_costs_a_retry_not_an_image(model, tmp_path):
     jobs = jobs_for(PROMPTS, SETTINGS)
     wanted = _drawn(sample_model("m", model, jobs, SETTINGS, progress=False))
     marker = tmp_path / "killed.pid"
@@ -78,12 +69,12 @@ def test_a_killed_sampling_actor_costs_a_retry_not_an_image(model, ray, tmp_path
     assert drawn == wanted  # every image once, in order, the same bytes
 
 
-def test_gpus_the_ray_cluster_lacks_are_a_clear_error(model, ray):
+def test_gpus_the_ray_cluster_lacks_are_a_clear_error(model):
     with pytest.raises(Exception, match="evaluate.gpus is 1, but the Ray cluster"):
         list(sample_model("m", model, jobs_for(PROMPTS[:1], SETTINGS), SETTINGS, progress=False, gpus=1))
 
 
-def test_the_evaluation_samples_on_ray_when_configured(model, ray, tmp_path):
+def test_the_evaluation_samples_on_ray_when_configured(model, tmp_path):
     """evaluate.sampling.workers: the evaluation dataset holds the same images either way."""
     from photogenic.config import load_config
     from photogenic.dataset.store import Dataset
