@@ -54,9 +54,9 @@ def main() -> None:
         parser.error("--candidate and --baseline go together")
     if args.candidate:
         root = OUT / "emu-effect"
-        # the panel from the demo's cache (it is trained there once per machine), not a fresh one
+        # the judges from the demo's cache (they are trained there once per machine), not fresh ones
         overrides = [f"data.root={root}", f"evaluate.prompts={REPO / 'data' / 'prompts' / 'sample_world.tsv'}",
-                     "evaluate.mlflow=false", f"evaluate.judges.panel.cache={REPO / 'data' / 'judges' / 'rater_panel'}"]
+                     "evaluate.mlflow=false", f"evaluate.judges.cache={REPO / 'data' / 'judges'}"]
         if args.quick:
             overrides += ["evaluate.max_prompts=27", "evaluate.sampling.num_inference_steps=10"]
         config = load_config(args.config, overrides)

@@ -43,7 +43,7 @@ def main() -> None:
     import numpy as np
 
     from photogenic.config import load_config
-    from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, VISUAL_APPEAL, build_judges
+    from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, VISUAL_APPEAL, build_judges, prepare_judges
     from photogenic.evaluation.prompts import load_prompts
     from photogenic.evaluation.winrate import win_rate
     from photogenic.samplepool import defects
@@ -69,6 +69,7 @@ def main() -> None:
 
     config = load_config(REPO / "configs" / "default.yaml")
     judges = build_judges(config.evaluate.judges, str(data_root(config)))
+    prepare_judges(judges, config.evaluate.judges.workers)
     appeal = [j for j in judges if j.criterion == VISUAL_APPEAL]
     faith = [j for j in judges if j.criterion == TEXT_FAITHFULNESS]
     stats = {}

@@ -37,26 +37,26 @@ def main() -> None:
     import shutil
 
     from photogenic.config import load_config
-    from photogenic.evaluation.judges.sample_world.rater_panel import PanelSettings, load_or_train
+    from photogenic.evaluation.judges.sample_world.rater_panel import Panel, PanelSettings
     from photogenic.paths import under_root
 
     config = load_config(args.config)
-    section = config.evaluate.judges.panel
-    settings = PanelSettings.from_config(section)
+    judges = config.evaluate.judges
+    settings = PanelSettings.from_config(judges.panel)
     if args.retrain:
-        cache = str(OUT / "rater-panel")
+        cache = str(OUT / "judges")
         shutil.rmtree(cache, ignore_errors=True)
     else:
-        cache = under_root(str(data_root(config)), section.cache or "judges/rater_panel")
+        cache = under_root(str(data_root(config)), judges.cache or "judges")
     started = time.perf_counter()
-    panel = load_or_train(settings, cache)
-    took = time.perf_counter() - started
+    panel = Panel(settings, cache)
     card = panel.card
+    took = time.perf_counter() - started
     seconds = card["seconds"]
     print(f"panel {card['key']}: {settings.members} members, {card['training_pictures']} training pictures "
           f"({card['training_photogenic_share']:.2f} photogenic), {settings.epochs} epochs at {settings.resolution} px; "
-          f"trained in {seconds['total']:.0f} s (render {seconds['render_training_pool']:.0f} s, members "
-          f"{seconds['train_members']:.0f} s, held-out {seconds['render_and_measure_held_out']:.0f} s)"
+          f"trained in {seconds['total']:.0f} s (its pools drawn {seconds['render_with_the_others']:.0f} s, members "
+          f"{seconds['fit_with_the_others']:.0f} s, {judges.workers} at a time, held-out {seconds['measure']:.0f} s)"
           f"{'' if took > 5 else '; loaded from the cache in %.1f s' % took}", flush=True)
     held = card["held_out"]
     print(f"held-out pool: {held['pictures']} pictures, {held['photogenic_share']:.2f} photogenic", flush=True)

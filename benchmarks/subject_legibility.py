@@ -50,16 +50,19 @@ def main() -> None:
     from photogenic.evaluation.evaluate import sampling_settings
     from photogenic.evaluation.prompts import load_prompts
     from photogenic.evaluation.sampling import decode_png, jobs_for, sample_model
+    from photogenic.paths import under_root
 
     config = load_config(args.config)
     models = dict(_parse(spec, parser) for spec in args.model) or _demo_models(config)
 
     started = time.perf_counter()
-    checker = kind_check.classifier()
+    # the evaluation's checker, from the demo's judge cache (trained there once per machine)
+    judges = config.evaluate.judges
+    checker = kind_check.classifier(under_root(str(data_root(config)), judges.cache) if judges.cache else None)
     images, labels = kind_check.training_images(400, seed=kind_check.HELD_OUT_SEED)  # a pool it never saw
     with torch.no_grad():
         accuracy = float((checker(torch.from_numpy(images)).argmax(1).numpy() == labels).mean())
-    print(f"kind checker trained in {time.perf_counter() - started:.0f} s; {len(labels)} held-out pool images",
+    print(f"kind checker ready in {time.perf_counter() - started:.0f} s; {len(labels)} held-out pool images",
           flush=True)
     result("kind_checker_accuracy_on_held_out_pool", accuracy, ">=", 0.8)
 

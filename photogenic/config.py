@@ -547,8 +547,6 @@ class RaterPanelConfig(_Section):
     held_out_pool: int = Field(1000, ge=20, description="Samples of the further pool their agreement is measured on.")
     epochs: int = Field(15, ge=1)
     resolution: int = Field(32, ge=8, description="Pixels of the square thumbnail a rater sees (the models' size).")
-    cache: str | None = Field("judges/rater_panel", description="Folder under data.root for the weights, keyed by "
-                              "content hash; empty: trained in memory, once per process.")
 
 
 class EvaluateJudgesConfig(_Section):
@@ -565,6 +563,12 @@ class EvaluateJudgesConfig(_Section):
     tie_margins: dict[str, float] = Field(default_factory=dict, description="judge -> score difference counted a tie.")
     device: str = "auto"
     panel: RaterPanelConfig = Field(default_factory=RaterPanelConfig)
+    cache: str | None = Field("judges", description="Folder under data.root where the judges that learn (the rater "
+                              "panel, the kind checker) keep their weights, <cache>/<judge>/<content hash>: they "
+                              "train once per machine; empty: in memory, once per process.")
+    workers: int = Field(2, ge=0, description="Networks of the judges that learn fitted at once, one CPU thread "
+                         "each, on the data plane (Ray); 0: one after another in this process. The weights are the "
+                         "same either way.")
 
 
 class EvaluateFidConfig(_Section):

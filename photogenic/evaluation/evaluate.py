@@ -35,7 +35,8 @@ from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
 from photogenic.dataset.store import Dataset, parquet_bytes
 from photogenic.errors import ConfigError
 from photogenic.evaluation.comparisons import ALL, pair_outcomes, win_rate_table
-from photogenic.evaluation.judges.registry import CRITERIA, build_judges, member_column, score_all, score_members_all
+from photogenic.evaluation.judges.registry import (CRITERIA, build_judges, member_column, prepare_judges, score_all,
+                                                  score_members_all)
 from photogenic.evaluation.models import ModelRef, raise_if_store_unusable, resolve_model
 from photogenic.evaluation.prompts import Prompt, load_prompts
 from photogenic.evaluation.reference import reference_images
@@ -92,6 +93,7 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     models = resolve_models(config, candidate, baseline)
     prompts = load_prompts(under_root(config.data.root, settings.prompts, "prompt file"), limit=settings.max_prompts)
     judges = build_judges(settings.judges, config.data.root)
+    prepare_judges(judges, settings.judges.workers, progress=progress)
     extractor = _fid_extractor(config)
     # the reference set is read before any sampling, so that a missing one fails at once
     reference = _reference(config) if extractor is not None else None

@@ -15,7 +15,8 @@ from photogenic.curation.simulate import truth_of
 from photogenic.evaluation.comparisons import majority, pair_outcomes
 from photogenic.evaluation.evaluate import headline, run_evaluation
 from photogenic.evaluation.judges.registry import build_judges, member_column
-from photogenic.evaluation.judges.sample_world import rater_panel, text_match
+from photogenic.evaluation.judges.sample_world import fit as fitting
+from photogenic.evaluation.judges.sample_world import learned, rater_panel, text_match
 from photogenic.evaluation.prompts import Prompt
 from photogenic.evaluation.winrate import LOSS, TIE, WIN
 from photogenic.samplepool.sample import PoolContext, build_sample
@@ -25,7 +26,7 @@ from tests.evaluation.test_evaluate import _config, models  # noqa: F401 - the m
 TINY = rater_panel.PanelSettings(members=3, train_pool=60, held_out_pool=40, epochs=1, resolution=16)
 TINY_OVERRIDES = ["evaluate.judges.panel.members=3", "evaluate.judges.panel.train_pool=60",
                   "evaluate.judges.panel.held_out_pool=40", "evaluate.judges.panel.epochs=1",
-                  "evaluate.judges.panel.resolution=16"]
+                  "evaluate.judges.panel.resolution=16", "evaluate.judges.workers=0"]
 
 
 def test_labels_are_the_specialists_verdict_and_leave_out_what_a_square_picture_cannot_show():
@@ -54,33 +55,69 @@ def test_roc_auc_ranks_positives_above_negatives():
 
 
 def test_the_panel_trains_once_and_is_read_from_its_cache(tmp_path, monkeypatch):
-    cache = str(tmp_path / "judges" / "rater_panel")
-    first = rater_panel.load_or_train(TINY, cache)
+    monkeypatch.setattr(learned, "_MEMORY", {})
+    cache = str(tmp_path / "judges")
+    first = rater_panel.Panel(TINY, cache)
     assert len(first.nets) == 3 and len(first.card["held_out"]["member_auc"]) == 3
-    assert first.card["key"] == rater_panel.cache_key(TINY)
-    assert set(first.card["seconds"]) >= {"train_members", "total"}
+    assert first.card["key"] == first.key and first.folder == f"{cache}/rater_panel/{first.key}"
+    assert set(first.card["seconds"]) >= {"render_with_the_others", "fit_with_the_others", "measure", "total"}
 
-    def no_training(settings):
+    def no_training(jobs, workers, progress=True):
         raise AssertionError("trained again although the cache holds the panel")
 
-    monkeypatch.setattr(rater_panel, "train_panel", no_training)
-    again = rater_panel.load_or_train(TINY, cache)
+    monkeypatch.setattr(learned, "_MEMORY", {})  # another process: only the cache on disk
+    monkeypatch.setattr(fitting, "fit_all", no_training)
+    again = rater_panel.Panel(TINY, cache)
     images = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 16, 16)).astype(np.float32)
     np.testing.assert_array_equal(rater_panel.member_probabilities(first.nets, images),
                                   rater_panel.member_probabilities(again.nets, images))
     assert again.card == first.card
     # other settings are another panel: another key, trained anew
-    assert rater_panel.cache_key(TINY) != rater_panel.cache_key(rater_panel.PanelSettings(members=2))
+    other = rater_panel.Panel(rater_panel.PanelSettings(2, 60, 40, 1, 16), cache)
+    assert other.key != first.key
     with pytest.raises(AssertionError, match="trained again"):
-        rater_panel.load_or_train(rater_panel.PanelSettings(2, 60, 40, 1, 16), cache)
+        other.nets
+
+
+def test_the_judges_that_learn_fit_together_and_the_same_on_ray_as_here(tmp_path, monkeypatch):
+    """One fit for every missing network (the panel's members and the kind checker side by side),
+    and weights that do not depend on whether Ray's workers or this process fitted them."""
+    import torch
+
+    from photogenic.evaluation.judges.registry import prepare_judges
+    from photogenic.evaluation.judges.sample_world import kind_check
+
+    monkeypatch.setattr(learned, "_MEMORY", {})
+    monkeypatch.setattr(kind_check, "POOL_SIZE", 60)
+    monkeypatch.setattr(kind_check, "EPOCHS", 1)
+    settings = load_config(None, ["evaluate.judges.visual_appeal=[rater_panel]",
+                                  "evaluate.judges.text_faithfulness=[text_match, subject_kind]",
+                                  *TINY_OVERRIDES, "evaluate.judges.workers=2"]).evaluate.judges
+    judges = build_judges(settings, str(tmp_path / "data"))
+    fits = []
+    real_fit_all = fitting.fit_all
+    monkeypatch.setattr(fitting, "fit_all", lambda jobs, workers, progress=True: (
+        fits.append([job.name for job in jobs]) or real_fit_all(jobs, workers, progress)))
+    prepare_judges(judges, workers=2, progress=False)
+    # the kind checker is shared by two judges and fitted once, beside the panel's three members
+    assert fits == [["member-0", "member-1", "member-2", "kind-checker"]]
+    assert {p.name for p in (tmp_path / "data" / "judges").iterdir()} == {"rater_panel", "subject_kind"}
+    prepare_judges(judges, workers=2, progress=False)
+    assert len(fits) == 1  # ready: nothing fitted again
+
+    jobs = [rater_panel.member_job(rater_panel.labelled_pool(60, 3, 16), 1, 1), kind_check.classifier_job(60, 1, 5)]
+    here, on_ray = real_fit_all(jobs, 0, progress=False), real_fit_all(jobs, 2, progress=False)
+    for a, b in zip(here, on_ray):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), name
 
 
 def test_the_judge_is_built_by_name_keeps_its_cache_under_the_data_root_and_hides_the_caption(tmp_path):
     settings = load_config(None, ["evaluate.judges.visual_appeal=[rater_panel]", *TINY_OVERRIDES]).evaluate.judges
     (judge,) = [j for j in build_judges(settings, str(tmp_path / "data")) if j.name == "rater_panel"]
-    assert judge.cache == str(tmp_path / "data" / "judges" / "rater_panel")
+    assert judge.panel.folder == f"{tmp_path / 'data' / 'judges' / 'rater_panel'}/{judge.panel.key}"
     (memory,) = [j for j in build_judges(settings) if j.name == "rater_panel"]
-    assert memory.cache is None  # no data root: nothing written
+    assert memory.panel.folder is None  # no data root: nothing written
     from PIL import Image
 
     images = [Image.new("RGB", (40, 30), "red"), Image.new("RGB", (32, 32), "blue")]
@@ -114,7 +151,7 @@ def test_text_faithfulness_has_four_outcomes(monkeypatch):
     from PIL import Image
 
     # the kind checker is sure of the kind named; the scene terms come from the prompt's id
-    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts: [0.9] * len(images))
+    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts, checker=None: [0.9] * len(images))
     terms = {"ok": {"colour": 0.9, "placement": 0.8, "background": 0.6},
              "sharper": {"colour": 1.0, "placement": 1.0, "background": 0.9},
              "wrong colour": {"colour": 0.0, "placement": 0.8, "background": 0.6},
@@ -124,11 +161,11 @@ def test_text_faithfulness_has_four_outcomes(monkeypatch):
     scores = text_match.text_match_scores([image] * 4, [Prompt(key, "a red car", kind="car") for key in terms])
     # everything shown is 1, however well; a missing attribute costs its share, a faint one half of it
     assert scores == [1.0, 1.0, pytest.approx(3 / 4), pytest.approx(3.5 / 4)]
-    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts: [0.15] * len(images))
+    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts, checker=None: [0.15] * len(images))
     assert text_match.text_match_scores([image], [Prompt("ok", "a red car", kind="car")]) == [
         pytest.approx((3 + 0.15 / text_match.KIND_MIN) / 4)]  # the right scene, an unsure kind
     monkeypatch.setattr(text_match, "attribute_terms", lambda image, prompt: {})
-    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts: [math.nan])
+    monkeypatch.setattr(text_match, "subject_kind_scores", lambda images, prompts, checker=None: [math.nan])
     assert math.isnan(text_match.text_match_scores([image], [Prompt("free", "love")])[0])
 
     # A, B, both, neither: both and neither are ties, reported as shares beside the win rate

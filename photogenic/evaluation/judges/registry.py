@@ -57,8 +57,8 @@ def tie_margin(settings: Any, name: str, default: float) -> float:
 def build_judges(settings: Any, data_root: str | None = None) -> list[Judge]:
     """The judges named in ``settings.visual_appeal`` and ``settings.text_faithfulness``, in order.
 
-    Judges that learn keep their weights under ``data_root`` (``panel.cache``); without a root
-    they learn in memory, once per process, and write nothing."""
+    Judges that learn keep their weights under ``data_root`` (``cache``); without a root they
+    learn in memory, once per process, and write nothing."""
     judges, known = [], known_judges()
     settings = _rooted(settings, data_root)
     for criterion in CRITERIA:
@@ -75,11 +75,17 @@ def build_judges(settings: Any, data_root: str | None = None) -> list[Judge]:
 
 
 def _rooted(settings: Any, data_root: str | None) -> Any:
-    panel = getattr(settings, "panel", None)
-    if panel is None or panel.cache is None:
-        return settings
-    cache = under_root(data_root, panel.cache, "evaluate.judges.panel.cache") if data_root is not None else None
-    return settings.model_copy(update={"panel": panel.model_copy(update={"cache": cache})})
+    if settings.cache is None or data_root is None:
+        return settings.model_copy(update={"cache": None}) if data_root is None else settings
+    return settings.model_copy(update={"cache": under_root(data_root, settings.cache, "evaluate.judges.cache")})
+
+
+def prepare_judges(judges: list[Judge], workers: int = 2, progress: bool = True) -> None:
+    """Every judge that learns ready to score: the weights it is missing fitted now, all of them
+    together (``sample_world.learned``), so that no judge trains in the middle of an evaluation."""
+    from photogenic.evaluation.judges.sample_world.learned import prepare
+
+    prepare([learner for judge in judges for learner in getattr(judge, "learns", ())], workers, progress)
 
 
 def score_all(judge: Judge, images: list[Image.Image], prompts: list[Prompt], batch_size: int = 16) -> np.ndarray:

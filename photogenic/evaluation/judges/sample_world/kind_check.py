@@ -15,7 +15,8 @@ the kind of each, so it needs no weights from anywhere:
   named far fewer of the same samples (0.13 against 0.28 for the same model);
 - **the network**: ``fit.network``, five convolutions in three stages and a linear head (about 140k
   weights), trained for ``EPOCHS`` epochs with a fixed seed, so a given world and seed give the same checker;
-  building the pool and training take about two minutes on two CPU cores, once per process;
+  building the pool and training take about two minutes on one CPU core, once per machine
+  (``learned.py``: the weights are kept under ``<data.root>/judges/subject_kind/<key>``);
 - **the score** of an image for a prompt is the probability the checker gives the kind the
   prompt names: near 1 for a legible subject of that kind, near 1/9 or below for a blob. A
   prompt that names no kind is not judged (NaN).
@@ -29,14 +30,14 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import lru_cache
 
 import numpy as np
 import torch
 from PIL import Image
 
 from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, register_judge, tie_margin
-from photogenic.evaluation.judges.sample_world.fit import fit
+from photogenic.evaluation.judges.sample_world.fit import FitJob, fit
+from photogenic.evaluation.judges.sample_world.learned import Learned
 from photogenic.evaluation.prompts import Prompt
 from photogenic.samplepool import seeds
 from photogenic.samplepool.sample import PoolContext, build_sample
@@ -85,21 +86,44 @@ def training_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images), np.asarray(labels)
 
 
+def _kind_loss(logits: torch.Tensor, batch: torch.Tensor, labels: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels[batch.numpy()]))
+
+
+def classifier_job(n: int = POOL_SIZE, epochs: int = EPOCHS, seed: int = POOL_SEED, batch_size: int = 64,
+                   drawn: tuple[np.ndarray, np.ndarray] | None = None) -> FitJob:
+    """The fit of a kind classifier on a fresh world pool (``drawn``: ``training_images(n, seed)``
+    if it was drawn already)."""
+    x, y = drawn if drawn is not None else training_images(n, seed)
+    return FitJob("kind-checker", len(kinds()), x, y.astype(np.int64), _kind_loss, epochs, seed, batch_size)
+
+
 def train_classifier(n: int = POOL_SIZE, epochs: int = EPOCHS, seed: int = POOL_SEED,
                      batch_size: int = 64) -> torch.nn.Module:
-    """A kind classifier trained on a fresh world pool; the same arguments give the same weights."""
-    x, y = training_images(n, seed)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
-    return fit(len(kinds()), x, lambda logits, batch: torch.nn.functional.cross_entropy(logits, y[batch]),
-               epochs=epochs, seed=seed, batch_size=batch_size)
+    """A kind classifier trained here on a fresh world pool; the same arguments give the same weights."""
+    return fit(classifier_job(n, epochs, seed, batch_size))
 
 
-@lru_cache(maxsize=1)
-def classifier() -> torch.nn.Module:
-    """The default checker, trained once per process."""
-    log.info("training the sample-world kind checker on a %d-sample pool (about two minutes, once per process)",
-             POOL_SIZE)
-    return train_classifier()
+class KindChecker(Learned):
+    """The default checker's weights (``learned.Learned``: in memory, in the cache, or fitted)."""
+
+    name = "subject_kind"
+    outputs = len(KINDS)
+    sources = ("kind_check.py", "fit.py")
+
+    def facts(self) -> dict[str, object]:
+        return {"pool": POOL_SIZE, "epochs": EPOCHS, "seed": POOL_SEED, "work": WORK, "kinds": kinds()}
+
+    def renders(self) -> dict[str, tuple[object, tuple]]:
+        return {"train": (training_images, (POOL_SIZE, POOL_SEED))}
+
+    def jobs(self, drawn: dict[str, object]) -> list[FitJob]:
+        return [classifier_job(POOL_SIZE, EPOCHS, POOL_SEED, drawn=drawn["train"])]
+
+
+def classifier(cache: str | None = None) -> torch.nn.Module:
+    """The default checker: fitted once per process, or once per machine with a ``cache`` folder."""
+    return KindChecker(cache).nets[0]
 
 
 @torch.no_grad()
@@ -129,11 +153,12 @@ class SubjectKindJudge:
     name = "subject_kind"
     criterion = TEXT_FAITHFULNESS
 
-    def __init__(self, tie_margin: float = 0.05):
-        self.tie_margin = tie_margin
+    def __init__(self, cache: str | None = None, tie_margin: float = 0.05, workers: int = 0):
+        self.checker, self.tie_margin = KindChecker(cache, workers), tie_margin
+        self.learns = (self.checker,)
 
     def score(self, images: list[Image.Image], prompts: list[Prompt]) -> list[float]:
-        return subject_kind_scores(images, prompts)
+        return subject_kind_scores(images, prompts, self.checker.nets[0])
 
 
-register_judge("subject_kind", lambda s: SubjectKindJudge(tie_margin(s, "subject_kind", 0.05)))
+register_judge("subject_kind", lambda s: SubjectKindJudge(s.cache, tie_margin(s, "subject_kind", 0.05), s.workers))

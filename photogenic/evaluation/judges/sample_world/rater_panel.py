@@ -22,7 +22,9 @@ the way LAION's aesthetic predictor learnt from people's ratings:
   weights, in every evaluation's results, and in ``benchmarks/rater_panel.py``'s RESULT lines;
 - **the cache**: the weights and card are kept under ``<data.root>/judges/rater_panel/<key>``,
   where the key hashes the panel's settings, its seeds, the pool generator's version, this
-  module's and ``fit.py``'s source, and torch's version: the panel trains once per machine;
+  module's and ``fit.py``'s source, and torch's version: the panel trains once per machine
+  (``learned.py``), its members side by side on the data plane, beside the kind checker when
+  that is missing too;
 - **a pair**: each member scores both pictures (its probability that the picture is
   photogenic) and votes A, B, or tie when the two are within the tie margin; the pair goes by
   the majority (``comparisons.pair_outcomes``). The prompt is never read: the caption is hidden.
@@ -35,30 +37,22 @@ to it.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
-import time
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load as load_weights
-from safetensors.torch import save as save_weights
 from scipy.stats import rankdata
 
 from photogenic.curation.simulate import truth_of
-from photogenic.dataset.atomic import filesystem, write_bytes, write_text
 from photogenic.evaluation.judges.registry import VISUAL_APPEAL, register_judge, tie_margin
 from photogenic.evaluation.judges.sample_world import fit as fitting
+from photogenic.evaluation.judges.sample_world.learned import Learned
 from photogenic.evaluation.prompts import Prompt
-from photogenic.paths import join
-from photogenic.samplepool import GENERATOR_VERSION, seeds
+from photogenic.samplepool import seeds
 from photogenic.samplepool.sample import PoolContext, build_sample
 from photogenic.samplepool.spec import SamplePoolSpec
 from photogenic.samplepool.world import WEAKNESSES
@@ -73,7 +67,6 @@ PROBLEMS = (*WEAKNESSES, "off_centre", "cut_off", "underexposed", "overexposed",
             "text_overlay", "watermark")
 #: weight of the problem head's loss beside the verdict's
 PROBLEM_WEIGHT = 0.5
-CARD = "card.json"
 
 
 @dataclass(frozen=True)
@@ -124,16 +117,16 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def train_member(pool: LabelledPool, seed: int, epochs: int) -> torch.nn.Module:
-    x = torch.from_numpy(pool.images)
-    verdict = torch.from_numpy(pool.photogenic.astype(np.float32))
-    problems = torch.from_numpy(pool.problems)
+def _panel_loss(logits: torch.Tensor, batch: torch.Tensor, targets: tuple[np.ndarray, np.ndarray]) -> torch.Tensor:
+    verdict, problems = (torch.from_numpy(t[batch.numpy()]) for t in targets)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
+    return bce(logits[:, 0], verdict) + PROBLEM_WEIGHT * bce(logits[:, 1:], problems)
 
-    def loss(logits: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
-        return bce(logits[:, 0], verdict[batch]) + PROBLEM_WEIGHT * bce(logits[:, 1:], problems[batch])
 
-    return fitting.fit(1 + len(PROBLEMS), x, loss, epochs=epochs, seed=seed)
+def member_job(pool: LabelledPool, seed: int, epochs: int) -> fitting.FitJob:
+    """Member ``seed`` of the panel: torch seed ``seed`` (initial weights and data order)."""
+    return fitting.FitJob(f"member-{seed}", 1 + len(PROBLEMS), pool.images,
+                          (pool.photogenic.astype(np.float32), pool.problems), _panel_loss, epochs, seed)
 
 
 @torch.no_grad()
@@ -158,83 +151,43 @@ def validity(nets: list[torch.nn.Module], pool: LabelledPool) -> dict[str, Any]:
             "rejected_per_problem": rejected}
 
 
-def cache_key(settings: PanelSettings) -> str:
-    here = Path(__file__).resolve().parent
-    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in ("rater_panel.py", "fit.py"))).hexdigest()
-    facts = {"settings": settings.__dict__, "train_seed": seeds.RATER_PANEL_TRAINING.start,
-             "held_out_seed": seeds.RATER_PANEL_HELD_OUT.start, "generator": GENERATOR_VERSION, "code": code,
-             "torch": torch.__version__.split("+")[0]}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
+class Panel(Learned):
+    """The members' weights (``learned.Learned``: in memory, in the cache, or fitted)."""
 
+    name = "rater_panel"
+    outputs = 1 + len(PROBLEMS)
+    sources = ("rater_panel.py", "fit.py")
 
-@dataclass
-class Panel:
-    nets: list[torch.nn.Module]
-    card: dict[str, Any]
-    resolution: int
+    def __init__(self, settings: PanelSettings, cache: str | None, workers: int = 0):
+        super().__init__(cache, workers)
+        self.settings = settings
 
+    def facts(self) -> dict[str, Any]:
+        return {"settings": self.settings.__dict__, "train_seed": seeds.RATER_PANEL_TRAINING.start,
+                "held_out_seed": seeds.RATER_PANEL_HELD_OUT.start}
 
-def train_panel(settings: PanelSettings) -> Panel:
-    """Members trained on the training pool, measured on the held-out pool."""
-    started = time.perf_counter()
-    train = labelled_pool(settings.train_pool, seeds.RATER_PANEL_TRAINING.start, settings.resolution)
-    rendered = time.perf_counter()
-    # member m: torch seed m (initial weights and data order), not a pool seed
-    nets = [train_member(train, m, settings.epochs)
-            for m in range(settings.members)]
-    trained = time.perf_counter()
-    held_out = labelled_pool(settings.held_out_pool, seeds.RATER_PANEL_HELD_OUT.start, settings.resolution)
-    card = {"settings": settings.__dict__, "key": cache_key(settings), "training_pictures": len(train.photogenic),
-            "training_photogenic_share": float(train.photogenic.mean()), "problems": list(PROBLEMS),
-            "held_out": validity(nets, held_out),
-            "seconds": {"render_training_pool": rendered - started, "train_members": trained - rendered,
-                        "render_and_measure_held_out": time.perf_counter() - trained,
-                        "total": time.perf_counter() - started},
-            "torch": torch.__version__}
-    return Panel(nets, card, settings.resolution)
+    def renders(self) -> dict[str, tuple[Any, tuple]]:
+        s = self.settings
+        return {"train": (labelled_pool, (s.train_pool, seeds.RATER_PANEL_TRAINING.start, s.resolution)),
+                "held_out": (labelled_pool, (s.held_out_pool, seeds.RATER_PANEL_HELD_OUT.start, s.resolution))}
 
+    def jobs(self, drawn: dict[str, Any]) -> list[fitting.FitJob]:
+        return [member_job(drawn["train"], m, self.settings.epochs) for m in range(self.settings.members)]
 
-def load_or_train(settings: PanelSettings, cache: str | None) -> Panel:
-    """The panel from ``cache/<key>`` if it is there, else trained (and stored there when a
-    cache is given)."""
-    if cache is None:
-        return train_panel(settings)
-    folder = join(cache, cache_key(settings))
-    fs, card_path = filesystem(join(folder, CARD))
-    if fs.exists(card_path):
-        card = json.loads(fs.cat_file(card_path))
-        nets = []
-        for m in range(settings.members):
-            net = fitting.network(1 + len(PROBLEMS))
-            net.load_state_dict(load_weights(fs.cat_file(filesystem(join(folder, f"member-{m}.safetensors"))[1])))
-            nets.append(net.eval())
-        return Panel(nets, card, settings.resolution)
-    log.info("training the rater panel (%d members on a %d-picture pool of the sample world; once per machine, "
-             "kept in %s)", settings.members, settings.train_pool, folder)
-    panel = train_panel(settings)
-    for m, net in enumerate(panel.nets):
-        write_bytes(join(folder, f"member-{m}.safetensors"),
-                    save_weights({k: v.contiguous() for k, v in net.state_dict().items()}))
-    write_text(join(folder, CARD), json.dumps(panel.card, indent=2) + "\n")  # last: it marks the folder complete
-    return panel
-
-
-@lru_cache(maxsize=4)
-def panel_for(settings: PanelSettings, cache: str | None) -> Panel:
-    """Once per process for given settings and cache."""
-    return load_or_train(settings, cache)
+    def measure(self, nets: list[torch.nn.Module], drawn: dict[str, Any]) -> dict[str, Any]:
+        train = drawn["train"]
+        return {"settings": self.settings.__dict__, "training_pictures": len(train.photogenic),
+                "training_photogenic_share": float(train.photogenic.mean()), "problems": list(PROBLEMS),
+                "held_out": validity(nets, drawn["held_out"])}
 
 
 class RaterPanelJudge:
     name = "rater_panel"
     criterion = VISUAL_APPEAL
 
-    def __init__(self, settings: PanelSettings, cache: str | None, tie_margin: float = 0.05):
-        self.settings, self.cache, self.tie_margin = settings, cache, tie_margin
-
-    @property
-    def panel(self) -> Panel:
-        return panel_for(self.settings, self.cache)
+    def __init__(self, settings: PanelSettings, cache: str | None, tie_margin: float = 0.05, workers: int = 0):
+        self.panel, self.tie_margin = Panel(settings, cache, workers), tie_margin
+        self.learns = (self.panel,)
 
     @property
     def card(self) -> dict[str, Any]:
@@ -243,15 +196,16 @@ class RaterPanelJudge:
     def score_members(self, images: list[Image.Image], prompts: list[Prompt]) -> np.ndarray:
         """Images × members: each member's probability that the picture is photogenic. The
         prompts are not read (the caption is hidden from the raters)."""
-        panel = self.panel
+        nets = self.panel.nets
         if not images:
-            return np.zeros((0, len(panel.nets)))
-        batch = np.stack([to_tensor(image.convert("RGB"), panel.resolution).numpy() for image in images])
-        return member_probabilities(panel.nets, batch)
+            return np.zeros((0, len(nets)))
+        resolution = self.panel.settings.resolution
+        batch = np.stack([to_tensor(image.convert("RGB"), resolution).numpy() for image in images])
+        return member_probabilities(nets, batch)
 
     def score(self, images: list[Image.Image], prompts: list[Prompt]) -> list[float]:
         return self.score_members(images, prompts).mean(axis=1).tolist()
 
 
-register_judge("rater_panel", lambda s: RaterPanelJudge(PanelSettings.from_config(s.panel), s.panel.cache,
-                                                        tie_margin(s, "rater_panel", 0.05)))
+register_judge("rater_panel", lambda s: RaterPanelJudge(PanelSettings.from_config(s.panel), s.cache,
+                                                        tie_margin(s, "rater_panel", 0.05), s.workers))

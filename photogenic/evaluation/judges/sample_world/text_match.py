@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from PIL import Image
 
 from photogenic.evaluation.judges.registry import TEXT_FAITHFULNESS, register_judge
-from photogenic.evaluation.judges.sample_world.kind_check import subject_kind_scores
+from photogenic.evaluation.judges.sample_world.kind_check import KindChecker, subject_kind_scores
 from photogenic.evaluation.judges.sample_world.scene_check import attribute_terms
 from photogenic.evaluation.prompts import Prompt
 
@@ -43,10 +44,12 @@ KIND_MIN = 0.3
 FAITHFUL = 1.0
 
 
-def text_match_scores(images: list[Image.Image], prompts: list[Prompt]) -> list[float]:
+def text_match_scores(images: list[Image.Image], prompts: list[Prompt],
+                      checker: torch.nn.Module | None = None) -> list[float]:
     """Per picture, the mean over the attributes its prompt names of ``min(term / threshold, 1)``;
-    NaN where the prompt names nothing the checkers know."""
-    kind = subject_kind_scores(images, prompts)
+    NaN where the prompt names nothing the checkers know. ``checker``: the kind checker (default:
+    the one fitted in this process)."""
+    kind = subject_kind_scores(images, prompts, checker)
     out = []
     for image, prompt, kind_probability in zip(images, prompts, kind):
         shares = [min(value / TERM_MIN[name], 1.0) for name, value in attribute_terms(image, prompt).items()]
@@ -64,8 +67,12 @@ class TextMatchJudge:
     #: equal scores only: saturated terms make "shows everything" an exact 1
     tie_margin = 1e-9
 
+    def __init__(self, cache: str | None = None, workers: int = 0):
+        self.checker = KindChecker(cache, workers)
+        self.learns = (self.checker,)
+
     def score(self, images: list[Image.Image], prompts: list[Prompt]) -> list[float]:
-        return text_match_scores(images, prompts)
+        return text_match_scores(images, prompts, self.checker.nets[0])
 
 
-register_judge("text_match", lambda s: TextMatchJudge())
+register_judge("text_match", lambda s: TextMatchJudge(s.cache, s.workers))
