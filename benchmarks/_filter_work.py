@@ -1,34 +1,21 @@
-"""Worker-side functions of benchmarks/filter_speed.py (importable by spawned workers)."""
+"""Worker-side steps of benchmarks/filter_speed.py (importable by name by the data plane's workers)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-_SCORERS: list = []
 
+@dataclass(frozen=True)
+class Decode:
+    """Read and decode each image of a chunk, nothing else: the ceiling any filter can reach."""
 
-def init(scorers: list) -> None:
-    _SCORERS[:] = scorers
+    path: str
 
+    def __call__(self, rows: list[dict[str, Any]]) -> list[int]:
+        from photogenic.dataset.store import Dataset
 
-def decode(task: tuple[str, dict[str, Any]]) -> int:
-    """Read and decode one image, nothing else: the ceiling any filter can reach."""
-    from photogenic.dataset.store import Dataset
-
-    path, row = task
-    return int(np.asarray(Dataset(path).load_image(row)).size > 0)
-
-
-def score_everything(task: tuple[str, list[dict[str, Any]]]) -> int:
-    """The same scorers with no ordering and no early stop: every scorer on every image."""
-    from photogenic.dataset.store import Dataset
-
-    path, rows = task
-    dataset = Dataset(path)
-    images = [np.asarray(dataset.load_image(row)) for row in rows]
-    for scorer in _SCORERS:
-        columns = scorer.score(rows, images if scorer.needs_pixels else None)
-        scorer.reasons(columns)
-    return len(rows)
+        dataset = Dataset(self.path)
+        return [int(np.asarray(dataset.load_image(row)).size > 0) for row in rows]

@@ -2,7 +2,8 @@
 scorers run without ordering on every image, in the same run; which scorers each row reached;
 and the cascade's peak memory at two pool sizes.
 
-All three use the same worker processes (2), the same manifest rows and the same image reads.
+All three run on the data plane (a local Ray, its start included) with the same 2 workers, the
+same manifest rows and the same image reads.
 The cascade's advantage over (b) comes from ordering: the cheap scorers (size, technical
 quality) reject rows before the expensive models (NSFW detection, OCR text detection) see them,
 so its speed-up over (b) is bounded by the share of rows those cheap scorers reject.
@@ -52,28 +53,28 @@ def default_config(root: Path):
 
 
 def decode_rate(dataset) -> float:
+    """On the data plane, as the cascade runs, its Ray's start included as in the cascade's time."""
+    import functools
+
     from benchmarks import _filter_work
-    from photogenic.parallel import ordered_map
+    from photogenic.dataplane.pipeline import Step, map_rows
 
     rows = dataset.read_manifest().to_pylist()
+    step = Step(name="decode", make=functools.partial(_filter_work.Decode, dataset.path), workers=WORKERS)
     started = time.perf_counter()
-    for _ in ordered_map(_filter_work.decode, rows, lambda row: (dataset.path, row), workers=WORKERS,
-                         batch_size=BATCH):
+    for _ in map_rows(rows, lambda row: row, step, key=lambda row: row["shard"], batch_size=BATCH, desc="decode",
+                      progress=False):
         pass
     return len(rows) / (time.perf_counter() - started)
 
 
 def unordered_rate(dataset, scorers) -> float:
-    from benchmarks import _filter_work
-    from photogenic.parallel import ordered_map
+    """Every scorer on every image (the calibration's scoring), on the data plane too."""
+    from photogenic.filtering.cascade import score_every_row
 
     rows = dataset.read_manifest().to_pylist()
-    batches = [rows[i:i + BATCH] for i in range(0, len(rows), BATCH)]
     started = time.perf_counter()
-    for _ in ordered_map(_filter_work.score_everything, batches, lambda batch: (dataset.path, batch),
-                         workers=WORKERS, batch_size=1, inflight=2 * WORKERS, initializer=_filter_work.init,
-                         initargs=(scorers,)):
-        pass
+    score_every_row(dataset, scorers, rows, workers=WORKERS, batch_size=BATCH, progress=False)
     return len(rows) / (time.perf_counter() - started)
 
 

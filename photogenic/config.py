@@ -438,6 +438,10 @@ class CaptionModelConfig(_Section):
     max_new_tokens: int = Field(40, ge=1)
     batch_size: int = Field(8, ge=1)
     device: str = Field("cpu", description="torch device")
+    workers: int = Field(1, ge=0, description="Ray actors holding the model (each loads it once); 0 runs it in the "
+                         "main process, without Ray.")
+    gpus: float = Field(0.0, ge=0, description="GPUs each captioning actor asks Ray for (with device: cuda); the "
+                        "stage then requests GPUs from a cluster runner.")
 
 
 class CaptionGateConfig(_Section):
@@ -485,8 +489,9 @@ class UpsampleConfig(_Section):
     sharpen_radius: float = Field(1.0, ge=0.0, description="lanczos: unsharp-mask radius in output pixels.")
     sharpen_threshold: int = Field(2, ge=0, le=255, description="lanczos: levels below which no sharpening.")
     seed: int = Field(0, description="Mixed with each sample_id into that sample's seed.")
-    workers: int = Field(2, ge=0, description="lanczos: resampling processes; 0 runs in the main process.")
-    batch_size: int = Field(16, ge=1, description="lanczos: rows sent to the workers at a time.")
+    workers: int = Field(2, ge=0, description="Ray workers: Lanczos tasks at once, or diffusion model actors (sharing "
+                         "the upsample.diffusion.gpus GPUs); 0 runs in the main process, without Ray.")
+    batch_size: int = Field(16, ge=1, description="lanczos: rows of one input shard per chunk of work.")
     shard_max_images: int = Field(10_000, ge=1)
     shard_max_bytes: int = Field(2**30, ge=1)
     diffusion: DiffusionUpsampleConfig = Field(default_factory=DiffusionUpsampleConfig)
@@ -512,8 +517,8 @@ class PackageConfig(_Section):
                             "a different validation set.")
     image_format: Literal["png", "jpeg", "webp"] = "png"
     jpeg_quality: int = Field(95, ge=1, le=100)
-    workers: int = Field(2, ge=0)
-    batch_size: int = Field(32, ge=1)
+    workers: int = Field(2, ge=0, description="Ray tasks packing at once; 0 packs in the main process, without Ray.")
+    batch_size: int = Field(32, ge=1, description="Rows of one input shard per chunk of work.")
     shard_max_images: int = Field(10_000, ge=1)
     shard_max_bytes: int = Field(2**30, ge=1)
     gate: PackageGateConfig = Field(default_factory=PackageGateConfig)

@@ -37,7 +37,7 @@ def curation_chain(config: dict, md5s: dict, progress: bool = True, ray_job: str
 
     cfg = config_from_dict(config)
     ingest_config = stage_config("ingest", config)
-    ingested = ingest(config=ingest_config, external_md5s=md5s["ingest"], progress=progress)
+    ingested = ingest(config=ingest_config, external_md5s=md5s["ingest"], progress=progress, ray_job=ray_job)
     versioned[cfg.ingest.output] = gate_and_version(ingested, "ingest", ingest_config)
     filter_config = stage_config("auto_filter", config)
     if cfg.filter.calibrate.enabled:
@@ -51,15 +51,17 @@ def curation_chain(config: dict, md5s: dict, progress: bool = True, ray_job: str
                        external_md5s=md5s["curation"], progress=progress)
     versioned[cfg.curation.output] = gate_and_version(curated, "curation", curation_config)
     caption_config = stage_config("caption", config)
-    captioned = caption(versioned[cfg.curation.output], config=caption_config, progress=progress)
+    captioned = caption(versioned[cfg.curation.output], config=caption_config, progress=progress,
+                        ray_job=ray_job)
     versioned[cfg.caption.output] = gate_and_version(captioned, "caption", caption_config)
     upsample_config = stage_config("upsample", config)
     # the upsampler asks for a GPU only when the run configures a diffusion checkpoint
     upsampled = upsample.with_options(settings=step_settings(UPSAMPLE, cfg))(
-        versioned[cfg.caption.output], config=upsample_config, progress=progress)
+        versioned[cfg.caption.output], config=upsample_config, progress=progress, ray_job=ray_job)
     versioned[cfg.upsample.output] = gate_and_version(upsampled, "upsample", upsample_config)
     package_config = stage_config("package", config)
-    training_set, _ = package(versioned[cfg.upsample.output], config=package_config, progress=progress)
+    training_set, _ = package(versioned[cfg.upsample.output], config=package_config, progress=progress,
+                              ray_job=ray_job)
     versioned[cfg.package.output] = gate_and_version(training_set, "package", package_config)
     return versioned
 

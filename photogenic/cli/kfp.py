@@ -44,7 +44,8 @@ def kfp_compile(
     config_map: Annotated[str, typer.Option(help="The ConfigMap every task takes MLFLOW_TRACKING_URI, "
                                             "AWS_ENDPOINT_URL, AWS_DEFAULT_REGION and DVC_REMOTE_URL from.")
                           ] = CONFIG_MAP_NAME,
-    ray: Annotated[bool, typer.Option("--ray", help="Run the data-plane stages (the auto-filter) as KubeRay "
+    ray: Annotated[bool, typer.Option("--ray", help="Run the data-plane stages (ingest, the auto-filter, caption, "
+                                      "upsample, package) as KubeRay "
                                       "RayJobs of the image: the task launches one and waits for it.")] = False,
 ) -> None:
     """Compile the pipeline (one task per declared stage, wired by this config's dataset names)."""

@@ -10,7 +10,9 @@ shard is complete. A step is a function of a payload returning the next payload:
 
 ``run_steps`` takes every chunk at once and yields them as they finish (the auto-filter, whose
 chunks are rows of a manifest); ``run_ordered`` reads a stream of chunks window by window and
-yields them in input order (ingest, whose chunks carry the image bytes the driver read).
+yields them in input order; ``map_rows`` is a step over a stream of rows, results in input
+order, in the stage's Ray (ingest's decoding, upsampling, packaging, captioning, the scores
+that calibrate the filter).
 
 A worker that dies (OOM, SIGKILL) costs a retry of the chunk it held, up to ``RETRIES`` times:
 an actor is restarted, a task re-run; a chunk that kills its worker every time fails the stage
@@ -21,6 +23,8 @@ run here, in order, without Ray (tests, and machines where a Ray would cost more
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import pickle
 import traceback
@@ -28,12 +32,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from photogenic.dataplane.session import model_gpus, ray_session
 from photogenic.errors import WorkerDied
+
+T = TypeVar("T")
 
 #: how often a chunk is retried after its worker died
 RETRIES = 3
@@ -114,7 +121,7 @@ def _planned(chunks: list[Chunk], steps: list[Step], retries: int, lost_ok: bool
         for step in steps:
             if step.holds_model:
                 data = data.map_batches(
-                    _ActorStep, fn_constructor_args=(step.make,), batch_size=1, batch_format="pyarrow",
+                    _ActorStep, fn_constructor_args=(step.make, lost_ok), batch_size=1, batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=step.workers, initial_size=step.workers),
                     num_cpus=step.num_cpus * share, num_gpus=step.num_gpus or None, zero_copy_batch=True,
                     udf_modifying_row_count=False, max_restarts=retries, max_task_retries=retries, **step.extra)
@@ -130,7 +137,7 @@ def _planned(chunks: list[Chunk], steps: list[Step], retries: int, lost_ok: bool
 
 def run_ordered(chunks: Iterable[Chunk], steps: list[Step], *, workers: int, desc: str, progress: bool = True,
                 window: int | None = None, split: Callable[[Chunk], list[Chunk]] | None = None,
-                died: Callable[[Chunk, str], Chunk] | None = None) -> Iterator[Chunk]:
+                died: Callable[[Chunk, str], Chunk] | None = None, total: int | None = None) -> Iterator[Chunk]:
     """Every chunk through every step, yielded in input order, ``chunks`` read as the work
     goes: ``window`` chunks (default: 4 per worker) make one Ray Data run, two runs are in flight
     while the next window is read, so memory holds about three windows, however long the stream.
@@ -140,7 +147,7 @@ def run_ordered(chunks: Iterable[Chunk], steps: list[Step], *, workers: int, des
     kills its worker every time is the culprit and gets ``died(chunk, message)`` (without it the
     stage fails with ``WorkerDied`` naming the row); one that survives a try was the victim of
     something else, and its result is used. A lost chunk yields its rows' chunks, one by one."""
-    with tqdm(desc=desc, unit="row", unit_scale=False, disable=not progress, smoothing=0.1) as bar:
+    with tqdm(desc=desc, total=total, unit="row", unit_scale=False, disable=not progress, smoothing=0.1) as bar:
         if workers == 0:
             functions = [step.make() for step in steps]
             for chunk in chunks:
@@ -168,13 +175,91 @@ def run_ordered(chunks: Iterable[Chunk], steps: list[Step], *, workers: int, des
                     yield chunk
 
 
+def map_rows(items: Iterable[T], to_arg: Callable[[T], Any], step: Step, *, key: Callable[[T], str],
+             batch_size: int, desc: str, progress: bool = True, total: int | None = None,
+             on_death: Callable[[T, str], Any] | None = None) -> Iterator[tuple[T, Any]]:
+    """``step`` over ``items``, yielded in input order as ``(item, result)``. The step is a
+    function of a list of ``to_arg(item)`` returning one result for each; it runs on chunks of
+    at most ``batch_size`` consecutive items of one input shard (``key``; its name shows in
+    errors), ``step.workers`` at once, in the stage's Ray (started only once there is an item;
+    with ``step.workers`` 0, here, in order, without Ray). ``to_arg`` runs here, in input order,
+    as the chunks are read; memory holds a few windows of them, however long the stream.
+
+    A worker that dies under a chunk costs a retry. A cheap step (tasks) retries the chunk row
+    by row: a row that kills its worker every time gets ``on_death(item, message)`` (without it
+    the stage fails with WorkerDied naming the item). A model step (actors) retries the chunk
+    whole, so that the model sees the same batches whatever happened, and a chunk that kills
+    its worker every time fails the stage."""
+    waiting: deque[T] = deque()  # read, sent, not yet back
+
+    def chunks() -> Iterator[Chunk]:
+        batch: list[Any] = []
+        current = ""
+        for item in items:
+            unit = key(item)
+            if batch and (len(batch) == batch_size or unit != current):
+                yield Chunk(current, len(batch), batch)
+                batch = []
+            batch.append(to_arg(item))
+            waiting.append(item)
+            current = unit
+        if batch:
+            yield Chunk(current, len(batch), batch)
+
+    stream = chunks()
+    first = next(stream, None)
+    if first is None:  # nothing to do: no Ray to start
+        return
+    with ray_session() if step.workers else contextlib.nullcontext():
+        if step.workers and step.holds_model:
+            step = dataclasses.replace(step, num_gpus=model_gpus(step.num_gpus))
+        # closed before the session ends, whatever ends the loop (a WorkerDied, the caller's
+        # error): the windows still in flight finish with the Ray they started on
+        with contextlib.closing(run_ordered(
+                itertools.chain([first], stream), [step], workers=step.workers, desc=desc, progress=progress,
+                total=total, split=None if step.holds_model else one_by_one,
+                died=lambda chunk, message: Chunk(chunk.key, 1, [_Died(message)]))) as finished:
+            for chunk in finished:
+                for result in chunk.payload:
+                    item = waiting.popleft()
+                    if isinstance(result, _Died):
+                        if on_death is None:
+                            raise WorkerDied(f"{result.message}: {item!r:.300} (in {chunk.key!r:.200}). Give "
+                                             "the workers more memory, or remove it.")
+                        result = on_death(item, result.message)
+                    yield item, result
+
+
+def one_by_one(chunk: Chunk) -> list[Chunk]:
+    """A chunk whose payload is a list, as chunks of one item each."""
+    return [Chunk(chunk.key, 1, [item]) for item in chunk.payload]
+
+
+@dataclass(frozen=True)
+class EachRow:
+    """A step that applies ``function`` (importable by name, for the workers) to each item of
+    its chunk."""
+
+    function: Callable[[Any], Any]
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        return [self.function(item) for item in items]
+
+
+@dataclass(frozen=True)
+class _Died:
+    """The result of a row that killed its worker every time (see ``map_rows``)."""
+
+    message: str
+
+
 def _collect(plan) -> dict[int, Chunk]:
     """Run a window's plan: its finished chunks by position."""
     finished = {}
     for row in plan.iter_rows():
         payload = pickle.loads(row["payload"])
         if isinstance(payload, _Raised):
-            raise RuntimeError(f"a step raised on a chunk of {row['key']!r:.200}:\n{payload.traceback}")
+            payload.reraise(row["key"])
         finished[row["seq"]] = Chunk(row["key"], row["rows"], payload)
     return finished
 
@@ -210,9 +295,31 @@ def _batched(items: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
 
 @dataclass(frozen=True)
 class _Raised:
-    """What a step raised, as its payload: the driver raises it (see ``_planned``)."""
+    """What a step raised, as its payload: the driver raises it (see ``_planned``), as itself
+    where it pickles (a ConfigError stays one), its traceback in the worker as the cause."""
 
     traceback: str
+    error: bytes | None = None
+
+    @classmethod
+    def now(cls) -> _Raised:
+        import sys
+
+        try:
+            error = pickle.dumps(sys.exc_info()[1], protocol=5)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text
+            error = None
+        return cls(traceback.format_exc(), error)
+
+    def reraise(self, key: str) -> None:
+        cause = RuntimeError(f"a step raised on a chunk of {key!r:.200}:\n{self.traceback}")
+        error = None
+        if self.error is not None:
+            with contextlib.suppress(Exception):  # a class the driver cannot import: the text will do
+                error = pickle.loads(self.error)
+        if isinstance(error, Exception):
+            raise error from cause
+        raise cause
 
 
 def _apply(function: Callable[[Any], Any], batch: pa.Table, report: bool = False) -> pa.Table:
@@ -229,19 +336,32 @@ def _call(function: Callable[[Any], Any], payload: Any, report: bool) -> Any:
     try:
         return function(payload)
     except Exception:  # noqa: BLE001 - handed to the driver, which raises it
-        return _Raised(traceback.format_exc())
+        return _Raised.now()
 
 
 def _task_step(batch: pa.Table, make: Callable[[], Callable[[Any], Any]], report: bool = False) -> pa.Table:
-    return _apply(make(), batch, report)
+    return _apply(_built(make, report), batch, report)
+
+
+def _built(make: Callable[[], Callable[[Any], Any]], report: bool) -> Callable[[Any], Any]:
+    """The step ``make`` builds; with ``report``, one that fails to build (a checkpoint that
+    does not load) answers every chunk with its error, which the driver raises."""
+    if not report:
+        return make()
+    try:
+        return make()
+    except Exception:  # noqa: BLE001 - handed to the driver, which raises it
+        failed = _Raised.now()
+        return lambda payload: failed
 
 
 class _ActorStep:
     """A stateful Ray Data worker: builds its step once (its models load on first use) and
     keeps it for every chunk it is handed."""
 
-    def __init__(self, make: Callable[[], Callable[[Any], Any]]):
-        self.function = make()
+    def __init__(self, make: Callable[[], Callable[[Any], Any]], report: bool = False):
+        self.report = report
+        self.function = _built(make, report)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return _apply(self.function, batch)
+        return _apply(self.function, batch, self.report)

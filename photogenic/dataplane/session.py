@@ -62,6 +62,23 @@ def ray_session(cpus: int | None = None, gpus: int | None = None) -> Iterator[No
             shutil.rmtree(own, ignore_errors=True)
 
 
+def model_gpus(wanted: float) -> float:
+    """GPUs a model actor asks Ray for: ``wanted``, except from a local Ray with fewer GPUs
+    than that (a laptop, a CPU-only pod), where such an actor would wait forever: there the
+    model runs on the CPU. A cluster's Ray (``RAY_ADDRESS``) is asked as it is: its autoscaler
+    adds the GPU nodes the stage declared."""
+    if not wanted or os.environ.get(ADDRESS_ENV):
+        return wanted
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if have >= wanted:
+        return wanted
+    log.warning("the stage declares %s GPU(s) per model actor, but this Ray has %s: the models run on the CPU",
+                wanted, have)
+    return 0.0
+
+
 def _temp_dir() -> tuple[str, str | None]:
     """Where the local Ray keeps its session (logs, sockets): under RAY_TMPDIR or TMPDIR as Ray
     would, unless that path is too long for the sockets Ray opens about 70 characters below it

@@ -317,7 +317,8 @@ def calibrate(config: RunConfig, files: list[str] | None = None, *, config_path:
         raise ConfigError("No scorer with a fittable threshold is on (filter.*.enabled).")
     rows = _labelled_rows(dataset, labels)
     columns = score_every_row(dataset, [s for s in build_scorers(config) if _fitted(s)], rows,
-                              workers=config.filter.workers, batch_size=config.filter.batch_size, progress=progress)
+                              workers=config.filter.workers, batch_size=config.filter.batch_size, progress=progress,
+                              gpus=config.filter.gpus)
     kept = np.array([labels[row["sample_id"]] for row in rows])
     values = [np.array([np.nan if v is None else float(v) for v in columns[k.column]], dtype=float) for k in found]
     held = np.array([_held_out(row["sample_id"], settings.holdout) for row in rows])

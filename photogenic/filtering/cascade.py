@@ -29,14 +29,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from photogenic.dataplane.parts import ShardParts
-from photogenic.dataplane.pipeline import Chunk, Step, run_steps
+from photogenic.dataplane.pipeline import Chunk, Step, map_rows, run_steps
 from photogenic.dataplane.session import ray_session
 from photogenic.dataset.store import Dataset
 from photogenic.filtering.scorer import Columns, GlobalScorer, Scorer
-from photogenic.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -216,40 +214,40 @@ def _batch(manifest: pa.Table, index: list[int]) -> _Batch:
     return _Batch(manifest.take(pa.array(index, pa.int64())), index, {}, [None] * len(index), [None] * len(index))
 
 
-#: scorers a worker process of ``score_every_row`` holds, set once per worker by ``_init_worker``
-_WORKER_SCORERS: list[Scorer] = []
-
-
-def _init_worker(scorers: list[Scorer]) -> None:
-    _WORKER_SCORERS[:] = scorers
-
-
 def score_every_row(dataset: Dataset, scorers: list[Scorer], rows: list[dict[str, Any]], *, workers: int = 2,
-                    batch_size: int = 32, progress: bool = True) -> Columns:
+                    batch_size: int = 32, progress: bool = True, gpus: float = 0.0) -> Columns:
     """Every scorer's columns for every row: no thresholds, no early stop (what calibrating
-    thresholds needs: the scores of rows the current thresholds would reject too)."""
-    columns: Columns = {}
-    batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    with tqdm(total=len(rows), desc=f"score {dataset.name}", unit="img", disable=not progress) as bar:
-        for batch, scored in ordered_map(_score_all, batches, lambda b: (dataset.path, b), workers=workers,
-                                         batch_size=1, inflight=2 * max(workers, 1), initializer=_init_worker,
-                                         initargs=(scorers,)):
-            for name, values in scored.items():
-                columns.setdefault(name, []).extend(values)
-            bar.update(len(batch))
-    return columns
+    thresholds needs: the scores of rows the current thresholds would reject too). On the data
+    plane, in batches of ``batch_size`` rows in the order given (a model's scores may depend on
+    its batch), ``workers`` at once: actors when a scorer holds a model (``gpus`` each)."""
+    models = any(s.holds_model for s in scorers)
+    step = Step(name="score every row", make=functools.partial(ScoreEveryRow, scorers, dataset.path),
+                holds_model=models, workers=min(workers, len(rows)), num_gpus=gpus if models else 0.0)
+    names: list[str] = []
+    values: list[dict[str, Any]] = []
+    # one key for all: chunks are then rows[i:i + batch_size], whatever the rows' shards
+    for _, scored in map_rows(rows, lambda row: row, step, key=lambda row: dataset.name, batch_size=batch_size,
+                              desc=f"score {dataset.name}", progress=progress, total=len(rows)):
+        names.extend(name for name in scored if name not in names)
+        values.append(scored)
+    return {name: [row.get(name) for row in values] for name in names}
 
 
-def _score_all(task: tuple[str, list[dict[str, Any]]]) -> Columns:
-    """In a worker: every scorer on every row of the batch."""
-    path, rows = task
-    dataset = Dataset(path)
-    pixels = any(s.needs_pixels for s in _WORKER_SCORERS)
-    images = [np.asarray(dataset.load_image(row)) for row in rows] if pixels else None
-    columns: Columns = {}
-    for scorer in _WORKER_SCORERS:
-        columns.update(scorer.score(rows, images if scorer.needs_pixels else None))
-    return columns
+class ScoreEveryRow:
+    """The data plane's step for ``score_every_row``: every scorer on a batch of rows, the
+    scores handed back row by row."""
+
+    def __init__(self, scorers: list[Scorer], dataset_path: str):
+        self.scorers = scorers
+        self.dataset = Dataset(dataset_path)
+        self.pixels = any(s.needs_pixels for s in scorers)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        images = [np.asarray(self.dataset.load_image(row)) for row in rows] if self.pixels else None
+        columns: Columns = {}
+        for scorer in self.scorers:
+            columns.update(scorer.score(rows, images if scorer.needs_pixels else None))
+        return [{name: values[i] for name, values in columns.items()} for i in range(len(rows))]
 
 
 def _part(schema: pa.Schema, batches: list[_Batch]) -> pa.Table:

@@ -32,8 +32,9 @@ API_VERSION = "ray.io/v1"
 KIND = "RayJob"
 #: the Ray the project image installs (pyproject's ``ray`` extra)
 RAY_VERSION = "2.60.0"
-#: the stages whose per-row work runs on the data plane (photogenic.dataplane)
-RAY_STAGES = ("auto_filter",)
+#: the stages whose per-row work runs on the data plane (photogenic.dataplane): decoding, the
+#: scorers, the captioning model, the upscaler, packing
+RAY_STAGES = ("ingest", "auto_filter", "caption", "upsample", "package")
 
 
 @dataclass

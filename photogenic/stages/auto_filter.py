@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from photogenic.config import RunConfig
 from photogenic.dataplane.parts import PARTS, discard_parts, fingerprint
+from photogenic.dataset.accounting import CARD_KEY, KEPT, REJECTED as ROW_REJECTED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, parquet_bytes, repoint_shards
@@ -102,6 +103,9 @@ def _write(source: Dataset, target: Dataset, result: CascadeResult, scorers: lis
         "rejected": rejected.num_rows,
         "funnel": [{"after": name, "rows": count} for name, count in result.funnel],
         "rejections_by_scorer": dict(sorted(result.reasons.items())),
+        # by the input's shard names, as its manifest holds them (before they are repointed)
+        CARD_KEY: count_by_shard((shard, KEPT if by is None else ROW_REJECTED) for shard, by in
+                                 zip(result.table["shard"].to_pylist(), result.table[REJECTED_BY].to_pylist())),
         "scorers": [s.describe() for s in scorers],
         "scorers_off": scorers_off(config),
         # what decided, not where it ran: the GPUs do not change a score

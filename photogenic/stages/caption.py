@@ -12,20 +12,25 @@ characters removed, cut at ``caption.max_chars`` on a word boundary) and must ke
     model_caption              the captioning model's output, where it ran (null elsewhere)
 
 A row with no usable caption at all goes to the quarantine with the reason, not to training.
-Ingest's ``caption`` (the source alt-text) stays as it was.
+Ingest's ``caption`` (the source alt-text) stays as it was. The captioning model runs on the
+data plane, in Ray actors (``caption.model.workers``, ``caption.model.gpus`` each), in the same
+batches whatever the number of actors; with 0 workers, here.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from tqdm import tqdm
 
-from photogenic.config import RunConfig
+from photogenic.config import CaptionModelConfig, RunConfig
+from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, QUARANTINED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset, repoint_shards
@@ -91,7 +96,10 @@ def caption(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     card = {"name": target.name, "stage": "caption", "input": source.name, "rows": table.num_rows,
             "upstream": upstream_entries(source, input_ref),
             "quarantined": quarantine.num_rows, "caption_sources": dict(sorted(sources.items())),
-            "params": settings.model_dump(mode="json")}
+            CARD_KEY: count_by_shard((row["shard"], KEPT if pick is not None else QUARANTINED)
+                                     for row, pick in zip(rows, chosen)),
+            # what decided, not where it ran
+            "params": settings.model_dump(mode="json", exclude={"model": {"workers", "gpus"}})}
     ref = target.write(table, quarantine, card)
     log.info("caption %s → %s: %d rows in, %d captioned (%s), %d quarantined without a usable caption",
              settings.input, settings.output, len(rows), table.num_rows,
@@ -109,19 +117,33 @@ def _clean(text: str | None, config: RunConfig) -> str | None:
 
 def _model_captions(source: Dataset, rows: list[dict[str, Any]], wanted: list[bool], config: RunConfig,
                     progress: bool) -> list[str | None]:
-    from photogenic.captioning.model import ImageCaptioner
-
-    captioner = ImageCaptioner(config.caption.model)
+    settings = config.caption.model
     out: list[str | None] = [None] * len(rows)
     todo = [i for i, w in enumerate(wanted) if w]
-    size = config.caption.model.batch_size
-    for start in tqdm(range(0, len(todo), size), desc="model captions", disable=not progress, unit="batch"):
-        batch = todo[start:start + size]
-        texts = captioner.caption([source.load_image(rows[i]) for i in batch])
-        for i, text in zip(batch, texts):
-            out[i] = text
+    step = Step(name="caption model", make=functools.partial(CaptionStep, settings, source.path), holds_model=True,
+                workers=min(settings.workers, len(todo)), num_gpus=settings.gpus)
+    # the batches of the rows in manifest order, whatever their shards: a model's output may
+    # depend on its batch, and the captions must not depend on where the images are stored
+    for index, text in map_rows(todo, lambda i: {k: rows[i][k] for k in ("shard", "offset", "length")}, step,
+                                key=lambda i: source.name, batch_size=settings.batch_size, desc="model captions",
+                                progress=progress, total=len(todo)):
+        out[index] = text
     log.info("captioning model wrote %d captions", len(todo))
     return out
+
+
+class CaptionStep:
+    """The data plane's model step: the captioning model, loaded once per actor, on a batch of
+    images read from ``dataset``."""
+
+    def __init__(self, settings: CaptionModelConfig, dataset: str):
+        from photogenic.captioning.model import ImageCaptioner
+
+        self.captioner = ImageCaptioner(settings)
+        self.dataset = Dataset(dataset)
+
+    def __call__(self, pointers: list[dict[str, Any]]) -> list[str]:
+        return self.captioner.caption([self.dataset.load_image(pointer) for pointer in pointers])
 
 
 def _why_none(row: dict[str, Any], model_text: str | None, config: RunConfig) -> str:
@@ -149,6 +171,13 @@ def _gate_params(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _resources(config: RunConfig) -> Resources:
+    """GPUs for the captioning actors when a model is configured with some (caption.model.gpus each)."""
+    model = config.caption.model
+    gpus = math.ceil(model.gpus * max(model.workers, 1)) if model.checkpoint else 0
+    return Resources(cpus=2, memory_gb=4, gpus=gpus)
+
+
 SPEC = StageSpec(
     name="caption",
     description="Choose each curated image's training caption: human, else a captioning model, else "
@@ -159,6 +188,7 @@ SPEC = StageSpec(
     gate="caption",
     gate_params=_gate_params,
     resources=Resources(cpus=2, memory_gb=4),
+    config_resources=_resources,
     inputs=("caption.input",),
     outputs=("caption.output",),
 )

@@ -25,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -34,8 +34,8 @@ import pyarrow as pa
 
 from photogenic.config import RunConfig
 from photogenic.dataplane.parts import PARTS, ShardParts, discard_parts, fingerprint
-from photogenic.dataplane.pipeline import Chunk, Step, run_ordered
-from photogenic.dataplane.session import ray_session
+from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, DUPLICATE, KEPT, QUARANTINED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import META_PREFIX, QUARANTINE_SCHEMA, manifest_schema
 from photogenic.dataset.shards import ShardWriter, list_shards, next_shard_index
@@ -155,50 +155,23 @@ def _probe_all(samples: Iterator[RawSample], config: RunConfig, parts: _InputSha
     """Decode and check samples on the data plane, results in input order. A sample of an input
     shard an interrupted run finished takes its outcome from that shard's part instead."""
     settings = config.ingest
-    waiting: deque[RawSample] = deque()  # read, sent, not yet back: a few windows of chunks
 
-    def chunks() -> Iterator[Chunk]:
-        batch: list[ProbeTask | ProbeOutcome] = []
-        for sample in samples:
-            if batch and (len(batch) == settings.batch_size or sample.unit != waiting[-1].unit):
-                yield Chunk(waiting[-1].unit, len(batch), batch)
-                batch = []
-            image = sample.image if sample.problem is None else None  # the source's own verdict stands
-            task = ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
-                             settings.max_caption_chars, sample.caption_status)
-            batch.append(parts.known(sample, task) or task)
-            waiting.append(sample)
-        if batch:
-            yield Chunk(waiting[-1].unit, len(batch), batch)
+    def task(sample: RawSample) -> ProbeTask | ProbeOutcome:
+        image = sample.image if sample.problem is None else None  # the source's own verdict stands
+        task = ProbeTask(image, sample.caption, settings.max_pixels, settings.max_image_bytes,
+                         settings.max_caption_chars, sample.caption_status)
+        return parts.known(sample, task) or task
 
-    def died(chunk: Chunk, message: str) -> Chunk:
-        [task] = chunk.payload
-        caption = clean_caption(task.caption, settings.max_caption_chars)
-        data = task.image or b""
-        return Chunk(chunk.key, 1, [ProbeOutcome(
-            hashlib.sha256(data).hexdigest() if data else None, len(data), None,
-            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)])
+    def died(sample: RawSample, message: str) -> ProbeOutcome:
+        caption = clean_caption(sample.caption, settings.max_caption_chars)
+        data = (sample.image if sample.problem is None else None) or b""
+        return ProbeOutcome(hashlib.sha256(data).hexdigest() if data else None, len(data), None,
+                            ("worker_died", f"decoding it killed the decode worker: {message}"), caption)
 
-    stream = chunks()
-    first = next(stream, None)
-    if first is None:  # nothing new: no Ray to start
-        return
     # the probe is looked up here, when the stage runs (tests replace it); workers import it by name
     step = Step(name="probe", make=functools.partial(ProbeChunk, run_probe), workers=settings.workers)
-    with ray_session() if settings.workers else contextlib.nullcontext():
-        for chunk in run_ordered(_chained(first, stream), [step], workers=settings.workers,
-                                 desc=f"ingest → {settings.output}", progress=progress, split=_one_by_one, died=died):
-            for outcome in chunk.payload:
-                yield waiting.popleft(), outcome
-
-
-def _chained(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield first
-    yield from rest
-
-
-def _one_by_one(chunk: Chunk) -> list[Chunk]:
-    return [Chunk(chunk.key, 1, [item]) for item in chunk.payload]
+    yield from map_rows(samples, task, step, key=lambda sample: sample.unit, batch_size=settings.batch_size,
+                        desc=f"ingest → {settings.output}", progress=progress, on_death=died)
 
 
 #: an input shard's part: each new sample's outcome, what it was computed from (to tell that the
@@ -294,25 +267,32 @@ def _outcome(row: dict[str, Any]) -> ProbeOutcome:
 
 def _record(sample: RawSample, outcome: ProbeOutcome, state: _ManifestBuilder, writer: ShardWriter,
             stats: IngestStats) -> None:
+    shard = sample.unit.split("\t", 1)[-1]  # the input shard's name, as the source records it
     if sample.image is None or sample.problem is not None or outcome.problem is not None:
         code, message = sample.problem or outcome.problem or ("missing_image", "the source has no image")
         state.quarantine(sample, outcome, code, message)
+        state.outcomes.append((shard, QUARANTINED))
         stats.quarantined += 1
         return
     if state.add_duplicate_source(outcome.sample_id, sample.source):
+        state.outcomes.append((shard, DUPLICATE))
         stats.duplicates += 1
         return
     stored = writer.add(outcome.sample_id, _STORED_EXTENSION[outcome.info.format], sample.image)
     state.add_row(sample, outcome, shard=f"{SHARDS}/{stored.shard}", offset=stored.offset)
+    state.outcomes.append((shard, KEPT))
     stats.added += 1
 
 
 class _ManifestBuilder:
     """The manifest being built: the existing rows (as Arrow) plus this run's new rows."""
 
-    def __init__(self, existing: pa.Table, quarantine: pa.Table):
+    def __init__(self, existing: pa.Table, quarantine: pa.Table, counted: dict[str, dict[str, int]] | None = None):
         self.existing = existing
         self.existing_quarantine = quarantine
+        #: the existing rows' outcomes per input shard (the card's), and this run's, in order
+        self.counted = counted or {}
+        self.outcomes: list[tuple[str, str]] = []
         self.new_rows: list[dict[str, Any]] = []
         self.new_quarantine: list[dict[str, Any]] = []
         self.extra_sources: dict[int, list[str]] = {}  # row index -> sources added this run
@@ -329,7 +309,14 @@ class _ManifestBuilder:
     def load(cls, dataset: Dataset) -> _ManifestBuilder:
         if not dataset.exists():
             return cls(manifest_schema().empty_table(), QUARANTINE_SCHEMA.empty_table())
-        return cls(dataset.read_manifest(), dataset.read_quarantine())
+        manifest, quarantine, card = dataset.read_manifest(), dataset.read_quarantine(), dataset.read_card()
+        counted = card.get(CARD_KEY)
+        if counted is None and manifest.num_rows + quarantine.num_rows:
+            # made before ingest counted per input shard: what it held, under a name no shard has
+            counted = {"(ingested before the counts per input shard)": {
+                KEPT: manifest.num_rows, QUARANTINED: quarantine.num_rows,
+                DUPLICATE: sum(len(s) - 1 for s in manifest.column("sources").to_pylist())}}
+        return cls(manifest, quarantine, counted)
 
     def referenced_shards(self) -> set[str]:
         return set(self.existing.column("shard").to_pylist()) if self.existing.num_rows else set()
@@ -409,7 +396,8 @@ class _ManifestBuilder:
             self.existing_quarantine.cast(QUARANTINE_SCHEMA),
             pa.Table.from_pylist(self.new_quarantine, schema=QUARANTINE_SCHEMA),
         ])
-        return dataset.write(manifest, quarantine, _card(dataset, manifest, quarantine, config))
+        counts = count_by_shard(self.outcomes, before=self.counted)
+        return dataset.write(manifest, quarantine, _card(dataset, manifest, quarantine, counts, config))
 
     def _manifest(self) -> pa.Table:
         meta_columns = sorted(
@@ -449,9 +437,12 @@ def _meta_json(sample: RawSample) -> str | None:
     return storable_text(json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)) if meta else None
 
 
-def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, config: RunConfig) -> dict[str, Any]:
+def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, counts: dict[str, dict[str, int]],
+          config: RunConfig) -> dict[str, Any]:
     """dataset.json: what a person needs to know about this version. No timestamps, so that the
-    same inputs give byte-identical datasets (and the same DVC md5)."""
+    same inputs give byte-identical datasets (and the same DVC md5). ``counts``: every sample
+    ingested into this version, by input shard: kept (a row), duplicate (a source of another
+    row) or quarantined; they add up to rows, duplicates_collapsed and quarantined."""
     sources = manifest.column("sources").to_pylist()
     return {
         "name": dataset.name,
@@ -464,6 +455,7 @@ def _card(dataset: Dataset, manifest: pa.Table, quarantine: pa.Table, config: Ru
         "formats": dict(sorted(Counter(manifest.column("format").to_pylist()).items())),
         "caption_status": dict(sorted(Counter(manifest.column("caption_status").to_pylist()).items())),
         "quarantine_reasons": dict(sorted(Counter(quarantine.column("reason_code").to_pylist()).items())),
+        CARD_KEY: counts,
         "sources": [s.model_dump() for s in config.ingest.sources],
         "params": config.ingest.model_dump(mode="json", exclude={"sources", "gate"}),
     }

@@ -1,37 +1,39 @@
 """Package: the training set, ready for the trainer to stream.
 
 Reads the upsampled dataset; each row's training image (the upsampled one where there is one)
-is resized to just cover its aspect-ratio bucket and cropped to it, and written with its
+is resized to just cover its aspect-ratio bucket and cropped to it on the data plane (Ray tasks,
+``package.workers`` at once; here with 0), and written with its
 caption and metadata as one WebDataset sample (``{sample_id}.png``, ``.txt``, ``.json``) in the
 training set's own shards. The manifest follows the training-set contract (sample_id, shard,
 offset, length, width, height, caption, split) plus bucket, crop, size and provenance columns
 (``TRAINING_SET_COLUMNS``). Rows without a usable training caption are quarantined with the
-reason, never packaged captionless. A dataset card (README.md) is written into the folder.
+reason, never packaged captionless, and so is a row whose image kills its worker every time. A dataset card (README.md) is written into the folder.
 
 Like upsample, a run starts over (manifest removed first, shards next, manifest written last).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from photogenic.config import RunConfig
+from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, QUARANTINED, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer
 from photogenic.dataset.upstream import upstream_entries
 from photogenic.errors import ConfigError, DataError
-from photogenic.packaging.buckets import make_buckets, nearest_bucket
+from photogenic.packaging.buckets import Bucket, make_buckets, nearest_bucket
 from photogenic.packaging.card import render_card
-from photogenic.packaging.images import EXTENSIONS, pack_encoded
+from photogenic.packaging.images import EXTENSIONS, Packed, pack_encoded
 from photogenic.packaging.split import split_of
-from photogenic.parallel import ordered_map
 from photogenic.paths import dataset_dir, join
 from photogenic.stages.inputs import open_input
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
@@ -103,26 +105,27 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
         if caption:
             usable.append(row)
         else:
-            quarantine.append({"source_kind": row.get("source_kind"), "source": row.get("source"),
-                               "sample_id": row["sample_id"], "length": row["length"], "stage": "package",
-                               "reason_code": "no_training_caption",
-                               "reason": "the row has no training caption (training_caption is empty or null)"})
+            quarantine.append(_quarantined(row, "no_training_caption",
+                                           "the row has no training caption (training_caption is empty or null)"))
 
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
     writer = rebuild_writer(target, max_images=settings.shard_max_images, max_bytes=settings.shard_max_bytes)
     ext = EXTENSIONS[settings.image_format]
+    step = Step(name="pack", make=functools.partial(PackStep, source.path, settings.crop, settings.image_format,
+                                                    settings.jpeg_quality), workers=min(settings.workers, len(usable)))
 
-    def job(row: dict[str, Any]) -> tuple:
+    def job(row: dict[str, Any]) -> tuple[dict[str, Any], Bucket, str]:
         pointer = training_image_pointer(row)
-        bucket = nearest_bucket(pointer["width"], pointer["height"], buckets)
-        return (source.image_bytes(pointer), bucket, settings.crop, row["sample_id"], settings.image_format,
-                settings.jpeg_quality)
+        return pointer, nearest_bucket(pointer["width"], pointer["height"], buckets), row["sample_id"]
 
     out: dict[str, list] = {name: [] for name in TRAINING_SET_COLUMNS}
     try:
-        results = ordered_map(pack_encoded, usable, job, workers=min(settings.workers, len(usable)),
-                              batch_size=settings.batch_size)
-        for row, packed in tqdm(results, total=len(usable), desc="package", unit="img", disable=not progress):
+        for row, packed in map_rows(usable, job, step, key=lambda row: training_image_pointer(row)["shard"],
+                                    batch_size=settings.batch_size, desc="package", progress=progress,
+                                    total=len(usable), on_death=_killed):
+            if isinstance(packed, str):  # its image killed the worker every time
+                quarantine.append(_quarantined(row, "worker_died", packed))
+                continue
             pointer = training_image_pointer(row)
             bucket = nearest_bucket(pointer["width"], pointer["height"], buckets)
             caption = row["training_caption"].strip()
@@ -155,6 +158,7 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     quarantine_table = pa.Table.from_pylist(quarantine, schema=QUARANTINE_SCHEMA) if quarantine \
         else QUARANTINE_SCHEMA.empty_table()
     params = settings.model_dump(mode="json")
+    dropped = {q["sample_id"] for q in quarantine}
     upstream = upstream_entries(source, input_ref)
     card_text = render_card(name=target.name, input_name=source.name, rows=manifest.to_pylist(),
                             quarantined=len(quarantine), upstream=upstream, params=params)
@@ -164,6 +168,8 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
              "buckets": {b: out["bucket"].count(b) for b in sorted(set(out["bucket"]))}}
     card = {"name": target.name, "stage": "package", "input": source.name, "rows": manifest.num_rows,
             "quarantined": len(quarantine), "counts": stats, "buckets": [b.name for b in buckets],
+            CARD_KEY: count_by_shard((row["shard"], QUARANTINED if row["sample_id"] in dropped else KEPT)
+                                     for row in rows),
             "upstream": upstream, "params": params}
     ref = target.write(manifest, quarantine_table, card, files={CARD_NAME: card_text.encode("utf-8")},
                        shards=writer.staged)
@@ -171,6 +177,31 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
              settings.input, settings.output, len(rows), manifest.num_rows, splits["train"], splits["validation"],
              len(quarantine))
     return PackageResult(ref=ref, stats=stats, card=join(target.path, CARD_NAME))
+
+
+@dataclass(frozen=True)
+class PackStep:
+    """The data plane's step: each row's training image read from ``dataset`` (one ranged read)
+    and packed into its bucket."""
+
+    dataset: str
+    crop: str
+    image_format: str
+    jpeg_quality: int
+
+    def __call__(self, jobs: list[tuple[dict[str, Any], Bucket, str]]) -> list[Packed]:
+        source = Dataset(self.dataset)
+        return [pack_encoded((source.image_bytes(pointer), bucket, self.crop, sample_id, self.image_format,
+                              self.jpeg_quality)) for pointer, bucket, sample_id in jobs]
+
+
+def _killed(row: dict[str, Any], message: str) -> str:
+    return f"packing its image killed the worker: {message}"
+
+
+def _quarantined(row: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    return {"source_kind": row.get("source_kind"), "source": row.get("source"), "sample_id": row["sample_id"],
+            "length": row["length"], "stage": "package", "reason_code": code, "reason": reason}
 
 
 def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:

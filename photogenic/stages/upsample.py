@@ -2,7 +2,8 @@
 
 Reads the captioned dataset, upsamples the small rows with the configured backend (Lanczos by
 default; a diffusers upscaler conditioned on ``training_caption`` when a checkpoint is
-configured) and writes the ``upsampled`` dataset: every input row, its original pointers intact,
+configured) on the data plane (photogenic.dataplane: Lanczos as Ray tasks, the upscaler in
+model actors; ``upsample.workers`` 0 runs either here), and writes the ``upsampled`` dataset: every input row, its original pointers intact,
 plus the new image's pointer, size, backend, scale and seed (``photogenic.upsampling.columns``).
 New images go to the dataset's own shards, keyed by the sha256 of their PNG bytes.
 
@@ -13,6 +14,7 @@ the next run makes the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -22,15 +24,15 @@ from typing import Any
 
 import pyarrow as pa
 from PIL import Image
-from tqdm.auto import tqdm
 
-from photogenic.config import RunConfig
+from photogenic.config import DiffusionUpsampleConfig, RunConfig
+from photogenic.dataplane.pipeline import Step, map_rows
+from photogenic.dataset.accounting import CARD_KEY, KEPT, count_by_shard
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import SHARDS, Dataset, rebuild_writer, repoint_shards
 from photogenic.dataset.upstream import upstream_entries
-from photogenic.errors import DataError
-from photogenic.parallel import ordered_map
+from photogenic.errors import DataError, WorkerDied
 from photogenic.paths import dataset_dir
 from photogenic.stages.inputs import open_input
 from photogenic.stages.spec import Resources, StageOutput, StageSpec
@@ -68,8 +70,8 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     log.info("upsample %s: %d rows, %d with short side < %d px (%s)", settings.input, len(rows), len(todo),
              settings.min_short_side, settings.backend)
 
-    # load the model first: a bad checkpoint fails the stage before any image is made
-    upscaler = _load_upscaler(config) if settings.backend == "diffusion" and todo else None
+    # read the upscaler's configs first: a bad checkpoint fails the stage before any image is made
+    upscaler = _describe_upscaler(config) if settings.backend == "diffusion" and todo else None
     target = Dataset(dataset_dir(config.data.root, settings.output), name=settings.output)
     writer = rebuild_writer(target, max_images=settings.shard_max_images, max_bytes=settings.shard_max_bytes)
     columns: dict[str, list] = {name: [None] * len(rows) for name in UPSAMPLE_COLUMNS}
@@ -102,6 +104,7 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     stats = {"input": len(rows), "upsampled": len(todo), "kept_as_is": len(rows) - len(todo),
              "new_images": len(stored), "backend": settings.backend, "min_short_side": settings.min_short_side}
     card = {"name": target.name, "stage": "upsample", "input": source.name, "rows": len(rows), "counts": stats,
+            CARD_KEY: count_by_shard((row["shard"], KEPT) for row in rows),  # upsampling drops no row
             "upstream": upstream_entries(source, input_ref),
             "params": settings.model_dump(mode="json")}
     ref = target.write(manifest, QUARANTINE_SCHEMA.empty_table(), card, shards=writer.staged)
@@ -112,48 +115,91 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
 
 def _lanczos(config: RunConfig, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
     settings = config.upsample
-
-    def job(index: int) -> tuple:
-        row = rows[index]
-        size = resampled_size(row["width"], row["height"], settings.min_short_side)
-        return (source.image_bytes(row), size, settings.sharpen_percent, settings.sharpen_radius,
-                settings.sharpen_threshold)
-
-    results = ordered_map(upscale_encoded, todo, job, workers=min(settings.workers, len(todo)),
-                          batch_size=settings.batch_size)
-    for index, data in tqdm(results, total=len(todo), desc="upsample (lanczos)", unit="img", disable=not progress):
+    step = Step(name="lanczos", make=functools.partial(
+        LanczosStep, source.path, settings.min_short_side, settings.sharpen_percent, settings.sharpen_radius,
+        settings.sharpen_threshold), workers=min(settings.workers, len(todo)))
+    for index, data in map_rows(todo, lambda i: rows[i], step, key=lambda i: rows[i]["shard"],
+                                batch_size=settings.batch_size, desc="upsample (lanczos)", progress=progress,
+                                total=len(todo), on_death=functools.partial(_died, rows)):
         row = rows[index]
         scale = settings.min_short_side / min(row["width"], row["height"])
         yield index, data, "lanczos", scale, sample_seed(settings.seed, row["sample_id"])
 
 
-def _load_upscaler(config: RunConfig):
-    from photogenic.upsampling.diffusion import DiffusionUpscaler
+@dataclass(frozen=True)
+class LanczosStep:
+    """The data plane's step: each row's image read from ``dataset`` (one ranged read),
+    resampled up to ``min_short_side`` and sharpened, as PNG bytes."""
 
-    return DiffusionUpscaler(config.upsample.diffusion, config.data.root)
+    dataset: str
+    min_short_side: int
+    percent: int
+    radius: float
+    threshold: int
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[bytes]:
+        source = Dataset(self.dataset)
+        return [upscale_encoded((source.image_bytes(row), resampled_size(row["width"], row["height"], self.min_short_side),
+                                 self.percent, self.radius, self.threshold)) for row in rows]
+
+
+def _died(rows: list[dict], index: int, message: str):
+    raise WorkerDied(f"{message}: upsampling the sample {rows[index]['sample_id']} (from {rows[index]['shard']!r:.200}). "
+                     "Give the workers more memory, or leave the sample out of upsample.input.")
+
+
+def _describe_upscaler(config: RunConfig):
+    from photogenic.upsampling.diffusion import describe
+
+    return describe(config.upsample.diffusion, config.data.root)
 
 
 def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], todo: list[int], progress: bool):
-    """Batches of same-size, same-pass-count images through the pipeline, in manifest order
-    within each group; the groups themselves go in order of their first row."""
-    from photogenic.upsampling.diffusion import Job
-
+    """Batches of same-size, same-pass-count images through the upscaler, in manifest order
+    within each group; the groups themselves go in order of their first row. The model runs in
+    actors (``upsample.workers`` of them, sharing the GPUs the stage declares), or here."""
     settings = config.upsample
     groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
     for index in todo:
         row = rows[index]
         passes = passes_needed(min(row["width"], row["height"]), settings.min_short_side, upscaler.native_scale)
         groups[(row["width"], row["height"], passes)].append(index)
-    size = settings.diffusion.batch_size
-    batches = [(passes, members[i:i + size]) for (_, _, passes), members in groups.items()
-               for i in range(0, len(members), size)]
-    with tqdm(total=len(todo), desc=f"upsample ({upscaler.name})", unit="img", disable=not progress) as bar:
-        for passes, batch in batches:
-            jobs = [Job(image=source.load_image(rows[i]), prompt=rows[i].get(CAPTION) or "",
-                        seed=sample_seed(settings.seed, rows[i]["sample_id"])) for i in batch]
-            for index, job, image in zip(batch, jobs, upscaler.upscale(jobs, passes)):
-                yield index, png_bytes(image), upscaler.name, float(upscaler.native_scale ** passes), job.seed
-            bar.update(len(batch))
+    # a chunk never spans two groups, and cuts each into batches of batch_size, in order
+    items = [(f"{w}x{h}, {passes} passes", passes, index) for (w, h, passes), members in groups.items()
+             for index in members]
+    workers = settings.workers
+    step = Step(name=upscaler.name, make=functools.partial(DiffusionStep, settings.diffusion, config.data.root,
+                                                           source.path),
+                holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0)
+
+    def job(item: tuple[str, int, int]) -> tuple[int, dict, str, int]:
+        _, passes, index = item
+        row = rows[index]
+        return passes, row, row.get(CAPTION) or "", sample_seed(settings.seed, row["sample_id"])
+
+    for (_, passes, index), data in map_rows(items, job, step, key=lambda item: item[0],
+                                             batch_size=settings.diffusion.batch_size,
+                                             desc=f"upsample ({upscaler.name})", progress=progress, total=len(items)):
+        yield index, data, upscaler.name, float(upscaler.native_scale ** passes), \
+            sample_seed(settings.seed, rows[index]["sample_id"])
+
+
+class DiffusionStep:
+    """The data plane's model step: the diffusion upscaler, loaded once per actor, on a batch of
+    same-size images (their rows, prompts and seeds), as PNG bytes."""
+
+    def __init__(self, settings: DiffusionUpsampleConfig, data_root: str, dataset: str):
+        from photogenic.upsampling.diffusion import DiffusionUpscaler
+
+        self.upscaler = DiffusionUpscaler(settings, data_root)
+        self.dataset = Dataset(dataset)
+
+    def __call__(self, jobs: list[tuple[int, dict, str, int]]) -> list[bytes]:
+        from photogenic.upsampling.diffusion import Job
+
+        [passes] = {passes for passes, _, _, _ in jobs}
+        batch = [Job(image=self.dataset.load_image(row), prompt=prompt, seed=seed) for _, row, prompt, seed in jobs]
+        return [png_bytes(image) for image in self.upscaler.upscale(batch, passes)]
 
 
 def _run(config: RunConfig, progress: bool, inputs: dict[str, DatasetRef] | None = None) -> StageOutput:

@@ -60,24 +60,55 @@ def resolve_checkpoint(settings: DiffusionUpsampleConfig, data_root: str) -> str
     return checkpoint  # owner/name: a hub id
 
 
+@dataclass(frozen=True)
+class UpscalerInfo:
+    name: str
+    #: the factor one pass multiplies the sides by
+    native_scale: int
+
+
+def describe(settings: DiffusionUpsampleConfig, data_root: str) -> UpscalerInfo:
+    """The upscaler's name and native factor from its configs alone, no weights: what the stage
+    needs to batch its rows before the model loads in its workers, and a checkpoint that cannot
+    be read is a ConfigError before any image is made."""
+    from diffusers import AutoencoderKL
+
+    source, cls = resolve_checkpoint(settings, data_root), _pipeline_class(settings)
+    try:
+        cls.load_config(source)
+        vae = AutoencoderKL.load_config(source, subfolder="vae")
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise _unloadable(settings, cls, exc) from None
+    # as the pipelines compute it (vae_scale_factor); the latent upscaler doubles its latents
+    native = 2 ** (len(vae["block_out_channels"]) - 1) if settings.pipeline == "x4" else 2
+    return UpscalerInfo(f"diffusion-{settings.pipeline}", native)
+
+
+def _pipeline_class(settings: DiffusionUpsampleConfig):
+    from diffusers import StableDiffusionLatentUpscalePipeline, StableDiffusionUpscalePipeline
+
+    return StableDiffusionUpscalePipeline if settings.pipeline == "x4" else StableDiffusionLatentUpscalePipeline
+
+
+def _unloadable(settings: DiffusionUpsampleConfig, cls: type, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"{KEY} = {settings.checkpoint!r} could not be loaded as a {cls.__name__} "
+        f"(upsample.diffusion.pipeline={settings.pipeline!r}): {str(exc).splitlines()[0] if str(exc) else exc!r}. "
+        "Set it to a local pipeline folder, or download the checkpoint into the hub cache first.")
+
+
 class DiffusionUpscaler:
     def __init__(self, settings: DiffusionUpsampleConfig, data_root: str):
         import torch
-        from diffusers import StableDiffusionLatentUpscalePipeline, StableDiffusionUpscalePipeline
 
         self.settings = settings
-        source = resolve_checkpoint(settings, data_root)
-        cls = StableDiffusionUpscalePipeline if settings.pipeline == "x4" else StableDiffusionLatentUpscalePipeline
+        source, cls = resolve_checkpoint(settings, data_root), _pipeline_class(settings)
         self.device = settings.device if settings.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = getattr(torch, settings.dtype)
         try:
             self.pipe = cls.from_pretrained(source, dtype=dtype)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(
-                f"{KEY} = {settings.checkpoint!r} could not be loaded as a {cls.__name__} "
-                f"(upsample.diffusion.pipeline={settings.pipeline!r}): {str(exc).splitlines()[0] if str(exc) else exc!r}. "
-                "Set it to a local pipeline folder, or download the checkpoint into the hub cache first."
-            ) from None
+            raise _unloadable(settings, cls, exc) from None
         self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         # the x4 pipeline's VAE decodes to its factor times the input; the latent upscaler's VAE

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from photogenic.kfp.rayjob import RayJobFailed, RayJobOptions, job_name, rayjob_manifest, submit_and_wait
+from photogenic.kfp.rayjob import RAY_STAGES, RayJobFailed, RayJobOptions, job_name, rayjob_manifest, submit_and_wait
 from photogenic.stages.registry import STAGES
 from tests.conftest import config_for
 
@@ -56,6 +56,27 @@ def test_gpus_in_the_config_add_a_gpu_worker_group(tmp_path):
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
 
 
+@pytest.mark.parametrize("stage", RAY_STAGES)
+def test_every_data_plane_stage_renders_a_valid_rayjob_with_its_gpus(tmp_path, stage):
+    # GPUs declared for every model the stages hold: the upscaler, the captioner, the scorers
+    config = config_for(tmp_path, "upsample.backend=diffusion", "upsample.diffusion.checkpoint=x/y",
+                        "upsample.diffusion.gpus=2", "caption.model.checkpoint=x/y", "caption.model.gpus=1",
+                        "filter.gpus=1")
+    manifest = rayjob_manifest(STAGES[stage], config, ["true"], job_name(stage, "x"))
+    _validate(manifest)
+    groups = {g["groupName"]: g for g in manifest["spec"]["rayClusterSpec"]["workerGroupSpecs"]}
+    declared = STAGES[stage].resources_for(config).gpus
+    assert declared == {"ingest": 0, "package": 0, "upsample": 2, "caption": 1, "auto_filter": 2}[stage]
+    assert set(groups) == ({"cpu", "gpu"} if declared else {"cpu"})
+    if declared:
+        assert groups["gpu"]["replicas"] == declared
+
+
+def test_ray_stages_are_the_stages_on_the_data_plane():
+    assert set(RAY_STAGES) <= set(STAGES)
+    assert set(RAY_STAGES) == {"ingest", "auto_filter", "caption", "upsample", "package"}
+
+
 def test_the_schema_catches_a_broken_manifest(tmp_path):
     manifest = rayjob_manifest(STAGES["auto_filter"], config_for(tmp_path), ["true"], "photogenic-auto-filter-x")
     manifest["spec"]["shutdownAfterJobFinishes"] = "yes"
@@ -97,7 +118,7 @@ def test_the_launcher_waits_for_the_job_and_reports_a_failure():
                         clock=lambda: next(ticks))
 
 
-def test_compile_ray_runs_the_filter_task_as_a_rayjob(tmp_path):
+def test_compile_ray_runs_the_data_plane_stages_as_rayjobs(tmp_path):
     from photogenic.config import load_config
     from photogenic.kfp.pipeline import KfpOptions, compile_pipeline
     import yaml
@@ -110,11 +131,13 @@ def test_compile_ray_runs_the_filter_task_as_a_rayjob(tmp_path):
 
     plain, ray = executors(False), executors(True)
     launched = {label for label, c in ray.items() if "--ray-job" in c["args"]}
-    assert launched == {"exec-auto-filter"} and not any("--ray-job" in c["args"] for c in plain.values())
-    args = ray["exec-auto-filter"]["args"]
-    assert args[args.index("--ray-job") + 1] == "registry.example/p:1"
-    # the launcher pod only waits: the RayJob's pods carry the stage's resources
-    assert float(ray["exec-auto-filter"]["resources"]["cpuLimit"]) < float(plain["exec-auto-filter"]["resources"]["cpuLimit"])
+    assert launched == {f"exec-{stage.replace('_', '-')}" for stage in RAY_STAGES}
+    assert not any("--ray-job" in c["args"] for c in plain.values())
+    for label in launched:
+        args = ray[label]["args"]
+        assert args[args.index("--ray-job") + 1] == "registry.example/p:1"
+        # the launcher pod only waits: the RayJob's pods carry the stage's resources
+        assert float(ray[label]["resources"]["cpuLimit"]) < float(plain[label]["resources"]["cpuLimit"])
 
 
 def test_a_ray_job_task_launches_its_own_command_and_hands_on_the_job_s_report(tmp_path, monkeypatch):
@@ -191,16 +214,22 @@ class DriverApi(FakeApi):
         super().create_namespaced_custom_object(group, version, namespace, plural, body)
         self.entry = shlex.split(body["spec"]["entrypoint"])
         arg = lambda name: self.entry[self.entry.index(name) + 1]  # noqa: E731
-        config = task_config("auto_filter", {"config_file": arg("--config-file")})
+        stage = arg("--stage")
+        config = task_config(stage, {"config_file": arg("--config-file")})
         assert config.data.root == "data"  # the image holds the project elsewhere: the root goes relative
-        upstream = json.loads(arg("--upstream"))
-        assert upstream["stage"] == "ingest" and list(upstream["datasets"]) == ["ingested"]
-        ref = DatasetRef.model_validate(upstream["datasets"]["ingested"])
-        assert ref.path == "data/datasets/ingested" and ref.dvc_md5.endswith(".dir")
-        output = run_stage("auto_filter", config, progress=False, inputs={"filter.input": ref})
+        inputs = {}
+        if stage == "auto_filter":
+            upstream = json.loads(arg("--upstream"))
+            assert upstream["stage"] == "ingest" and list(upstream["datasets"]) == ["ingested"]
+            ref = DatasetRef.model_validate(upstream["datasets"]["ingested"])
+            assert ref.path == "data/datasets/ingested" and ref.dvc_md5.endswith(".dir")
+            inputs = {"filter.input": ref}
+        else:  # a stage reading sources has no upstream: it reads them as the job's pods see them
+            assert "--upstream" not in self.entry
+        output = run_stage(stage, config, progress=False, inputs=inputs)
         write_details(arg("--details-to"), output.stats, output.reports)
         made = output.ref.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
-        write_text(arg("--output"), task_report("auto_filter", {made.name: made}, {}, {}, self.project))
+        write_text(arg("--output"), task_report(stage, {made.name: made}, {}, {}, self.project))
 
 
 def test_a_zenml_step_runs_its_stage_as_a_rayjob_and_returns_the_job_s_output(tmp_path, monkeypatch):
@@ -229,6 +258,22 @@ def test_a_zenml_step_runs_its_stage_as_a_rayjob_and_returns_the_job_s_output(tm
     assert output.stats["ray_job"] == body["metadata"]["name"] and "funnel" in output.stats
     assert output.reports["funnel_report"].startswith(f"memory://bucket/dvc/rayjobs/{body['metadata']['name']}/")
     assert "<html" in read_text(output.reports["funnel_report"]).lower()
+
+
+def test_ingest_goes_out_as_a_rayjob_with_no_upstream_and_returns_the_job_s_dataset(tmp_path, monkeypatch):
+    from photogenic.dataset.store import Dataset
+    from photogenic.kfp.rayjob_stage import run_stage_as_rayjob
+
+    project, config, ingested = _ingested_project(tmp_path, monkeypatch)
+    here = Dataset(ingested.path, ingested.name).ref()
+    api = DriverApi([{"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}], project)
+    output = run_stage_as_rayjob("ingest", config, {}, "registry.example/p:2", api=api)
+
+    _validate(api.created[0][1])
+    assert api.entry[:5] == ["python", "-m", "photogenic.kfp.task", "--stage", "ingest"]
+    # the job ingested the same sources: the same content as the run here, under the job's version
+    assert output.ref == here.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
+    assert output.stats["ray_job"] == api.created[0][1]["metadata"]["name"] and output.ref.rows == 6
 
 
 def test_a_failed_rayjob_fails_the_step_with_the_job_s_message(tmp_path, monkeypatch):
@@ -261,4 +306,5 @@ def test_every_data_plane_stage_s_zenml_step_can_go_out_as_a_rayjob():
         step = getattr(importlib.import_module(f"steps.{stage}"), stage)
         assert "ray_job" in inspect.signature(step.entrypoint).parameters, f"steps/{stage}.py takes no ray_job"
         assert "ray_job=ray_job" in inspect.getsource(step.entrypoint), f"steps/{stage}.py does not hand on ray_job"
-        assert f"{stage}(" in chain and chain.count("ray_job=ray_job") >= len(RAY_STAGES)
+        assert f"{stage}(" in chain or f"{stage}.with_options(" in chain, f"curation_chain calls no {stage} step"
+    assert chain.count("ray_job=ray_job") >= len(RAY_STAGES)

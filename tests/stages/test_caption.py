@@ -4,6 +4,7 @@ alt-text; cleaned and bounded; a row with nothing usable is quarantined with the
 import pyarrow as pa
 import pytest
 
+from photogenic.dataset.accounting import CARD_KEY, totals
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
 from photogenic.dataset.store import Dataset
 from photogenic.errors import ConfigError
@@ -47,6 +48,8 @@ def test_human_then_alt_text_cleaned_and_unusable_rows_quarantined(tmp_path):
     quarantine = Dataset(result.ref.path).read_quarantine().to_pylist()
     assert [q["sample_id"] for q in quarantine] == [third]
     assert quarantine[0]["reason_code"] == "no_caption" and "no captioning model configured" in quarantine[0]["reason"]
+    counts = totals(Dataset(result.ref.path).read_card()[CARD_KEY])  # per input shard, summed
+    assert counts == {"kept": len(out), "quarantined": 1, "rejected": 0} and len(out) + 1 == len(rows)
     assert check_output("caption", result.ref, world).success
 
 

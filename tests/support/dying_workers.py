@@ -1,4 +1,4 @@
-"""Functions that decode workers import by name (spawned processes cannot see monkeypatches):
+"""Functions the data plane's workers import by name (they cannot see a test's monkeypatches):
 they end their own process, as the out-of-memory killer would, on chosen items."""
 
 from __future__ import annotations
@@ -36,6 +36,31 @@ def square_or_die_once(task: tuple[int, str]) -> int:
             pass
         die()
     return item * item
+
+
+class BatchSizes:
+    """A model step (it runs in actors): each item's result is the size of the batch it came in,
+    so that a test can tell the batches; the first actor to meet the marker file missing
+    creates it and dies (a death no item caused), once."""
+
+    def __init__(self, marker: str = ""):
+        self.marker = marker
+
+    def __call__(self, items: list) -> list[int]:
+        if self.marker and not os.path.exists(self.marker):
+            with open(self.marker, "w"):
+                pass
+            die()
+        return [len(items)] * len(items)
+
+
+class UnloadableModel:
+    """A model step whose model cannot load: a ConfigError, as a bad checkpoint gives."""
+
+    def __init__(self):
+        from photogenic.errors import ConfigError
+
+        raise ConfigError("model.checkpoint = 'nowhere' could not be loaded")
 
 
 def probe_or_die(task):
