@@ -533,6 +533,10 @@ class EvaluateSamplingConfig(_Section):
                                   "seed + 1000 i + j for every model.")
     seed: int = 0
     batch_size: int = Field(8, ge=1)
+    workers: int = Field(0, ge=0, description="Ray actors that sample, each holding the model and drawing whole "
+                         "batches, with the same seeds and PNG bytes as in-process (0: in the main process, without "
+                         "Ray). With evaluate.gpus set: one actor per GPU instead. Each actor runs torch on the main "
+                         "process's thread count, so on a CPU keep workers x that count within the cores.")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     height: int | None = Field(None, ge=8, description="Image height; None: the model's default.")

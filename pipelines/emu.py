@@ -13,6 +13,7 @@ from steps.cache import external_md5s_by_stage
 
 
 @pipeline(enable_cache=True)
-def emu(config: dict, progress: bool = True) -> None:
+def emu(config: dict, progress: bool = True, ray_job: str = "") -> None:
+    """``ray_job``: an image; the data-plane stages then run as KubeRay RayJobs of it."""
     md5s = external_md5s_by_stage(config)  # the source shards hashed once for both chains
-    training_chain(config, md5s, curation_chain(config, md5s, progress), progress)
+    training_chain(config, md5s, curation_chain(config, md5s, progress, ray_job), progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,21 +30,29 @@ from steps.metadata import log_metadata
 PIPELINES = {"emu": emu, "data_curation": data_curation, "training": training, "evaluation": evaluation}
 #: the training steps' outputs (photogenic.training.artifact.TrainedModel)
 MODEL_OUTPUTS = ("pretrained_model", "quality_tuned_model")
+#: pipelines with data-plane stages: they take ``ray_job``
+RAY_JOB_PIPELINES = tuple(name for name, pipeline in PIPELINES.items()
+                          if "ray_job" in inspect.signature(pipeline.entrypoint).parameters)
 #: pipelines whose steps log into ZenML's MLflow experiment tracker
 TRACKED = {"emu", "training", "evaluation"}
 
 
 def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, progress: bool = True,
-                 cache: bool = True, zenml_config: Path | None = None) -> str:
+                 cache: bool = True, zenml_config: Path | None = None, ray_job: str = "") -> str:
     """Run pipeline ``name`` with ``config``; return a summary of what it produced and where.
 
     Steps are cached (``cache=False`` runs every one): a rerun with nothing changed skips them
     all, and the datasets the cached steps refer to are then restored from DVC where missing (the
     models from the MLflow runs that logged them).
     ``zenml_config``: a ZenML run configuration (e.g. infra/zenml/kubeflow-run.yaml: the parent
-    image and orchestrator settings for a cluster stack)."""
+    image and orchestrator settings for a cluster stack).
+    ``ray_job``: a container image (the project's); the data-plane stages then run as KubeRay
+    RayJobs of it, on the cluster the Kubernetes client reaches (photogenic.kfp.rayjob_stage)."""
     if name not in PIPELINES:
         raise ConfigError(f"Unknown pipeline {name!r}; the pipelines are: {', '.join(PIPELINES)}.")
+    if ray_job and name not in RAY_JOB_PIPELINES:
+        raise ConfigError(f"--ray-job: pipeline {name} runs no data-plane stage; the pipelines that do: "
+                          f"{', '.join(RAY_JOB_PIPELINES)}.")
     resolved = config.resolved()
     if config.dvc.enabled:
         # dvc.yaml reads its params (and output paths) from params.yaml: keep it the config we run
@@ -56,7 +65,7 @@ def run_pipeline(name: str, config: RunConfig, config_path: Path | None = None, 
         options = {"config_path": str(zenml_config)} if zenml_config else {}
         with _mlflow_tracking_uri_kept():
             run = PIPELINES[name].with_options(run_name=run_name, enable_cache=cache, **options)(
-                config=resolved, progress=progress)
+                config=resolved, progress=progress, **({"ray_job": ray_job} if ray_job else {}))
     except RuntimeError:
         _raise_user_error(run_name)
         raise

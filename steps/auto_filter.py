@@ -16,8 +16,9 @@ from steps.stage_step import run_dataset_stage
 
 @step(enable_cache=True, settings=step_settings(SPEC))
 def auto_filter(
-    dataset: DatasetRef, config: dict, progress: bool = True
+    dataset: DatasetRef, config: dict, progress: bool = True, ray_job: str = ""
 ) -> tuple[Annotated[DatasetRef, "candidates"], Annotated[HTMLString, "funnel_report"]]:
-    output = run_dataset_stage(SPEC, config, dataset, progress)
+    """``ray_job``: an image to run the filter as a KubeRay RayJob of (empty: in this step)."""
+    output = run_dataset_stage(SPEC, config, dataset, progress, ray_job=ray_job)
     # the report as an artifact: the ZenML dashboard shows it as the step's HTML visualisation
     return output.ref, HTMLString(read_text(output.reports["funnel_report"]))

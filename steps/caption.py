@@ -13,5 +13,7 @@ from steps.stage_step import run_dataset_stage
 
 
 @step(enable_cache=True, settings=step_settings(SPEC))
-def caption(dataset: DatasetRef, config: dict, progress: bool = True) -> Annotated[DatasetRef, "captioned"]:
-    return run_dataset_stage(SPEC, config, dataset, progress).ref
+def caption(dataset: DatasetRef, config: dict, progress: bool = True,
+            ray_job: str = "") -> Annotated[DatasetRef, "captioned"]:
+    """``ray_job``: an image to caption as a KubeRay RayJob of (empty: in this step)."""
+    return run_dataset_stage(SPEC, config, dataset, progress, ray_job=ray_job).ref

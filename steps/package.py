@@ -16,8 +16,9 @@ from steps.stage_step import run_dataset_stage
 
 @step(enable_cache=True, settings=step_settings(SPEC))
 def package(
-    dataset: DatasetRef, config: dict, progress: bool = True
+    dataset: DatasetRef, config: dict, progress: bool = True, ray_job: str = ""
 ) -> tuple[Annotated[DatasetRef, "training_set"], Annotated[MarkdownString, "dataset_card"]]:
-    output = run_dataset_stage(SPEC, config, dataset, progress)
+    """``ray_job``: an image to package as a KubeRay RayJob of (empty: in this step)."""
+    output = run_dataset_stage(SPEC, config, dataset, progress, ray_job=ray_job)
     # the card as an artifact: the ZenML dashboard renders it as the step's visualisation
     return output.ref, MarkdownString(read_text(output.reports["dataset_card"]))

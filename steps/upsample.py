@@ -17,5 +17,7 @@ from steps.stage_step import run_dataset_stage
 
 
 @step(enable_cache=True, settings=step_settings(SPEC))
-def upsample(dataset: DatasetRef, config: dict, progress: bool = True) -> Annotated[DatasetRef, "upsampled"]:
-    return run_dataset_stage(SPEC, config, dataset, progress).ref
+def upsample(dataset: DatasetRef, config: dict, progress: bool = True,
+             ray_job: str = "") -> Annotated[DatasetRef, "upsampled"]:
+    """``ray_job``: an image to upsample as a KubeRay RayJob of (empty: in this step)."""
+    return run_dataset_stage(SPEC, config, dataset, progress, ray_job=ray_job).ref

@@ -49,6 +49,9 @@ def run(
                                         "input md5s are unchanged.")] = True,
     zenml_config: Annotated[Optional[Path], typer.Option(help="ZenML run configuration for the stack, e.g. "
                                                          "infra/zenml/kubeflow-run.yaml.")] = None,
+    ray_job: Annotated[str, typer.Option(metavar="IMAGE", help="Run the data-plane stages as KubeRay RayJobs of "
+                                         "this image (the project's), on the cluster of the pod's service account "
+                                         "or the kubeconfig's context; needs an object-store DVC remote.")] = "",
 ) -> None:
     """Run a pipeline with ZenML on the active stack (the local one by default)."""
     from photogenic.config import load_config
@@ -59,7 +62,7 @@ def run(
     from pipelines.run import run_pipeline  # imports ZenML: only when a pipeline runs
 
     summary = run_pipeline(pipeline, cfg, config_path=config, progress=not quiet, cache=cache,
-                           zenml_config=zenml_config)
+                           zenml_config=zenml_config, ray_job=ray_job)
     typer.echo(summary)
 
 

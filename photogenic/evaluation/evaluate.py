@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from photogenic.config import RunConfig
+from photogenic.dataplane.session import ray_session
 from photogenic.dataset.atomic import write_text
 from photogenic.dataset.ref import DatasetRef
 from photogenic.dataset.schema import QUARANTINE_SCHEMA
@@ -110,15 +111,18 @@ def run_evaluation(config: RunConfig, candidate: str | None = None, baseline: st
     rows: list[dict[str, Any]] = []
     features: dict[str, list[np.ndarray]] = {m.label: [] for m in models}
     try:
-        for model in models:
-            batch: list = []
-            for sample in sample_model(model.label, model.path, jobs, sampling, progress=progress):
-                batch.append(sample)
-                if len(batch) == sampling.batch_size:
+        # one Ray for both models, when the sampling runs on the data plane
+        with ray_session() if settings.sampling.workers or settings.gpus else contextlib.nullcontext():
+            for model in models:
+                batch: list = []
+                for sample in sample_model(model.label, model.path, jobs, sampling, progress=progress,
+                                           workers=settings.sampling.workers, gpus=settings.gpus):
+                    batch.append(sample)
+                    if len(batch) == sampling.batch_size:
+                        rows.extend(_judge_and_store(batch, model, judges, writer, stored, extractor, features))
+                        batch = []
+                if batch:
                     rows.extend(_judge_and_store(batch, model, judges, writer, stored, extractor, features))
-                    batch = []
-            if batch:
-                rows.extend(_judge_and_store(batch, model, judges, writer, stored, extractor, features))
         writer.close_shard()
     except BaseException:
         writer.abort()

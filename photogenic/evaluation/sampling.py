@@ -9,20 +9,32 @@ only by their weights.
 Images are PNG-encoded and stored content-addressed: the manifest's ``sample_id`` is the sha256
 of the PNG bytes, kept once in the evaluation dataset's shards; the manifest row says which
 model, prompt and seed made it.
+
+With ``workers`` (``evaluate.sampling.workers``) or GPUs (``evaluate.gpus``) the batches are
+chunks on the data plane (photogenic.dataplane): each model is held by stateful Ray actors, one
+per GPU or ``workers`` on the CPU, the batches are the same, and the samples come back in job
+order. The PNG bytes are the ones this process would make: an actor runs torch on as many
+threads as the caller does (Ray starts its workers with OMP_NUM_THREADS at their CPU share, and
+torch's CPU kernels split their sums by thread, so another count rounds differently). A killed
+actor costs a retry of its batch (photogenic.dataplane.pipeline.RETRIES), never a lost or a
+second image.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
 
+from photogenic.dataplane.pipeline import Chunk, Step, run_steps
+from photogenic.dataplane.session import ray_session
 from photogenic.errors import ConfigError, DataError
 from photogenic.evaluation.models import check_pipeline_folder
 from photogenic.evaluation.prompts import Prompt
@@ -119,27 +131,80 @@ def load_pipeline(folder: str, settings: SamplingSettings) -> Any:
 
 
 def sample_model(name: str, folder: str, jobs: list[Job], settings: SamplingSettings,
-                 progress: bool = True) -> Iterator[Sample]:
-    """Every job drawn by one model, in batches of ``settings.batch_size``."""
+                 progress: bool = True, workers: int = 0, gpus: int = 0) -> Iterator[Sample]:
+    """Every job drawn by one model, in batches of ``settings.batch_size``, in job order: here
+    (``workers`` 0 and no ``gpus``), or by Ray actors holding the model, one per GPU when
+    ``gpus``, else ``workers`` of them."""
     import torch
 
-    pipe = load_pipeline(folder, settings)
-    extra = {k: v for k, v in (("height", settings.height), ("width", settings.width)) if v}
-    bar = tqdm(total=len(jobs), desc=f"sampling {name}", unit="img", disable=not progress)
-    for start in range(0, len(jobs), settings.batch_size):
-        batch = jobs[start:start + settings.batch_size]
+    make = functools.partial(ModelSampler, name, folder, settings, torch.get_num_threads())
+    yield from sample_jobs(name, jobs, settings.batch_size, make, progress, workers, gpus)
+
+
+def sample_jobs(name: str, jobs: list[Job], batch_size: int, make: Callable[[], Callable[[list[Job]], list[Sample]]],
+                progress: bool = True, workers: int = 0, gpus: int = 0) -> Iterator[Sample]:
+    """``jobs`` in batches through the sampler ``make()`` returns (see ``sample_model``)."""
+    batches = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
+    actors = gpus or workers
+    if not actors:
+        sampler = make()
+        with tqdm(total=len(jobs), desc=f"sampling {name}", unit="img", disable=not progress) as bar:
+            for batch in batches:
+                yield from sampler(batch)
+                bar.update(len(batch))
+        return
+    chunks = [Chunk(f"{name}#{index}", len(batch), batch) for index, batch in enumerate(batches)]
+    actors = min(actors, max(len(chunks), 1))  # an actor without a batch would only load the model
+    step = Step(name=f"sample {name}", make=make, holds_model=True, workers=actors, num_gpus=1.0 if gpus else 0.0)
+    finished: dict[int, list[Sample]] = {}
+    following = 0
+    with ray_session():
+        _check_gpus(gpus)
+        for chunk in run_steps(chunks, [step], workers=actors, desc=f"sampling {name}", progress=progress):
+            finished[int(chunk.key.rpartition("#")[2])] = chunk.payload
+            while following in finished:  # in job order, as soon as the batches before have come
+                yield from finished.pop(following)
+                following += 1
+    if following != len(batches):
+        raise RuntimeError(f"sampling {name}: {len(batches) - following} of {len(batches)} batches never came back")
+
+
+def _check_gpus(gpus: int) -> None:
+    """Actors asking for GPUs the Ray cluster lacks would wait for them for ever."""
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0)
+    if gpus and have < 1:
+        raise ConfigError(f"evaluate.gpus is {gpus}, but the Ray cluster this run uses has no GPU: set evaluate.gpus "
+                          "to 0 here (and evaluate.sampling.workers for actors on the CPU), or run where GPUs are.")
+
+
+class ModelSampler:
+    """One model, loaded once (in a Ray actor: once per actor), drawing batches of jobs; torch
+    runs on ``threads`` intra-op threads, the caller's count (see the module docstring)."""
+
+    def __init__(self, name: str, folder: str, settings: SamplingSettings, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.name, self.settings = name, settings
+        self.pipe = load_pipeline(folder, settings)
+        self.extra = {k: v for k, v in (("height", settings.height), ("width", settings.width)) if v}
+
+    def __call__(self, batch: list[Job]) -> list[Sample]:
+        import torch
+
         # one generator per prompt, on the CPU: the same seed gives the same noise on any device
         generators = [torch.Generator("cpu").manual_seed(job.seed) for job in batch]
         with torch.inference_mode():
-            images = pipe(prompt=[job.prompt.prompt for job in batch], generator=generators,
-                          num_inference_steps=settings.num_inference_steps,
-                          guidance_scale=settings.guidance_scale, output_type="pil", **extra).images
+            images = self.pipe(prompt=[job.prompt.prompt for job in batch], generator=generators,
+                               num_inference_steps=self.settings.num_inference_steps,
+                               guidance_scale=self.settings.guidance_scale, output_type="pil", **self.extra).images
+        samples = []
         for job, image in zip(batch, images):
             image = image.convert("RGB")
-            yield Sample(name, job, encode_png(image), image.width, image.height)
-        bar.update(len(batch))
-    bar.close()
-    del pipe
+            samples.append(Sample(self.name, job, encode_png(image), image.width, image.height))
+        return samples
 
 
 def encode_png(image: Image.Image) -> bytes:

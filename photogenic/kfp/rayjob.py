@@ -12,13 +12,20 @@ validated against.
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 import shlex
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from photogenic.config import RunConfig
+from photogenic.dataset.atomic import read_text
+from photogenic.errors import ConfigError, PhotogenicError
 from photogenic.kfp import environment
+from photogenic.kfp.trainjob_launch import current_namespace, custom_objects_api
+from photogenic.paths import is_url
+from photogenic.stages.registry import get_stage
 from photogenic.stages.spec import Resources, StageSpec
 
 API_VERSION = "ray.io/v1"
@@ -129,11 +136,13 @@ def _cpus(value: float) -> str:
 
 # -- launching -------------------------------------------------------------------------------------
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+#: where a RayJob's driver leaves its report, under the run's DVC remote: JOBS_FOLDER/<job>/REPORT
+JOBS_FOLDER, REPORT = "rayjobs", "result.json"
 
 
-class RayJobFailed(RuntimeError):
-    pass
+class RayJobFailed(PhotogenicError):
+    """The stage's RayJob failed or ran out of time: the runner's step or task fails with it (and
+    its retry policy applies); the message names the job and where its driver's log is."""
 
 
 def submit_and_wait(api: Any, manifest: dict[str, Any], namespace: str, *, poll_seconds: float = 10.0,
@@ -154,17 +163,48 @@ def submit_and_wait(api: Any, manifest: dict[str, Any], namespace: str, *, poll_
             if job == "SUCCEEDED":
                 return status
             raise RayJobFailed(f"RayJob {namespace}/{name}: {deployment or '?'}, job {job or '?'}: "
-                               f"{status.get('message') or status.get('reason') or 'no message'}")
+                               f"{status.get('message') or status.get('reason') or 'no message'}. Its driver's log: "
+                               f"`kubectl logs -n {namespace} job/{name}` (kept for ttlSecondsAfterFinished, "
+                               f"{manifest.get('spec', {}).get('ttlSecondsAfterFinished', 0)} s).")
         if timeout_seconds is not None and clock() - started > timeout_seconds:
             raise RayJobFailed(f"RayJob {namespace}/{name} did not finish within {timeout_seconds:.0f} s "
                                f"(last status: {deployment or 'none yet'})")
         sleep(poll_seconds)
 
 
-def own_namespace(default: str = "default") -> str:
-    """The namespace this pod runs in (its service account's), where its RayJob goes."""
-    try:
-        with open(SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as handle:
-            return handle.read().strip() or default
-    except OSError:
-        return default
+@dataclass(frozen=True)
+class StageJob:
+    """One run of a stage as a RayJob, whichever runner launches it (a KFP task,
+    photogenic.kfp.task; a ZenML step, photogenic.kfp.rayjob_stage): its name, and its folder
+    under the run's DVC remote, where the job's driver leaves its report and the launcher what
+    the driver reads."""
+
+    stage: str
+    name: str
+    folder: str
+
+    @classmethod
+    def new(cls, stage: str, remote: str, where: str) -> StageJob:
+        """``where``: what names ``remote`` to the user, for the error when it is no object store."""
+        if not is_url(remote):
+            raise ConfigError(f"A stage run as a RayJob reports through the object store: set {where} to an "
+                              f"s3:// URL (it is {remote or 'unset'!r}).")
+        name = job_name(stage, uuid.uuid4().hex[:10])
+        return cls(stage, name, posixpath.join(remote, JOBS_FOLDER, name))
+
+    @property
+    def report(self) -> str:
+        return posixpath.join(self.folder, REPORT)
+
+    def run(self, config: RunConfig, task_args: list[str], image: str, api: Any = None,
+            options: RayJobOptions | None = None) -> str:
+        """Run ``python -m photogenic.kfp.task TASK_ARGS --output REPORT`` as this RayJob of
+        ``image`` on a cluster sized from the stage's declared resources, in this process's
+        namespace, through ``api`` (default: the Kubernetes API of the pod's service account, else
+        the kubeconfig's context); wait for it, and return the report its driver wrote."""
+        spec = get_stage(self.stage)
+        command = ["python", "-m", "photogenic.kfp.task", *task_args, "--output", self.report]
+        manifest = rayjob_manifest(spec, config, command, self.name, options or RayJobOptions(image=image))
+        submit_and_wait(api if api is not None else custom_objects_api(), manifest, current_namespace(),
+                        timeout_seconds=spec.timeout_hours * 3600)
+        return read_text(self.report)

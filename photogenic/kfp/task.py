@@ -39,7 +39,6 @@ import posixpath
 import subprocess
 import sys
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,11 +132,13 @@ def check_inputs(values: dict[str, Any], stages: list[str]) -> Check:
 # -- a stage task ------------------------------------------------------------------------------------
 
 def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: str = "",
-             node_context: dict | None = None) -> str:
+             node_context: dict | None = None, details: str = "") -> str:
     """Run ``stage`` in this pod; ``expected``: the fingerprint the check task gave it.
     ``node_context``: this pod is a node of the stage's multi-node training job (created by the
     stage's task, ``_train_on_nodes``), told the run's training context; it pulls the inputs as
-    the task did, trains its share and reports nothing (the task reads the model back)."""
+    the task did, trains its share and reports nothing (the task reads the model back).
+    ``details``: a folder (a URL) that also gets the stage's counts and HTML reports
+    (``write_details``), for a launcher that records them (photogenic.kfp.rayjob_stage)."""
     spec = get_stage(stage)
     config = task_config(stage, values)
     if spec.tracked:
@@ -159,7 +160,7 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
         model = _train(stage, config, next(iter(inputs.values())), run, _task_arguments(values, upstream))
         if project is not None:  # a report names no pod's disk
             model = model.model_copy(update={"path": os.path.relpath(Path(model.path).resolve(), project.resolve())})
-        return _report(stage, {}, {}, {model.name: model.model_dump()}, project)
+        return task_report(stage, {}, {}, {model.name: model.model_dump()}, project)
     output = run_stage(stage, config, progress=False, inputs=inputs)
     check_output(stage, output.ref, config)
     ref = output.ref
@@ -167,11 +168,28 @@ def run_task(stage: str, values: dict[str, Any], upstream: list[str], expected: 
         ref = _version(stage, spec, ref, config, {**run, "dataset_version": values.get("dataset_version", "")})
     log.info("%s: %d rows, %d quarantined, DVC md5 %s", stage, ref.rows, ref.quarantined, ref.dvc_md5)
     log.info("%s: %s", stage, json.dumps(output.stats, default=str))
+    if details:
+        write_details(details, output.stats, output.reports)
     if not spec.outputs:  # promote: it acts on the registry and makes no dataset
-        return _report(stage, {}, {}, {}, project)
+        return task_report(stage, {}, {}, {}, project)
     # the datasets whose shards the output's rows point into travel with it to the tasks downstream
-    carried = {name: produced[name] for name in _pointed_into(Dataset(ref.path)) if name in produced}
-    return _report(stage, {ref.name: ref}, carried, {}, project)
+    carried = {name: produced[name] for name in pointed_into(Dataset(ref.path)) if name in produced}
+    return task_report(stage, {ref.name: ref}, carried, {}, project)
+
+
+#: the file ``write_details`` leaves in its folder: {"stats": {...}, "reports": {name: file}}
+DETAILS = "details.json"
+
+
+def write_details(folder: str, stats: dict[str, Any], reports: dict[str, str]) -> None:
+    """The stage's counts and a copy of each of its HTML reports in ``folder``, listed in DETAILS
+    (written last: a reader that finds it finds the reports)."""
+    files = {}
+    for name, path in reports.items():
+        files[name] = f"{name}.html"
+        write_text(posixpath.join(folder, files[name]), read_text(path))
+    write_text(posixpath.join(folder, DETAILS), json.dumps({"stats": stats, "reports": files}, sort_keys=True,
+                                                          default=str))
 
 
 def _hand_models(spec: StageSpec, config: RunConfig, models: dict[str, TrainedModel]) -> None:
@@ -240,7 +258,7 @@ def _pull_inputs(spec: StageSpec, config: RunConfig, produced: dict[str, tuple[s
                 "dataset names than this run's config uses: recompile it with this config.")
         _pull(name, produced, project)
         inputs[key] = produced[name][1]
-        for pointed in sorted(_pointed_into(Dataset(produced[name][1].path))):
+        for pointed in sorted(pointed_into(Dataset(produced[name][1].path))):
             if pointed not in produced:
                 raise DataError(f"Dataset {name!r}'s rows point into the shards of {pointed!r}, which no upstream "
                                 f"task reported; stage {spec.name} cannot read their images.")
@@ -259,7 +277,7 @@ def _pull(name: str, produced: dict[str, tuple[str, DatasetRef]], project: Path 
     log.info("input %s (DVC md5 %s): %s", name, ref.dvc_md5, state)
 
 
-def _pointed_into(dataset: Dataset) -> set[str]:
+def pointed_into(dataset: Dataset) -> set[str]:
     """The sibling datasets whose shards the manifest's rows point into (``../<name>/shards/``)."""
     if not dataset.exists():
         return set()
@@ -274,7 +292,7 @@ def _pointed_into(dataset: Dataset) -> set[str]:
 
 def _version(stage: str, spec: StageSpec, ref: DatasetRef, config: RunConfig, run: dict[str, Any]) -> DatasetRef:
     """DVC-commit and push the output, and record the version in the remote, which outlives the pod."""
-    remote = _remote_url(find_project("."))
+    remote = remote_url(find_project("."))
     try:
         if spec.dvc_stage:
             # a pod holds only what it pulled: dvc.yaml deps it lacks (the raw pool) stay unhashed
@@ -362,7 +380,7 @@ def ref_path(ref: DatasetRef, project: Path | None) -> str:
     return str(project / ref.path)
 
 
-def _report(stage: str, datasets: dict[str, DatasetRef], carried: dict[str, tuple[str, DatasetRef]],
+def task_report(stage: str, datasets: dict[str, DatasetRef], carried: dict[str, tuple[str, DatasetRef]],
             models: dict[str, Any], project: Path | None) -> str:
     """The task's output: content only, paths relative to the project, so that the same data
     gives the same report in any pod. ``carried``: name -> (the stage that made it, its ref)."""
@@ -399,7 +417,7 @@ def _in_git_work_tree(project: Path) -> bool:
     return done.returncode == 0 and done.stdout.strip() == "true"
 
 
-def _remote_url(project: Path | None) -> str | None:
+def remote_url(project: Path | None) -> str | None:
     """The default DVC remote's URL (None without a project or a remote)."""
     if project is None:
         return None
@@ -445,6 +463,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", help="Where to write this task's output (JSON).")
     parser.add_argument("--ray-job", default="", metavar="IMAGE",
                         help="Run the stage as a KubeRay RayJob of this image, and wait for it.")
+    parser.add_argument("--details-to", default="", metavar="FOLDER",
+                        help="Also write the stage's counts and HTML reports to this folder (a URL).")
     parser.add_argument("--train-node", action="store_true",
                         help="Run as a node of the stage's multi-node training job (a Kubeflow Trainer pod).")
     parser.add_argument("--training-context", default="{}", help="--train-node: the run's training context (JSON).")
@@ -472,7 +492,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.ray_job:
         result = run_as_rayjob(args.stage, values, list(argv if argv is not None else sys.argv[1:]), args.ray_job)
     else:
-        result = run_task(args.stage, values, args.upstream, expected=args.fingerprint)
+        result = run_task(args.stage, values, args.upstream, expected=args.fingerprint, details=args.details_to)
     if not is_url(args.output):
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     write_text(args.output, result)
@@ -481,14 +501,10 @@ def main(argv: list[str] | None = None) -> None:
 def run_as_rayjob(stage: str, values: dict[str, Any], argv: list[str], image: str, api: Any = None) -> str:
     """Launch this task's command, minus ``--ray-job``, as a RayJob and return the report its
     driver leaves in the object store (under the run's DVC remote)."""
-    from photogenic.kfp.rayjob import RayJobOptions, job_name, own_namespace, rayjob_manifest, submit_and_wait
+    from photogenic.kfp.rayjob import StageJob
 
-    remote = environment.dvc_remote(values.get("dvc_remote") or "")
-    if not is_url(remote):
-        raise ConfigError("A stage run as a RayJob reports through the object store: set the run's dvc_remote "
-                          f"(or {environment.CONFIG_MAP_ENV['DVC_REMOTE_URL']}) to an s3:// URL.")
-    name = job_name(stage, uuid.uuid4().hex[:10])
-    report = posixpath.join(remote, "rayjobs", name, "result.json")
+    job = StageJob.new(stage, environment.dvc_remote(values.get("dvc_remote") or ""),
+                       f"the run's dvc_remote (or {environment.CONFIG_MAP_ENV['DVC_REMOTE_URL']})")
     command, skip = [], 0
     for arg in argv:
         if skip:
@@ -497,17 +513,7 @@ def run_as_rayjob(stage: str, values: dict[str, Any], argv: list[str], image: st
             skip = 1
         elif not arg.startswith(("--ray-job=", "--output=")):
             command.append(arg)
-    spec = get_stage(stage)
-    manifest = rayjob_manifest(spec, task_config(stage, values), ["python", "-m", "photogenic.kfp.task",
-                                                                  *command, "--output", report],
-                               name, RayJobOptions(image=image))
-    if api is None:
-        from kubernetes import client, config as kube_config
-
-        kube_config.load_incluster_config()
-        api = client.CustomObjectsApi()
-    submit_and_wait(api, manifest, own_namespace(), timeout_seconds=spec.timeout_hours * 3600)
-    return read_text(report)
+    return job.run(task_config(stage, values), command, image, api)
 
 
 if __name__ == "__main__":

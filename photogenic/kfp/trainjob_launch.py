@@ -77,7 +77,7 @@ def custom_objects_api() -> Any:
             # named here: the client reads KUBECONFIG once, when it is imported
             config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         except (config.ConfigException, OSError) as exc:
-            raise ConfigError("No Kubernetes API to create the TrainJob on: this process runs in no pod with a "
+            raise ConfigError("No Kubernetes API to create the job on: this process runs in no pod with a "
                               f"service account, and no kubeconfig names a cluster ({exc}).") from None
     return client.CustomObjectsApi()
 

@@ -165,3 +165,146 @@ def test_a_ray_job_task_launches_its_own_command_and_hands_on_the_job_s_report(t
     assert "--ray-job" not in entry and "/tmp/kfp/out" not in entry
     with pytest.raises(Exception, match="object store"):
         task.run_as_rayjob("auto_filter", {**values, "dvc_remote": ""}, argv, "img:1", api=api)
+
+
+# -- a ZenML step's stage as a RayJob (photogenic.kfp.rayjob_stage) --------------------------------
+
+def _ingested_project(tmp_path, monkeypatch):
+    """A DVC project (its default remote an object store) holding an ingested pool, versioned."""
+    import numpy as np
+    from PIL import Image
+
+    from photogenic.kfp import rayjob_stage
+    from photogenic.stages.ingest import ingest
+    from tests.conftest import wds_members, write_tar
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setattr(rayjob_stage, "remote_url", lambda found: "memory://bucket/dvc" if found == project else None)
+    members = []
+    for key in range(6):
+        picture = np.full((96, 128, 3), 40 * key, np.uint8)
+        path = tmp_path / f"{key}.png"
+        Image.fromarray(picture).save(path)
+        members += wds_members(f"{key:09d}", path.read_bytes(), f"picture {key}", ext="png")
+    write_tar(project / "data" / "raw" / "p.tar", members)
+    config = config_for(project / "data", "ingest.sources.0.uri=raw/p.tar", "filter.workers=0",
+                        "filter.ocr.enabled=false", "filter.nsfw.enabled=false")
+    return project, config, ingest(config, progress=False).ref.with_dvc_md5("0123456789abcdef0123456789abcdef.dir")
+
+
+class DriverApi(FakeApi):
+    """What the job's driver does on the cluster, on this disk: read the config and the upstream
+    report the launcher handed it, run the stage, and leave its details and report in the
+    object store (pulling and pushing through DVC left out: the data are already here)."""
+
+    def __init__(self, states, project):
+        super().__init__(states)
+        self.project, self.entry = project, None
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        import shlex
+
+        from photogenic.kfp.task import task_config, task_report, write_details
+        from photogenic.dataset.atomic import write_text
+        from photogenic.dataset.ref import DatasetRef
+        from photogenic.stages.runner import run_stage
+
+        super().create_namespaced_custom_object(group, version, namespace, plural, body)
+        self.entry = shlex.split(body["spec"]["entrypoint"])
+        arg = lambda name: self.entry[self.entry.index(name) + 1]  # noqa: E731
+        stage = arg("--stage")
+        config = task_config(stage, {"config_file": arg("--config-file")})
+        assert config.data.root == "data"  # the image holds the project elsewhere: the root goes relative
+        inputs = {}
+        if stage == "auto_filter":
+            upstream = json.loads(arg("--upstream"))
+            assert upstream["stage"] == "ingest" and list(upstream["datasets"]) == ["ingested"]
+            ref = DatasetRef.model_validate(upstream["datasets"]["ingested"])
+            assert ref.path == "data/datasets/ingested" and ref.dvc_md5.endswith(".dir")
+            inputs = {"filter.input": ref}
+        else:  # a stage reading sources has no upstream: it reads them as the job's pods see them
+            assert "--upstream" not in self.entry
+        output = run_stage(stage, config, progress=False, inputs=inputs)
+        write_details(arg("--details-to"), output.stats, output.reports)
+        made = output.ref.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
+        write_text(arg("--output"), task_report(stage, {made.name: made}, {}, {}, self.project))
+
+
+def test_a_zenml_step_runs_its_stage_as_a_rayjob_and_returns_the_job_s_output(tmp_path, monkeypatch):
+    from photogenic.dataset.atomic import read_text
+    from photogenic.dataset.store import Dataset
+    from photogenic.kfp.rayjob_stage import run_stage_as_rayjob
+
+    project, config, ingested = _ingested_project(tmp_path, monkeypatch)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-never-in-argv")
+    api = DriverApi([{"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}], project)
+    output = run_stage_as_rayjob("auto_filter", config, {"filter.input": ingested}, "registry.example/p:2", api=api)
+
+    body = api.created[0][1]
+    _validate(body)
+    assert body["spec"]["shutdownAfterJobFinishes"] is True
+    worker = body["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    assert worker["image"] == "registry.example/p:2" and worker["resources"]["limits"]["cpu"] == "2"
+    assert api.entry[:5] == ["python", "-m", "photogenic.kfp.task", "--stage", "auto_filter"]
+    assert "--dvc-remote" in api.entry and api.entry[api.entry.index("--dvc-remote") + 1] == "memory://bucket/dvc"
+    assert "s3cr3t" not in body["spec"]["entrypoint"]
+    assert "s3cr3t" not in read_text(api.entry[api.entry.index("--config-file") + 1])
+    # the step's output: the dataset the job made, on this disk, with the version the job reported
+    candidates = project / "data" / "datasets" / "candidates"
+    made = Dataset(str(candidates), "candidates").ref()
+    assert output.ref == made.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
+    assert output.stats["ray_job"] == body["metadata"]["name"] and "funnel" in output.stats
+    assert output.reports["funnel_report"].startswith(f"memory://bucket/dvc/rayjobs/{body['metadata']['name']}/")
+    assert "<html" in read_text(output.reports["funnel_report"]).lower()
+
+
+def test_ingest_goes_out_as_a_rayjob_with_no_upstream_and_returns_the_job_s_dataset(tmp_path, monkeypatch):
+    from photogenic.dataset.store import Dataset
+    from photogenic.kfp.rayjob_stage import run_stage_as_rayjob
+
+    project, config, ingested = _ingested_project(tmp_path, monkeypatch)
+    here = Dataset(ingested.path, ingested.name).ref()
+    api = DriverApi([{"jobDeploymentStatus": "Complete", "jobStatus": "SUCCEEDED"}], project)
+    output = run_stage_as_rayjob("ingest", config, {}, "registry.example/p:2", api=api)
+
+    _validate(api.created[0][1])
+    assert api.entry[:5] == ["python", "-m", "photogenic.kfp.task", "--stage", "ingest"]
+    # the job ingested the same sources: the same content as the run here, under the job's version
+    assert output.ref == here.with_dvc_md5("fedcba9876543210fedcba9876543210.dir")
+    assert output.stats["ray_job"] == api.created[0][1]["metadata"]["name"] and output.ref.rows == 6
+
+
+def test_a_failed_rayjob_fails_the_step_with_the_job_s_message(tmp_path, monkeypatch):
+    from photogenic.kfp.rayjob_stage import run_stage_as_rayjob
+
+    project, config, ingested = _ingested_project(tmp_path, monkeypatch)
+    failed = FakeApi([{"jobDeploymentStatus": "Failed", "jobStatus": "FAILED", "message": "worker OOMKilled"}])
+    with pytest.raises(RayJobFailed, match=r"OOMKilled.*kubectl logs -n \S+ job/photogenic-auto-filter-"):
+        run_stage_as_rayjob("auto_filter", config, {"filter.input": ingested}, "img:1", api=failed)
+    with pytest.raises(Exception, match="no DVC version"):
+        run_stage_as_rayjob("auto_filter", config, {"filter.input": ingested.with_dvc_md5(None)}, "img:1", api=failed)
+    with pytest.raises(Exception, match="does not run on the data plane"):
+        run_stage_as_rayjob("curation", config, {}, "img:1", api=failed)
+    monkeypatch.setattr("photogenic.kfp.rayjob_stage.remote_url", lambda found: "/srv/dvc-store")
+    with pytest.raises(Exception, match="default DVC remote.*s3://"):
+        run_stage_as_rayjob("auto_filter", config, {"filter.input": ingested}, "img:1", api=failed)
+
+
+def test_every_data_plane_stage_s_zenml_step_can_go_out_as_a_rayjob():
+    """A stage added to RAY_STAGES needs its step to take ``ray_job`` and hand it on to
+    ``run_dataset_stage``, and the pipeline to pass it (``curation_chain``)."""
+    import importlib
+    import inspect
+
+    from photogenic.kfp.rayjob import RAY_STAGES
+    from pipelines import data_curation
+
+    chain = inspect.getsource(data_curation.curation_chain)
+    for stage in RAY_STAGES:
+        step = getattr(importlib.import_module(f"steps.{stage}"), stage)
+        assert "ray_job" in inspect.signature(step.entrypoint).parameters, f"steps/{stage}.py takes no ray_job"
+        assert "ray_job=ray_job" in inspect.getsource(step.entrypoint), f"steps/{stage}.py does not hand on ray_job"
+        assert f"{stage}(" in chain or f"{stage}.with_options(" in chain, f"curation_chain calls no {stage} step"
+    assert chain.count("ray_job=ray_job") >= len(RAY_STAGES)

@@ -105,7 +105,7 @@ def test_a_failed_version_push_never_names_the_remote_s_credentials(monkeypatch,
     def failing(*args, **kwargs):
         raise DataError(f"`dvc push` failed: cannot reach {remote}")
 
-    monkeypatch.setattr(task, "_remote_url", lambda project: remote)
+    monkeypatch.setattr(task, "remote_url", lambda project: remote)
     monkeypatch.setattr(task, "version_output", failing)
     ref = DatasetRef(name="ingested", path=str(tmp_path), manifest=str(tmp_path / "manifest.parquet"), rows=0,
                      content_hash="x", quarantined=0)
