@@ -173,7 +173,8 @@ def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], t
     workers = settings.workers
     step = Step(name=upscaler.name, make=functools.partial(DiffusionStep, settings.diffusion, config.data.root,
                                                            source.path),
-                holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0)
+                holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0,
+                caller_threads=True)
 
     def job(item: tuple[str, int, int]) -> tuple[int, dict, str, int]:
         _, passes, index = item

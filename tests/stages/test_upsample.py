@@ -93,10 +93,12 @@ def test_the_gate_refuses_rows_left_under_the_target(tmp_path):
     assert not gate.success and any("training_short_side" in line for line in gate.failed)
 
 
-def test_a_rerun_makes_the_same_bytes(tmp_path):
+def test_a_rerun_makes_the_same_bytes_on_the_data_plane_or_in_this_process(tmp_path):
     config = make_captioned(tmp_path / "data")
+    config.upsample.workers = 2  # Ray tasks
     first = upsample(config, progress=False)
     shard = (tmp_path / "data/datasets/upsampled/shards/shard-000000.tar").read_bytes()
+    config.upsample.workers = 0  # in this process, without Ray
     second = upsample(config, progress=False)
     assert first.ref.content_hash == second.ref.content_hash
     assert (tmp_path / "data/datasets/upsampled/shards/shard-000000.tar").read_bytes() == shard
@@ -211,3 +213,9 @@ def test_diffusion_backend_with_a_tiny_random_upscaler(tmp_path):
         assert row["upsample_seed"] == sample_seed(0, row["sample_id"])
     assert table[next(s for s, r in table.items() if r["width"] == 80)]["upsample_backend"] is None
     assert check_output("upsample", result.ref, config).success
+    # the model in this process instead of a Ray actor: the same batches, the same bytes
+    shards = {p.name: p.read_bytes() for p in (tmp_path / "data/datasets/upsampled/shards").iterdir()}
+    config.upsample.workers = 0
+    again = upsample(config, progress=False)
+    assert again.ref.content_hash == result.ref.content_hash
+    assert {p.name: p.read_bytes() for p in (tmp_path / "data/datasets/upsampled/shards").iterdir()} == shards
