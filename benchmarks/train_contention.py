@@ -30,8 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import OUT, result, run_benchmark  # noqa: E402
-from benchmarks.train_speed import training_data  # noqa: E402
+from benchmarks._common import OUT, ingested_pool, result, run_benchmark  # noqa: E402
 from photogenic.training.tracking import NullTracker  # noqa: E402
 
 TARGET = 0.4
@@ -94,7 +93,7 @@ def main() -> None:
     from photogenic.training.data import read_rows, split_rows
     from photogenic.training.trainer import seed_everything
 
-    dataset = training_data(200)
+    dataset = ingested_pool(200)
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml", [
         # the demo's recipe in its low-resolution phase, where it spends 87% of its steps
         "training.model.resolution=16", "training.pretrain.low_resolution=null",

@@ -6,7 +6,12 @@ shard is complete. A step is a function of a payload returning the next payload:
 
 - a cheap step runs as Ray tasks (``map_batches`` with a function, at most ``workers`` at once);
 - a step that holds a model runs in stateful actors (``map_batches`` with a callable class, an
-  actor pool of 1 to ``workers``, ``num_gpus`` each): the model loads once per actor.
+  actor pool of 1 to ``workers``, ``num_gpus`` each): the model loads once per actor. A step
+  whose output must be what one process would make (``Step.caller_threads``: evaluation
+  sampling, the diffusion upscaler, the captioning model) runs torch there on as many intra-op
+  threads as the driver: Ray starts a worker of one CPU with OMP_NUM_THREADS=1, and torch's CPU
+  kernels split their sums by thread, so on another count a model's floats round otherwise (a
+  tiny diffusion upscaler made other PNG bytes in an actor than in one process).
 
 ``run_steps`` takes every chunk at once and yields them as they finish (the auto-filter, whose
 chunks are rows of a manifest); ``run_ordered`` reads a stream of chunks window by window and
@@ -69,6 +74,9 @@ class Step:
     workers: int = 1
     num_gpus: float = 0.0
     num_cpus: float = 1.0
+    #: a model step's actors run torch on the driver's intra-op thread count (see the module
+    #: docstring), not on Ray's one per CPU
+    caller_threads: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,7 +129,9 @@ def _planned(chunks: list[Chunk], steps: list[Step], retries: int, lost_ok: bool
         for step in steps:
             if step.holds_model:
                 data = data.map_batches(
-                    _ActorStep, fn_constructor_args=(step.make, lost_ok), batch_size=1, batch_format="pyarrow",
+                    _ActorStep, fn_constructor_args=(step.make, lost_ok, _torch_threads() if step.caller_threads else None),
+                    batch_size=1,
+                    batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=step.workers, initial_size=step.workers),
                     num_cpus=step.num_cpus * share, num_gpus=step.num_gpus or None, zero_copy_batch=True,
                     udf_modifying_row_count=False, max_restarts=retries, max_task_retries=retries, **step.extra)
@@ -355,11 +365,25 @@ def _built(make: Callable[[], Callable[[Any], Any]], report: bool) -> Callable[[
         return lambda payload: failed
 
 
+def _torch_threads() -> int | None:
+    """torch's intra-op threads in this process, where torch is installed (see the module
+    docstring): what a model step would run on here."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
+
+
 class _ActorStep:
     """A stateful Ray Data worker: builds its step once (its models load on first use) and
-    keeps it for every chunk it is handed."""
+    keeps it for every chunk it is handed; torch runs on the driver's ``threads``."""
 
-    def __init__(self, make: Callable[[], Callable[[Any], Any]], report: bool = False):
+    def __init__(self, make: Callable[[], Callable[[Any], Any]], report: bool = False, threads: int | None = None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.report = report
         self.function = _built(make, report)
 

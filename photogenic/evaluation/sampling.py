@@ -14,14 +14,14 @@ With ``workers`` (``evaluate.sampling.workers``) or GPUs (``evaluate.gpus``) the
 chunks on the data plane (photogenic.dataplane): each model is held by stateful Ray actors, one
 per GPU or ``workers`` on the CPU, the batches are the same, and the samples come back in job
 order. The PNG bytes are the ones this process would make: an actor runs torch on as many
-threads as the caller does (Ray starts its workers with OMP_NUM_THREADS at their CPU share, and
-torch's CPU kernels split their sums by thread, so another count rounds differently). A killed
+threads as the caller does (photogenic.dataplane.pipeline says why). A killed
 actor costs a retry of its batch (photogenic.dataplane.pipeline.RETRIES), never a lost or a
 second image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
-from tqdm.auto import tqdm
 
-from photogenic.dataplane.pipeline import Chunk, Step, run_steps
+from photogenic.dataplane.pipeline import Step, map_rows
 from photogenic.dataplane.session import ray_session
 from photogenic.errors import ConfigError, DataError
 from photogenic.evaluation.models import check_pipeline_folder
@@ -135,38 +134,24 @@ def sample_model(name: str, folder: str, jobs: list[Job], settings: SamplingSett
     """Every job drawn by one model, in batches of ``settings.batch_size``, in job order: here
     (``workers`` 0 and no ``gpus``), or by Ray actors holding the model, one per GPU when
     ``gpus``, else ``workers`` of them."""
-    import torch
-
-    make = functools.partial(ModelSampler, name, folder, settings, torch.get_num_threads())
+    make = functools.partial(ModelSampler, name, folder, settings)
     yield from sample_jobs(name, jobs, settings.batch_size, make, progress, workers, gpus)
 
 
 def sample_jobs(name: str, jobs: list[Job], batch_size: int, make: Callable[[], Callable[[list[Job]], list[Sample]]],
                 progress: bool = True, workers: int = 0, gpus: int = 0) -> Iterator[Sample]:
-    """``jobs`` in batches through the sampler ``make()`` returns (see ``sample_model``)."""
-    batches = [jobs[start:start + batch_size] for start in range(0, len(jobs), batch_size)]
-    actors = gpus or workers
-    if not actors:
-        sampler = make()
-        with tqdm(total=len(jobs), desc=f"sampling {name}", unit="img", disable=not progress) as bar:
-            for batch in batches:
-                yield from sampler(batch)
-                bar.update(len(batch))
-        return
-    chunks = [Chunk(f"{name}#{index}", len(batch), batch) for index, batch in enumerate(batches)]
-    actors = min(actors, max(len(chunks), 1))  # an actor without a batch would only load the model
-    step = Step(name=f"sample {name}", make=make, holds_model=True, workers=actors, num_gpus=1.0 if gpus else 0.0)
-    finished: dict[int, list[Sample]] = {}
-    following = 0
-    with ray_session():
-        _check_gpus(gpus)
-        for chunk in run_steps(chunks, [step], workers=actors, desc=f"sampling {name}", progress=progress):
-            finished[int(chunk.key.rpartition("#")[2])] = chunk.payload
-            while following in finished:  # in job order, as soon as the batches before have come
-                yield from finished.pop(following)
-                following += 1
-    if following != len(batches):
-        raise RuntimeError(f"sampling {name}: {len(batches) - following} of {len(batches)} batches never came back")
+    """``jobs`` in batches through the sampler ``make()`` returns (see ``sample_model``): the
+    data plane's ``map_rows``, every batch ``batch_size`` consecutive jobs wherever it runs."""
+    batches = -(-len(jobs) // batch_size)
+    # an actor without a batch would only load the model
+    step = Step(name=f"sample {name}", make=make, holds_model=True, workers=min(gpus or workers, batches),
+                num_gpus=1.0 if gpus else 0.0, caller_threads=True)
+    with ray_session() if gpus else contextlib.nullcontext():
+        if gpus:
+            _check_gpus(gpus)
+        for _, sample in map_rows(jobs, lambda job: job, step, key=lambda job: name, batch_size=batch_size,
+                                  desc=f"sampling {name}", progress=progress, total=len(jobs)):
+            yield sample
 
 
 def _check_gpus(gpus: int) -> None:
@@ -180,13 +165,9 @@ def _check_gpus(gpus: int) -> None:
 
 
 class ModelSampler:
-    """One model, loaded once (in a Ray actor: once per actor), drawing batches of jobs; torch
-    runs on ``threads`` intra-op threads, the caller's count (see the module docstring)."""
+    """One model, loaded once (in a Ray actor: once per actor), drawing batches of jobs."""
 
-    def __init__(self, name: str, folder: str, settings: SamplingSettings, threads: int):
-        import torch
-
-        torch.set_num_threads(threads)
+    def __init__(self, name: str, folder: str, settings: SamplingSettings):
         self.name, self.settings = name, settings
         self.pipe = load_pipeline(folder, settings)
         self.extra = {k: v for k, v in (("height", settings.height), ("width", settings.width)) if v}

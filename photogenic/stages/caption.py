@@ -121,7 +121,7 @@ def _model_captions(source: Dataset, rows: list[dict[str, Any]], wanted: list[bo
     out: list[str | None] = [None] * len(rows)
     todo = [i for i, w in enumerate(wanted) if w]
     step = Step(name="caption model", make=functools.partial(CaptionStep, settings, source.path), holds_model=True,
-                workers=min(settings.workers, len(todo)), num_gpus=settings.gpus)
+                workers=min(settings.workers, len(todo)), num_gpus=settings.gpus, caller_threads=True)
     # the batches of the rows in manifest order, whatever their shards: a model's output may
     # depend on its batch, and the captions must not depend on where the images are stored
     for index, text in map_rows(todo, lambda i: {k: rows[i][k] for k in ("shard", "offset", "length")}, step,

@@ -14,6 +14,7 @@ the next run makes the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -77,19 +78,21 @@ def upsample(config: RunConfig, progress: bool = True, input_ref: DatasetRef | N
     columns: dict[str, list] = {name: [None] * len(rows) for name in UPSAMPLE_COLUMNS}
     stored: dict[str, Any] = {}  # sha256 -> StoredImage: identical new images are stored once
     try:
-        made = _diffusion(config, upscaler, source, rows, todo, progress) if upscaler is not None \
-            else _lanczos(config, source, rows, todo, progress)
-        for index, data, backend, scale, seed in made:
-            digest = hashlib.sha256(data).hexdigest()
-            if digest not in stored:
-                stored[digest] = writer.add(digest, "png", data)
-            width, height = Image.open(io.BytesIO(data)).size  # the PNG header: no decode
-            put = stored[digest]
-            for name, value in (("upsampled_sha256", digest), ("upsampled_shard", f"{SHARDS}/{put.shard}"),
-                                ("upsampled_offset", put.offset), ("upsampled_length", put.length),
-                                ("upsampled_width", width), ("upsampled_height", height),
-                                ("upsample_backend", backend), ("upsample_scale", scale), ("upsample_seed", seed)):
-                columns[name][index] = value
+        # closed whatever ends the loop, so the stage's Ray session ends here, not when the
+        # traceback holding this frame is dropped
+        with contextlib.closing(_diffusion(config, upscaler, source, rows, todo, progress) if upscaler is not None
+                                else _lanczos(config, source, rows, todo, progress)) as made:
+            for index, data, backend, scale, seed in made:
+                digest = hashlib.sha256(data).hexdigest()
+                if digest not in stored:
+                    stored[digest] = writer.add(digest, "png", data)
+                width, height = Image.open(io.BytesIO(data)).size  # the PNG header: no decode
+                put = stored[digest]
+                for name, value in (("upsampled_sha256", digest), ("upsampled_shard", f"{SHARDS}/{put.shard}"),
+                                    ("upsampled_offset", put.offset), ("upsampled_length", put.length),
+                                    ("upsampled_width", width), ("upsampled_height", height),
+                                    ("upsample_backend", backend), ("upsample_scale", scale), ("upsample_seed", seed)):
+                    columns[name][index] = value
         writer.close_shard()
     except BaseException:
         writer.abort()
@@ -170,7 +173,8 @@ def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], t
     workers = settings.workers
     step = Step(name=upscaler.name, make=functools.partial(DiffusionStep, settings.diffusion, config.data.root,
                                                            source.path),
-                holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0)
+                holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0,
+                caller_threads=True)
 
     def job(item: tuple[str, int, int]) -> tuple[int, dict, str, int]:
         _, passes, index = item

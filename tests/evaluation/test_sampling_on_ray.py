@@ -61,9 +61,7 @@ def test_a_killed_sampling_actor_costs_a_retry_not_an_image(model, tmp_path):
     jobs = jobs_for(PROMPTS, SETTINGS)
     wanted = _drawn(sample_model("m", model, jobs, SETTINGS, progress=False))
     marker = tmp_path / "killed.pid"
-    import torch
-
-    make = functools.partial(DieOnce, str(marker), "m", model, SETTINGS, torch.get_num_threads())
+    make = functools.partial(DieOnce, str(marker), "m", model, SETTINGS)
     drawn = _drawn(sample_jobs("m", jobs, SETTINGS.batch_size, make, progress=False, workers=2))
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # an actor died, not this process
     assert drawn == wanted  # every image once, in order, the same bytes

@@ -74,6 +74,10 @@ def test_model_captions_rows_without_a_human_caption(tmp_path):
         words = out[sample]["training_caption"].split()
         assert 1 <= len(words) <= 4 and set(words) <= set(WORDS)
     assert result.sources.get("model") == 2 and result.quarantined == 0
+    # the model in this process instead of a Ray actor: the same batches, the same captions
+    assert world.caption.model.workers == 1
+    world.caption.model.workers = 0
+    assert caption(world, progress=False).ref.content_hash == result.ref.content_hash
 
 
 def test_missing_checkpoint_names_the_key(tmp_path):

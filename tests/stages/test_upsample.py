@@ -57,6 +57,34 @@ def test_lanczos_upsamples_the_small_rows_into_new_shards_and_keeps_the_original
     assert card["counts"]["upsampled"] == 3 and card["input"] == "captioned"
 
 
+def test_an_error_while_writing_ends_the_stage_s_ray_session_at_once(tmp_path, monkeypatch):
+    """The images come from a generator over the data plane; an error in the loop that writes
+    them closes it, so the stage's Ray ends before the error leaves the stage (not when the
+    traceback holding the stage's frame is dropped)."""
+    import ray
+
+    import photogenic.stages.upsample as stage
+
+    config = make_captioned(tmp_path / "data")
+    config.upsample.workers = 2  # on the data plane
+    made = stage.rebuild_writer
+
+    def failing_writer(*args, **kwargs):
+        writer = made(*args, **kwargs)
+
+        def add(*_, **__):
+            assert ray.is_initialized()  # the images came from the stage's own Ray
+            raise OSError("No space left on device")
+
+        writer.add = add
+        return writer
+
+    monkeypatch.setattr(stage, "rebuild_writer", failing_writer)
+    with pytest.raises(OSError, match="No space left") as raised:
+        upsample(config, progress=False)
+    assert raised.traceback and not ray.is_initialized()
+
+
 def test_the_gate_refuses_rows_left_under_the_target(tmp_path):
     config = make_captioned(tmp_path / "data")
     result = upsample(config, progress=False)
@@ -65,10 +93,12 @@ def test_the_gate_refuses_rows_left_under_the_target(tmp_path):
     assert not gate.success and any("training_short_side" in line for line in gate.failed)
 
 
-def test_a_rerun_makes_the_same_bytes(tmp_path):
+def test_a_rerun_makes_the_same_bytes_on_the_data_plane_or_in_this_process(tmp_path):
     config = make_captioned(tmp_path / "data")
+    config.upsample.workers = 2  # Ray tasks
     first = upsample(config, progress=False)
     shard = (tmp_path / "data/datasets/upsampled/shards/shard-000000.tar").read_bytes()
+    config.upsample.workers = 0  # in this process, without Ray
     second = upsample(config, progress=False)
     assert first.ref.content_hash == second.ref.content_hash
     assert (tmp_path / "data/datasets/upsampled/shards/shard-000000.tar").read_bytes() == shard
@@ -183,3 +213,9 @@ def test_diffusion_backend_with_a_tiny_random_upscaler(tmp_path):
         assert row["upsample_seed"] == sample_seed(0, row["sample_id"])
     assert table[next(s for s, r in table.items() if r["width"] == 80)]["upsample_backend"] is None
     assert check_output("upsample", result.ref, config).success
+    # the model in this process instead of a Ray actor: the same batches, the same bytes
+    shards = {p.name: p.read_bytes() for p in (tmp_path / "data/datasets/upsampled/shards").iterdir()}
+    config.upsample.workers = 0
+    again = upsample(config, progress=False)
+    assert again.ref.content_hash == result.ref.content_hash
+    assert {p.name: p.read_bytes() for p in (tmp_path / "data/datasets/upsampled/shards").iterdir()} == shards

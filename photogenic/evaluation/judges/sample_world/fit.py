@@ -12,7 +12,7 @@ another, since these networks are too small to keep two threads busy.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from photogenic.dataplane.pipeline import Chunk, Step, run_steps
-from photogenic.dataplane.session import ray_session
+from photogenic.dataplane.pipeline import EachRow, Step, map_rows
 
 #: a loss: (logits, the batch's row indices, the targets) -> scalar
 Loss = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
@@ -90,16 +89,12 @@ def fit(job: FitJob) -> torch.nn.Module:
 def run_all(calls: list[tuple[Callable[..., Any], tuple]], workers: int, desc: str,
             progress: bool = True) -> list[Any]:
     """``[function(*args) for function, args in calls]``, ``workers`` at once as tasks on the data
-    plane (a local Ray, or the cluster ``RAY_ADDRESS`` names), or one after another in this
-    process when ``workers`` is 0. Functions must be importable (they travel to the workers)."""
-    if not calls:
-        return []
-    chunks = [Chunk(str(i), 1, call) for i, call in enumerate(calls)]
-    steps = [Step(desc, _caller, workers=max(1, workers))]
-    with ray_session() if workers else contextlib.nullcontext():
-        done = {chunk.key: chunk.payload
-                for chunk in run_steps(chunks, steps, workers=workers, desc=desc, progress=progress)}
-    return [done[str(i)] for i in range(len(calls))]
+    plane (``map_rows``, one call per chunk: a local Ray, or the cluster ``RAY_ADDRESS`` names),
+    or one after another in this process when ``workers`` is 0. Functions must be importable
+    (they travel to the workers)."""
+    step = Step(desc, functools.partial(EachRow, _invoke), workers=min(workers, len(calls)))
+    return [result for _, result in map_rows(calls, lambda call: call, step, key=lambda call: call[0].__name__,
+                                             batch_size=1, desc=desc, progress=progress, total=len(calls))]
 
 
 def fit_all(jobs: list[FitJob], workers: int, progress: bool = True) -> list[torch.nn.Module]:
@@ -119,5 +114,6 @@ def fitted_state(job: FitJob) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in fit(job).state_dict().items()}
 
 
-def _caller() -> Callable[[tuple[Callable[..., Any], tuple]], Any]:
-    return lambda call: call[0](*call[1])
+def _invoke(call: tuple[Callable[..., Any], tuple]) -> Any:
+    function, args = call
+    return function(*args)
