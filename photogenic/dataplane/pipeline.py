@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import itertools
 import pickle
+import sys
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -129,9 +130,9 @@ def _planned(chunks: list[Chunk], steps: list[Step], retries: int, lost_ok: bool
         for step in steps:
             if step.holds_model:
                 data = data.map_batches(
-                    _ActorStep, fn_constructor_args=(step.make, lost_ok, _torch_threads() if step.caller_threads else None),
-                    batch_size=1,
-                    batch_format="pyarrow",
+                    _ActorStep,
+                    fn_constructor_args=(step.make, lost_ok, _torch_threads() if step.caller_threads else None),
+                    batch_size=1, batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=step.workers, initial_size=step.workers),
                     num_cpus=step.num_cpus * share, num_gpus=step.num_gpus or None, zero_copy_batch=True,
                     udf_modifying_row_count=False, max_restarts=retries, max_task_retries=retries, **step.extra)
@@ -313,8 +314,6 @@ class _Raised:
 
     @classmethod
     def now(cls) -> _Raised:
-        import sys
-
         try:
             error = pickle.dumps(sys.exc_info()[1], protocol=5)
         except Exception:  # noqa: BLE001 - an exception that does not pickle travels as text

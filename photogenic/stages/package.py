@@ -7,7 +7,8 @@ caption and metadata as one WebDataset sample (``{sample_id}.png``, ``.txt``, ``
 training set's own shards. The manifest follows the training-set contract (sample_id, shard,
 offset, length, width, height, caption, split) plus bucket, crop, size and provenance columns
 (``TRAINING_SET_COLUMNS``). Rows without a usable training caption are quarantined with the
-reason, never packaged captionless, and so is a row whose image kills its worker every time. A dataset card (README.md) is written into the folder.
+reason, never packaged captionless, and so is a row whose image kills its worker every time. A
+dataset card (README.md) is written into the folder.
 
 Like upsample, a run starts over (manifest removed first, shards next, manifest written last).
 """

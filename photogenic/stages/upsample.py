@@ -3,9 +3,10 @@
 Reads the captioned dataset, upsamples the small rows with the configured backend (Lanczos by
 default; a diffusers upscaler conditioned on ``training_caption`` when a checkpoint is
 configured) on the data plane (photogenic.dataplane: Lanczos as Ray tasks, the upscaler in
-model actors; ``upsample.workers`` 0 runs either here), and writes the ``upsampled`` dataset: every input row, its original pointers intact,
-plus the new image's pointer, size, backend, scale and seed (``photogenic.upsampling.columns``).
-New images go to the dataset's own shards, keyed by the sha256 of their PNG bytes.
+model actors; ``upsample.workers`` 0 runs either here), and writes the ``upsampled`` dataset:
+every input row, its original pointers intact, plus the new image's pointer, size, backend,
+scale and seed (``photogenic.upsampling.columns``). New images go to the dataset's own shards,
+keyed by the sha256 of their PNG bytes.
 
 A run starts over: the previous manifest goes first, then its shards, then the new shards and
 the new manifest last, so an interrupted run leaves no manifest pointing at missing shards and
@@ -142,13 +143,15 @@ class LanczosStep:
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[bytes]:
         source = Dataset(self.dataset)
-        return [upscale_encoded((source.image_bytes(row), resampled_size(row["width"], row["height"], self.min_short_side),
+        return [upscale_encoded((source.image_bytes(row),
+                                 resampled_size(row["width"], row["height"], self.min_short_side),
                                  self.percent, self.radius, self.threshold)) for row in rows]
 
 
 def _died(rows: list[dict], index: int, message: str):
-    raise WorkerDied(f"{message}: upsampling the sample {rows[index]['sample_id']} (from {rows[index]['shard']!r:.200}). "
-                     "Give the workers more memory, or leave the sample out of upsample.input.")
+    raise WorkerDied(f"{message}: upsampling the sample {rows[index]['sample_id']} (from "
+                     f"{rows[index]['shard']!r:.200}). Give the workers more memory, or leave the sample out of "
+                     "upsample.input.")
 
 
 def _describe_upscaler(config: RunConfig):
@@ -168,24 +171,23 @@ def _diffusion(config: RunConfig, upscaler, source: Dataset, rows: list[dict], t
         passes = passes_needed(min(row["width"], row["height"]), settings.min_short_side, upscaler.native_scale)
         groups[(row["width"], row["height"], passes)].append(index)
     # a chunk never spans two groups, and cuts each into batches of batch_size, in order
-    items = [(f"{w}x{h}, {passes} passes", passes, index) for (w, h, passes), members in groups.items()
-             for index in members]
+    items = [(f"{w}x{h}, {passes} passes", passes, index, sample_seed(settings.seed, rows[index]["sample_id"]))
+             for (w, h, passes), members in groups.items() for index in members]
     workers = settings.workers
     step = Step(name=upscaler.name, make=functools.partial(DiffusionStep, settings.diffusion, config.data.root,
                                                            source.path),
                 holds_model=True, workers=workers, num_gpus=settings.diffusion.gpus / workers if workers else 0.0,
                 caller_threads=True)
 
-    def job(item: tuple[str, int, int]) -> tuple[int, dict, str, int]:
-        _, passes, index = item
-        row = rows[index]
-        return passes, row, row.get(CAPTION) or "", sample_seed(settings.seed, row["sample_id"])
+    def job(item: tuple[str, int, int, int]) -> tuple[int, dict, str, int]:
+        _, passes, index, seed = item
+        return passes, rows[index], rows[index].get(CAPTION) or "", seed
 
-    for (_, passes, index), data in map_rows(items, job, step, key=lambda item: item[0],
-                                             batch_size=settings.diffusion.batch_size,
-                                             desc=f"upsample ({upscaler.name})", progress=progress, total=len(items)):
-        yield index, data, upscaler.name, float(upscaler.native_scale ** passes), \
-            sample_seed(settings.seed, rows[index]["sample_id"])
+    for (_, passes, index, seed), data in map_rows(items, job, step, key=lambda item: item[0],
+                                                   batch_size=settings.diffusion.batch_size,
+                                                   desc=f"upsample ({upscaler.name})", progress=progress,
+                                                   total=len(items)):
+        yield index, data, upscaler.name, float(upscaler.native_scale ** passes), seed
 
 
 class DiffusionStep:

@@ -75,8 +75,10 @@ def build_judges(settings: Any, data_root: str | None = None) -> list[Judge]:
 
 
 def _rooted(settings: Any, data_root: str | None) -> Any:
-    if settings.cache is None or data_root is None:
-        return settings.model_copy(update={"cache": None}) if data_root is None else settings
+    if data_root is None:
+        return settings.model_copy(update={"cache": None})
+    if settings.cache is None:
+        return settings
     return settings.model_copy(update={"cache": under_root(data_root, settings.cache, "evaluate.judges.cache")})
 
 
