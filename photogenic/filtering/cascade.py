@@ -21,7 +21,6 @@ import contextlib
 import functools
 import logging
 import tempfile
-import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +56,6 @@ class CascadeResult:
     #: input shards this run scored, and those whose parts a killed run had left
     shards_scored: int = 0
     shards_reused: int = 0
-    #: rows/s from the first finished chunk to the last: the throughput once the workers have
-    #: started and loaded their models (None with fewer than two chunks)
-    steady_rows_per_second: float | None = None
 
     @property
     def survivors(self) -> pa.Table:
@@ -158,11 +154,9 @@ def _run(dataset: Dataset, manifest: pa.Table, scorers: list[Scorer], workers: i
              for group in steps_of(scorers)]
     done: dict[str, list[_Batch]] = defaultdict(list)
     remaining = {key: len(shards[key]) for key in pending}
-    arrivals: list[tuple[float, int]] = []
     with ray_session() if workers and chunks else contextlib.nullcontext():
         for chunk in run_steps(chunks, steps, workers=workers, desc=f"filter {dataset.name}", progress=progress,
                                total_rows=sum(remaining.values())):
-            arrivals.append((time.perf_counter(), chunk.rows))
             done[chunk.key].append(chunk.payload)
             remaining[chunk.key] -= chunk.rows
             if remaining[chunk.key] == 0:  # the shard is complete: its part, and nothing of it kept here
@@ -176,7 +170,7 @@ def _run(dataset: Dataset, manifest: pa.Table, scorers: list[Scorer], workers: i
     return CascadeResult(table=table, funnel=_funnel(table.num_rows, rejected_by, scorers),
                          reasons=Counter(r for r in rejected_by if r),
                          model_rows_on_rejected=_model_rows_on_rejected(table, scorers),
-                         shards_scored=len(pending), shards_reused=parts.reused, steady_rows_per_second=_steady(arrivals))
+                         shards_scored=len(pending), shards_reused=parts.reused)
 
 
 class CascadeStep:
@@ -322,12 +316,6 @@ def _model_rows_on_rejected(table: pa.Table, scorers: list[Scorer]) -> int:
         scored = functools.reduce(pc.or_, [pc.is_valid(table[name]) for name in mine])
         count += pc.sum(pc.and_(scored, pc.is_in(rejected_by, value_set=earlier))).as_py() or 0
     return count
-
-
-def _steady(arrivals: list[tuple[float, int]]) -> float | None:
-    if len(arrivals) < 2 or arrivals[-1][0] <= arrivals[0][0]:
-        return None
-    return sum(rows for _, rows in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
 
 
 def _funnel(total: int, rejected_by: list[str | None], scorers: list[Scorer]) -> list[tuple[str, int]]:
