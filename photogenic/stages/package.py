@@ -115,20 +115,22 @@ def package(config: RunConfig, progress: bool = True, input_ref: DatasetRef | No
     step = Step(name="pack", make=functools.partial(PackStep, source.path, settings.crop, settings.image_format,
                                                     settings.jpeg_quality), workers=min(settings.workers, len(usable)))
 
-    def job(row: dict[str, Any]) -> tuple[dict[str, Any], Bucket, str]:
-        pointer = training_image_pointer(row)
-        return pointer, nearest_bucket(pointer["width"], pointer["height"], buckets), row["sample_id"]
+    # each row with the image it trains on and that image's bucket, worked out once
+    placed = [(row, pointer, nearest_bucket(pointer["width"], pointer["height"], buckets))
+              for row in usable for pointer in [training_image_pointer(row)]]
+
+    def job(item: tuple[dict[str, Any], dict[str, Any], Bucket]) -> tuple[dict[str, Any], Bucket, str]:
+        row, pointer, bucket = item
+        return pointer, bucket, row["sample_id"]
 
     out: dict[str, list] = {name: [] for name in TRAINING_SET_COLUMNS}
     try:
-        for row, packed in map_rows(usable, job, step, key=lambda row: training_image_pointer(row)["shard"],
-                                    batch_size=settings.batch_size, desc="package", progress=progress,
-                                    total=len(usable), on_death=_killed):
+        for (row, pointer, bucket), packed in map_rows(placed, job, step, key=lambda item: item[1]["shard"],
+                                                       batch_size=settings.batch_size, desc="package",
+                                                       progress=progress, total=len(placed), on_death=_killed):
             if isinstance(packed, str):  # its image killed the worker every time
                 quarantine.append(_quarantined(row, "worker_died", packed))
                 continue
-            pointer = training_image_pointer(row)
-            bucket = nearest_bucket(pointer["width"], pointer["height"], buckets)
             caption = row["training_caption"].strip()
             split = split_of(row["sample_id"], settings.validation_share, settings.split_salt)
             values = {
@@ -196,7 +198,7 @@ class PackStep:
                               self.jpeg_quality)) for pointer, bucket, sample_id in jobs]
 
 
-def _killed(row: dict[str, Any], message: str) -> str:
+def _killed(item: tuple[dict[str, Any], dict[str, Any], Bucket], message: str) -> str:
     return f"packing its image killed the worker: {message}"
 
 
