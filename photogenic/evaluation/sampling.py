@@ -21,7 +21,6 @@ second image.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
@@ -33,7 +32,6 @@ from typing import Any
 from PIL import Image
 
 from photogenic.dataplane.pipeline import Step, map_rows
-from photogenic.dataplane.session import ray_session
 from photogenic.errors import ConfigError, DataError
 from photogenic.evaluation.models import check_pipeline_folder
 from photogenic.evaluation.prompts import Prompt
@@ -146,22 +144,11 @@ def sample_jobs(name: str, jobs: list[Job], batch_size: int, make: Callable[[], 
     # an actor without a batch would only load the model
     step = Step(name=f"sample {name}", make=make, holds_model=True, workers=min(gpus or workers, batches),
                 num_gpus=1.0 if gpus else 0.0, caller_threads=True)
-    with ray_session() if gpus else contextlib.nullcontext():
-        if gpus:
-            _check_gpus(gpus)
-        for _, sample in map_rows(jobs, lambda job: job, step, key=lambda job: name, batch_size=batch_size,
-                                  desc=f"sampling {name}", progress=progress, total=len(jobs)):
-            yield sample
-
-
-def _check_gpus(gpus: int) -> None:
-    """Actors asking for GPUs the Ray cluster lacks would wait for them for ever."""
-    import ray
-
-    have = ray.cluster_resources().get("GPU", 0)
-    if gpus and have < 1:
-        raise ConfigError(f"evaluate.gpus is {gpus}, but the Ray cluster this run uses has no GPU: set evaluate.gpus "
-                          "to 0 here (and evaluate.sampling.workers for actors on the CPU), or run where GPUs are.")
+    # GPUs a local Ray lacks: the actors sample on the CPU, as every model stage's do
+    # (dataplane.session.model_gpus); a cluster's Ray is asked as it is, its autoscaler adds them
+    for _, sample in map_rows(jobs, lambda job: job, step, key=lambda job: name, batch_size=batch_size,
+                              desc=f"sampling {name}", progress=progress, total=len(jobs)):
+        yield sample
 
 
 class ModelSampler:
