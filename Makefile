@@ -107,8 +107,9 @@ $(DASHBOARDS_STAMP): $(STAMP)
 dashboards: $(DASHBOARDS_STAMP)
 	photogenic dashboards
 
-## test-browser: open both dashboards after a small run in headless Chromium (Debian's chromium and
-## chromium-driver; installed here with apt when missing, as root does in CI)
+## test-browser: open both dashboards after a small run, and click through the human rating page, in
+## headless Chromium (Debian's chromium and chromium-driver; installed here with apt when missing, as
+## root does in CI)
 test-browser: $(DASHBOARDS_STAMP)
 	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
-	$(PY) -m pytest -q -m browser tests/test_dashboards.py
+	$(PY) -m pytest -q -m browser tests/test_dashboards.py tests/evaluation/test_evaluate.py

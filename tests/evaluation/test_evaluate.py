@@ -239,14 +239,16 @@ def test_malformed_vote_csv(evaluation, tmp_path):
         import_votes(evaluation.folder, [str(bad)])
 
 
+@pytest.mark.browser
 def test_rating_page_in_a_headless_browser(evaluation, tmp_path):
-    """The page itself, in a real browser: clicks record votes, and its download imports."""
+    """The page itself, in a real browser: clicks record votes, and its download imports
+    (`make test-browser`, which installs Chromium; it was skipped wherever Chromium was missing,
+    so a clean CI machine never ran it)."""
     import html
     import re
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no headless Chromium on this machine; the serialisation is covered by test_human_round_trip")
+    assert browser, "no headless Chromium: `make test-browser` installs Debian's chromium"
     export = export_human(evaluation.folder, seed=0)
     page = (export.folder / "rate_visual_appeal.html").read_text()
     # a rater clicks "Left" on every pair and types a name; the page's own code serialises the votes
