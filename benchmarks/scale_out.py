@@ -279,7 +279,8 @@ def cost_model(root: Path, funnel: list[tuple[str, int]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller pools: 3-4 minutes on 2 cores once its pools exist")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller pools: 3-4 minutes on 2 cores once its pools exist")
     parser.add_argument("--ingest-only", action="store_true", help="ingest_vs_decode alone")
     args = parser.parse_args()
     pool = 1000 if args.quick else 4000

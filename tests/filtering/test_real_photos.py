@@ -71,10 +71,11 @@ def test_noise_matches_scikit_image_estimate_sigma(name):
     pywt = pytest.importorskip("pywt")
     from photogenic.imaging.quality import _MAD_NORMAL, NOISE_CROP, _prepare
 
-    crop = _prepare(load_original(name)).noise_crop
+    original = load_original(name)
+    crop = _prepare(original).noise_crop
     assert crop.shape[0] <= NOISE_CROP
     detail = np.abs(pywt.dwt2(crop, "db2")[1][2])
-    sigma = noise_level(load_original(name))
+    sigma = noise_level(original)
     assert sigma == pytest.approx(float(np.median(detail)) / _MAD_NORMAL, rel=0.015)
     if (detail == 0).mean() < 0.001:
         assert sigma == pytest.approx(float(restoration.estimate_sigma(crop)), rel=0.015)
